@@ -1,0 +1,1 @@
+//! The load stage: Hive-partitioned Parquet on a local path or an object store.
