@@ -170,4 +170,5 @@ async fn main() {
         hwm as f64 / 1024.0
     );
     let _ = child.kill();
+    let _ = child.wait();
 }

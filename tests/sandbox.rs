@@ -173,7 +173,8 @@ async fn every_auth_error_code_in_order() {
 fn server_side_checks_accept_both_contract_vectors() {
     let keys = default_keys();
     let ts = 1_764_028_800_000;
-    let vectors: [(&[(&str, &str)], &str, &str); 2] = [
+    type Vector<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
+    let vectors: [Vector; 2] = [
         (
             &[
                 ("account_id", "ACC-SG-0001"),
