@@ -13,6 +13,7 @@ pub mod contract;
 pub mod extract;
 pub mod load;
 pub mod logging;
+pub mod pipeline;
 pub mod sandbox;
 pub mod transform;
 

@@ -1,0 +1,5 @@
+//! Pipeline runs: configuration, state in the destination, run reports and alerts, and the
+//! sync and backfill commands that drive extract → transform → load.
+
+pub mod config;
+pub mod state;
