@@ -8,8 +8,27 @@
 //! - [`load`]: Hive-partitioned Parquet on a local path or an object store.
 //! - [`sandbox`]: an embedded server implementing the whole contract with deterministic data.
 
+pub mod cli;
 pub mod contract;
 pub mod extract;
 pub mod load;
+pub mod logging;
+pub mod pipeline;
 pub mod sandbox;
 pub mod transform;
+
+/// Process exit codes (documented in the README).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ExitStatus {
+    /// Everything worked.
+    Success = 0,
+    /// A bad command line or configuration; nothing was called.
+    Usage = 2,
+    /// The API refused the credentials or a permission.
+    Auth = 3,
+    /// A transient failure persisted after all retries.
+    Transient = 4,
+    /// The run finished but raised a data-quality alert.
+    Alert = 5,
+}

@@ -152,7 +152,12 @@ pub fn string_to_sign(timestamp_ms: i64, nonce: &str, req: &RequestParts<'_>) ->
 }
 
 /// The signature of a request: lower-case hex HMAC-SHA256 of the string to sign.
-pub fn signature(secret: &Secret, timestamp_ms: i64, nonce: &str, req: &RequestParts<'_>) -> String {
+pub fn signature(
+    secret: &Secret,
+    timestamp_ms: i64,
+    nonce: &str,
+    req: &RequestParts<'_>,
+) -> String {
     hmac_sha256_hex(
         secret.expose().as_bytes(),
         string_to_sign(timestamp_ms, nonce, req).as_bytes(),
@@ -219,7 +224,9 @@ impl AuthHeader {
                 return Err(format!("field `{name}` given twice"));
             }
         }
-        let access_key_id = cred.filter(|c| !c.is_empty()).ok_or("Credential is missing")?;
+        let access_key_id = cred
+            .filter(|c| !c.is_empty())
+            .ok_or("Credential is missing")?;
         let ts = ts.ok_or("Timestamp is missing")?;
         if ts.is_empty()
             || !ts.bytes().all(|b| b.is_ascii_digit())
@@ -286,7 +293,12 @@ mod tests {
             body: b"",
         };
         assert_eq!(
-            signature(&Secret::new(SECRET), 1764028800000, "4f3c2a1b9e8d7c6b", &req),
+            signature(
+                &Secret::new(SECRET),
+                1764028800000,
+                "4f3c2a1b9e8d7c6b",
+                &req
+            ),
             "190c1bee41530c5f6ea817944b67441c95919126644193c159e279ac10b181b9"
         );
     }

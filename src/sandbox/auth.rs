@@ -5,7 +5,9 @@ use std::collections::{HashSet, VecDeque};
 use std::net::IpAddr;
 use std::sync::Mutex;
 
-use crate::contract::signing::{AuthHeader, RequestParts, Secret, string_to_sign, verify_hmac_sha256_hex};
+use crate::contract::signing::{
+    AuthHeader, RequestParts, Secret, string_to_sign, verify_hmac_sha256_hex,
+};
 use crate::contract::{ErrorCode, MAX_CLOCK_SKEW_MS, NONCE_TTL_MS};
 
 /// The default sandbox access key id.
@@ -47,10 +49,7 @@ impl ApiKey {
     pub fn parse(spec: &str) -> Result<ApiKey, String> {
         let parts: Vec<&str> = spec.split(':').collect();
         if parts.len() < 2 || parts[0].is_empty() || parts[1].is_empty() {
-            return Err(format!(
-                "key `{}` must be AK:SK[:products][:ips]",
-                parts[0]
-            ));
+            return Err(format!("key `{}` must be AK:SK[:products][:ips]", parts[0]));
         }
         let mut k = ApiKey::new(parts[0], parts[1]);
         if let Some(p) = parts.get(2) {
@@ -59,14 +58,24 @@ impl ApiKey {
                 "-" => Vec::new(),
                 p => p.split('|').map(str::to_string).collect(),
             };
-            if let Some(bad) = k.products.iter().find(|p| !ALL_PRODUCTS.contains(&p.as_str())) {
-                return Err(format!("unknown product `{bad}` (expected {})", ALL_PRODUCTS.join("|")));
+            if let Some(bad) = k
+                .products
+                .iter()
+                .find(|p| !ALL_PRODUCTS.contains(&p.as_str()))
+            {
+                return Err(format!(
+                    "unknown product `{bad}` (expected {})",
+                    ALL_PRODUCTS.join("|")
+                ));
             }
         }
         if let Some(ips) = parts.get(3) {
             k.ip_allowlist = ips
                 .split('|')
-                .map(|ip| ip.parse().map_err(|_| format!("`{ip}` is not an IP address")))
+                .map(|ip| {
+                    ip.parse()
+                        .map_err(|_| format!("`{ip}` is not an IP address"))
+                })
                 .collect::<Result<_, _>>()?;
         }
         Ok(k)
@@ -131,8 +140,10 @@ impl NonceCache {
     }
 
     fn fingerprint(key: &str, nonce: &str) -> u128 {
-        let a = super::rng::hash_bytes(1, key.as_bytes()) ^ super::rng::hash_bytes(2, nonce.as_bytes());
-        let b = super::rng::hash_bytes(3, nonce.as_bytes()) ^ super::rng::hash_bytes(4, key.as_bytes());
+        let a =
+            super::rng::hash_bytes(1, key.as_bytes()) ^ super::rng::hash_bytes(2, nonce.as_bytes());
+        let b =
+            super::rng::hash_bytes(3, nonce.as_bytes()) ^ super::rng::hash_bytes(4, key.as_bytes());
         ((a as u128) << 64) | b as u128
     }
 
@@ -236,7 +247,10 @@ pub fn authenticate<'k>(
     if nonces.seen(&key.access_key_id, &h.nonce, now_ms) {
         return Err(fail(
             ErrorCode::NonceReused,
-            format!("nonce {} was already used by this key in the last 15 minutes", h.nonce),
+            format!(
+                "nonce {} was already used by this key in the last 15 minutes",
+                h.nonce
+            ),
         ));
     }
     let sts = string_to_sign(h.timestamp_ms, &h.nonce, &req.parts);
@@ -252,7 +266,10 @@ pub fn authenticate<'k>(
     if !nonces.insert(&key.access_key_id, &h.nonce, now_ms) {
         return Err(fail(
             ErrorCode::NonceReused,
-            format!("nonce {} was already used by this key in the last 15 minutes", h.nonce),
+            format!(
+                "nonce {} was already used by this key in the last 15 minutes",
+                h.nonce
+            ),
         ));
     }
     if !key.ip_allowlist.is_empty() && !key.ip_allowlist.contains(&req.caller_ip) {

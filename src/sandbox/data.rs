@@ -211,7 +211,13 @@ impl DayCtx {
     #[inline]
     pub fn created_ms(&self, seed: u64, i: u32) -> i64 {
         let slot = ((self.end_ms - self.start_ms) / self.n.max(1) as i64).max(1);
-        let jitter = hash(&[seed, 0x6372, self.account as u64, day_key(self.date), i as u64]);
+        let jitter = hash(&[
+            seed,
+            0x6372,
+            self.account as u64,
+            day_key(self.date),
+            i as u64,
+        ]);
         self.start_ms + i as i64 * slot + (jitter % slot as u64) as i64
     }
     /// First index whose creation instant is `>= ms` (binary search; `n` when none).
@@ -538,9 +544,13 @@ impl World {
         let digits = minor_units(currency).expect("wallet currencies are ISO 4217");
         // A typical ticket in USD cents, converted into the wallet currency's minor units.
         let usd_cents = (500.0 * (1.0 + 99.0 * r.unit() * r.unit())).round();
-        let rate = self.usd_rate_e10(day.date, currency).unwrap_or(10_000_000_000) as f64 / 1e10;
-        let to_minor =
-            |cents: f64| -> i64 { (cents / 100.0 * rate * 10f64.powi(digits as i32)).round() as i64 };
+        let rate = self
+            .usd_rate_e10(day.date, currency)
+            .unwrap_or(10_000_000_000) as f64
+            / 1e10;
+        let to_minor = |cents: f64| -> i64 {
+            (cents / 100.0 * rate * 10f64.powi(digits as i32)).round() as i64
+        };
         let fixed_fee = to_minor(30.0);
         let mut original = None;
         let mut channel = None;
@@ -587,13 +597,22 @@ impl World {
                 order_of = p.order_of;
                 let full = r.chance(0.7);
                 let g = if full { p.gross } else { (p.gross / 2).max(1) };
-                return self.finish(day, i, &mut r, created_ms, lag, kind, p.currency, p.digits, -g, 0, None, channel, order_of, related, false);
+                return self.finish(
+                    day, i, &mut r, created_ms, lag, kind, p.currency, p.digits, -g, 0, None,
+                    channel, order_of, related, false,
+                );
             }
             TxnType::Chargeback => {
                 let p = base.as_ref().expect("chargeback has a payment");
-                let prate = self.usd_rate_e10(day.date, p.currency).unwrap_or(10_000_000_000);
-                let cb_fee = (15.0 * prate as f64 / 1e10 * 10f64.powi(p.digits as i32)).round() as i64;
-                return self.finish(day, i, &mut r, created_ms, lag, kind, p.currency, p.digits, -p.gross, cb_fee, None, p.channel, p.order_of, related, false);
+                let prate = self
+                    .usd_rate_e10(day.date, p.currency)
+                    .unwrap_or(10_000_000_000);
+                let cb_fee =
+                    (15.0 * prate as f64 / 1e10 * 10f64.powi(p.digits as i32)).round() as i64;
+                return self.finish(
+                    day, i, &mut r, created_ms, lag, kind, p.currency, p.digits, -p.gross, cb_fee,
+                    None, p.channel, p.order_of, related, false,
+                );
             }
             TxnType::Fee => (-(to_minor(usd_cents / 20.0).max(1)), 0),
             TxnType::FxConversion => {
@@ -627,7 +646,10 @@ impl World {
             }
             TxnType::ReserveRelease => (to_minor(usd_cents * 2.0).max(1), 0),
         };
-        self.finish(day, i, &mut r, created_ms, lag, kind, currency, digits, gross, fee, original, channel, order_of, related, failed)
+        self.finish(
+            day, i, &mut r, created_ms, lag, kind, currency, digits, gross, fee, original, channel,
+            order_of, related, failed,
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -660,7 +682,13 @@ impl World {
         } else {
             None
         };
-        let mut m = Rng::new(&[self.p.seed, 0x6d61, day.account as u64, day_key(day.date), i as u64]);
+        let mut m = Rng::new(&[
+            self.p.seed,
+            0x6d61,
+            day.account as u64,
+            day_key(day.date),
+            i as u64,
+        ]);
         let malformed = if self.p.malformed_rate > 0.0 && m.chance(self.p.malformed_rate) {
             Some(*m.pick(&Malformed::ALL))
         } else {
@@ -712,7 +740,13 @@ impl World {
     /// Like [`World::txn`] but never follows references (a payment's values do not depend on
     /// other transactions, so this is exact for payments).
     fn base_txn(&self, day: &DayCtx, i: u32) -> Txn {
-        let mut r = Rng::new(&[self.p.seed, 0x7478, day.account as u64, day_key(day.date), i as u64]);
+        let mut r = Rng::new(&[
+            self.p.seed,
+            0x7478,
+            day.account as u64,
+            day_key(day.date),
+            i as u64,
+        ]);
         let _lag = r.chance(0.05);
         let _ = r.next_u64();
         let roll = r.below(1000);
@@ -782,7 +816,12 @@ impl World {
                 serial % 10_000_000
             ),
             "SHOPIFY" => format!("#{}", 1001 + serial),
-            "SHOPEE" => format!("{}{:06X}{:04}", date.format("%y%m%d"), h & 0xFF_FFFF, i % 10_000),
+            "SHOPEE" => format!(
+                "{}{:06X}{:04}",
+                date.format("%y%m%d"),
+                h & 0xFF_FFFF,
+                i % 10_000
+            ),
             "LAZADA" => format!("{}", 300_000_000_000_000u64 + serial * 1000 + h % 1000),
             "TIKTOK_SHOP" => format!("57{:011}{:05}", serial, h % 100_000),
             "WALMART" => format!("{}", 1_000_000_000_000u64 + serial),

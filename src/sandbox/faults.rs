@@ -187,7 +187,13 @@ const MAX_FINGERPRINTS: usize = 200_000;
 
 impl FaultPlan {
     /// A plan injecting `kinds` into a `rate` share of requests.
-    pub fn new(seed: u64, rate: f64, kinds: Vec<FaultKind>, latency: Duration, stall: Duration) -> Self {
+    pub fn new(
+        seed: u64,
+        rate: f64,
+        kinds: Vec<FaultKind>,
+        latency: Duration,
+        stall: Duration,
+    ) -> Self {
         FaultPlan {
             seed,
             rate,
@@ -245,7 +251,12 @@ mod tests {
             .filter(|_| matches!(r.admit("k"), Admit::Yes { .. }))
             .count();
         assert_eq!(admitted, 5);
-        assert!(matches!(r.admit("k"), Admit::No { retry_after_secs: 1 }));
+        assert!(matches!(
+            r.admit("k"),
+            Admit::No {
+                retry_after_secs: 1
+            }
+        ));
         assert!(matches!(r.admit("other"), Admit::Yes { remaining: 4 }));
     }
 

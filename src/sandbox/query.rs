@@ -98,8 +98,18 @@ impl PartialOrd for HeapItem<'_> {
 impl Ord for HeapItem<'_> {
     fn cmp(&self, other: &Self) -> Ordering {
         // Min-heap on the head key.
-        let a = &self.0.head.as_ref().expect("only seqs with a head are queued").key;
-        let b = &other.0.head.as_ref().expect("only seqs with a head are queued").key;
+        let a = &self
+            .0
+            .head
+            .as_ref()
+            .expect("only seqs with a head are queued")
+            .key;
+        let b = &other
+            .0
+            .head
+            .as_ref()
+            .expect("only seqs with a head are queued")
+            .key;
         b.cmp(a)
     }
 }
@@ -176,7 +186,9 @@ pub fn transactions(
                             // Resume right after the last id of this day's run.
                             let first = w.txn_id(day.account, day.date, 0);
                             let prefix = &first[..first.len() - 7];
-                            if let Some(i) = a.1.strip_prefix(prefix).and_then(|s| s.parse::<u32>().ok()) {
+                            if let Some(i) =
+                                a.1.strip_prefix(prefix).and_then(|s| s.parse::<u32>().ok())
+                            {
                                 seq.next = i.saturating_add(1);
                             }
                         }
@@ -240,7 +252,10 @@ impl Seq<'_> {
             {
                 continue;
             }
-            let key = (created, self.world.txn_id(self.day.account, self.day.date, i));
+            let key = (
+                created,
+                self.world.txn_id(self.day.account, self.day.date, i),
+            );
             self.head = Some(Keyed { key, txn: t });
             return;
         }
@@ -252,8 +267,11 @@ impl Seq<'_> {
 /// published so far.
 pub fn day_totals(w: &World, day: &DayCtx, now_ms: i64) -> Vec<(&'static str, BatchTotals)> {
     let a = &w.accounts[day.account as usize];
-    let mut totals: Vec<(&'static str, BatchTotals)> =
-        a.currencies.iter().map(|c| (*c, BatchTotals::default())).collect();
+    let mut totals: Vec<(&'static str, BatchTotals)> = a
+        .currencies
+        .iter()
+        .map(|c| (*c, BatchTotals::default()))
+        .collect();
     let closed = now_ms >= day.close_ms();
     for i in 0..day.n {
         let t = w.txn(day, i);

@@ -131,7 +131,7 @@ pub fn push_amount(out: &mut Vec<u8>, minor: i64, digits: u8, trim: bool) {
         if frac == 0 {
             return;
         }
-        while frac % 10 == 0 {
+        while frac.is_multiple_of(10) {
             frac /= 10;
             width -= 1;
         }
@@ -175,10 +175,21 @@ pub fn description(w: &World, t: &Txn) -> Option<String> {
         TxnType::Payment => PRODUCTS[k as usize % PRODUCTS.len()].to_string(),
         TxnType::Refund => {
             let (d, i) = t.related.expect("refunds refer to a payment");
-            format!("Refund of {}, reason: \"{}\"", w.txn_id(t.day.account, d, i), ["damaged", "wrong size", "不想要了"][k as usize % 3])
+            format!(
+                "Refund of {}, reason: \"{}\"",
+                w.txn_id(t.day.account, d, i),
+                ["damaged", "wrong size", "不想要了"][k as usize % 3]
+            )
         }
-        TxnType::Chargeback => format!("Chargeback, dispute \"DSP-{p:05}\"\nreason: item not received"),
-        TxnType::Fee => ["Monthly platform fee", "Cross-border fee, Q4", "Chargeback handling fee"][k as usize % 3].to_string(),
+        TxnType::Chargeback => {
+            format!("Chargeback, dispute \"DSP-{p:05}\"\nreason: item not received")
+        }
+        TxnType::Fee => [
+            "Monthly platform fee",
+            "Cross-border fee, Q4",
+            "Chargeback handling fee",
+        ][k as usize % 3]
+            .to_string(),
         TxnType::FxConversion => {
             let o = t.original.expect("conversions have an original leg");
             format!("Conversion {} → {}", o.currency, t.currency)
@@ -207,7 +218,9 @@ fn push_metadata(out: &mut Vec<u8>, t: &Txn) {
         (TxnType::Adjustment, _) => {
             out.extend_from_slice(b"{\"ticket\":\"T-");
             push_num(out, p as u64, 1);
-            out.extend_from_slice(b"\",\"note\":\"\xe4\xba\xba\xe5\xb7\xa5\xe8\xb0\x83\xe6\x95\xb4\"}");
+            out.extend_from_slice(
+                b"\",\"note\":\"\xe4\xba\xba\xe5\xb7\xa5\xe8\xb0\x83\xe6\x95\xb4\"}",
+            );
         }
         _ => out.extend_from_slice(b"{}"),
     }
@@ -218,11 +231,11 @@ pub fn txn_json(out: &mut Vec<u8>, w: &World, t: &Txn, now_ms: i64) {
     let a = &w.accounts[t.day.account as usize];
     let status = t.status(now_ms);
     let off = t.offset_min;
-    let trim = hash(&[w.p.seed, 0x7472, t.created_ms as u64]) % 8 == 0;
+    let trim = hash(&[w.p.seed, 0x7472, t.created_ms as u64]).is_multiple_of(8);
     let bad = t.malformed;
     out.push(b'{');
     match bad {
-        Some(Malformed::MissingId) if t.index % 2 == 0 => {}
+        Some(Malformed::MissingId) if t.index.is_multiple_of(2) => {}
         Some(Malformed::MissingId) => out.extend_from_slice(b"\"transaction_id\":\"\","),
         _ => {
             out.extend_from_slice(b"\"transaction_id\":");
@@ -239,13 +252,22 @@ pub fn txn_json(out: &mut Vec<u8>, w: &World, t: &Txn, now_ms: i64) {
     out.extend_from_slice(b"\",\"currency\":\"");
     out.extend_from_slice(match bad {
         Some(Malformed::UnknownCurrency) => {
-            if t.index % 2 == 0 { b"ZZZ" as &[u8] } else { b"usd" }
+            if t.index.is_multiple_of(2) {
+                b"ZZZ" as &[u8]
+            } else {
+                b"usd"
+            }
         }
         _ => t.currency.as_bytes(),
     });
     out.extend_from_slice(b"\",\"gross_amount\":");
     quoted(out, |o| {
-        push_amount(o, t.gross, t.digits, trim && bad != Some(Malformed::TooManyDigits));
+        push_amount(
+            o,
+            t.gross,
+            t.digits,
+            trim && bad != Some(Malformed::TooManyDigits),
+        );
         if bad == Some(Malformed::TooManyDigits) {
             if t.digits == 0 {
                 o.extend_from_slice(b".5");
@@ -274,7 +296,7 @@ pub fn txn_json(out: &mut Vec<u8>, w: &World, t: &Txn, now_ms: i64) {
     }
     out.extend_from_slice(b",\"created_at\":");
     if bad == Some(Malformed::BadTimestamp) {
-        out.extend_from_slice(if t.index % 2 == 0 {
+        out.extend_from_slice(if t.index.is_multiple_of(2) {
             b"\"2026-02-30T25:61:00Z\""
         } else {
             b"\"yesterday at noon\""
@@ -313,9 +335,9 @@ pub fn txn_json(out: &mut Vec<u8>, w: &World, t: &Txn, now_ms: i64) {
             out.extend_from_slice(b",\"risk_score\":");
             push_num(out, (t.meta.1 % 100) as u64, 1);
         }
-        Some(_) => out.extend_from_slice(
-            b",\"installment_plan\":{\"provider\":\"Atome\",\"count\":3}",
-        ),
+        Some(_) => {
+            out.extend_from_slice(b",\"installment_plan\":{\"provider\":\"Atome\",\"count\":3}")
+        }
         None => {}
     }
     out.push(b'}');
@@ -389,7 +411,10 @@ pub fn batch_json(out: &mut Vec<u8>, w: &World, b: &Batch, offset_min: Option<i3
         b.paid_ms.or(b.closed_ms).unwrap_or(b.created_ms),
         offset_min,
     );
-    for (name, v) in [(&b",\"closed_at\":"[..], b.closed_ms), (b",\"paid_at\":", b.paid_ms)] {
+    for (name, v) in [
+        (&b",\"closed_at\":"[..], b.closed_ms),
+        (b",\"paid_at\":", b.paid_ms),
+    ] {
         out.extend_from_slice(name);
         match v {
             Some(ms) => json_instant(out, ms, offset_min),
@@ -467,16 +492,20 @@ pub fn statement_row(out: &mut Vec<u8>, w: &World, t: &Txn, gen_ms: i64, amount_
         push_amount(out, v, t.digits, false);
     }
     out.push(b',');
-    let offset_s = a
-        .tz
-        .offset_from_utc_datetime(
+    let offset_s =
+        a.tz.offset_from_utc_datetime(
             &chrono::DateTime::from_timestamp_millis(t.created_ms)
                 .expect("in range")
                 .naive_utc(),
         )
         .fix()
         .local_minus_utc() as i64;
-    push_wall(out, t.created_ms.div_euclid(1000) * 1000 + offset_s * 1000, b' ', false);
+    push_wall(
+        out,
+        t.created_ms.div_euclid(1000) * 1000 + offset_s * 1000,
+        b' ',
+        false,
+    );
     out.push(b',');
     if status == Status::Settled {
         csv_field(out, &w.batch_id(t.day.account, t.currency, t.day.date));
@@ -507,8 +536,14 @@ mod tests {
         // 2026-11-24T00:00:00Z
         let ms = 1_795_478_400_000 + 123;
         assert_eq!(s(|o| push_instant(o, ms, None)), "2026-11-24T00:00:00.123Z");
-        assert_eq!(s(|o| push_instant(o, ms, Some(480))), "2026-11-24T08:00:00.123+08:00");
-        assert_eq!(s(|o| push_instant(o, ms, Some(-300))), "2026-11-23T19:00:00.123-05:00");
+        assert_eq!(
+            s(|o| push_instant(o, ms, Some(480))),
+            "2026-11-24T08:00:00.123+08:00"
+        );
+        assert_eq!(
+            s(|o| push_instant(o, ms, Some(-300))),
+            "2026-11-23T19:00:00.123-05:00"
+        );
         assert_eq!(s(|o| push_amount(o, -1230, 2, false)), "-12.30");
         assert_eq!(s(|o| push_amount(o, -1230, 2, true)), "-12.3");
         assert_eq!(s(|o| push_amount(o, 150000, 2, true)), "1500");
@@ -520,8 +555,14 @@ mod tests {
 
     #[test]
     fn json_and_csv_escaping() {
-        assert_eq!(s(|o| json_str(o, "a\"b\\c\nd\u{1}é")), "\"a\\\"b\\\\c\\nd\\u0001é\"");
+        assert_eq!(
+            s(|o| json_str(o, "a\"b\\c\nd\u{1}é")),
+            "\"a\\\"b\\\\c\\nd\\u0001é\""
+        );
         assert_eq!(s(|o| csv_field(o, "plain")), "plain");
-        assert_eq!(s(|o| csv_field(o, "a, \"b\"\r\nc")), "\"a, \"\"b\"\"\r\nc\"");
+        assert_eq!(
+            s(|o| csv_field(o, "a, \"b\"\r\nc")),
+            "\"a, \"\"b\"\"\r\nc\""
+        );
     }
 }

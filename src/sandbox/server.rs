@@ -108,17 +108,15 @@ impl Params {
     }
 
     /// Hash of every parameter but `page_token`, in canonical form.
-    fn binding(&self, key_id: &str) -> u64 {
+    fn binding(&self, key_id: &str, path: &str) -> u64 {
         let rest: Vec<(String, String)> = self
             .0
             .iter()
             .filter(|(k, _)| k != "page_token")
             .cloned()
             .collect();
-        hash_bytes(
-            hash_bytes(0, key_id.as_bytes()),
-            canonical_query(&rest).as_bytes(),
-        )
+        let scope = hash_bytes(hash_bytes(0, key_id.as_bytes()), path.as_bytes());
+        hash_bytes(scope, canonical_query(&rest).as_bytes())
     }
 }
 
@@ -126,6 +124,7 @@ impl Params {
 struct Ctx<'a> {
     shared: &'a Shared,
     params: &'a Params,
+    path: &'a str,
     key_id: &'a str,
     fault: Option<FaultKind>,
     now_data_ms: i64,
@@ -145,7 +144,7 @@ impl Ctx<'_> {
         let Some(tok) = self.params.get("page_token") else {
             return Ok(None);
         };
-        let binding = self.params.binding(self.key_id);
+        let binding = self.params.binding(self.key_id, self.path);
         match self.shared.tokens.decode(tok, binding, self.now_real_ms) {
             Ok(t) if self.fault == Some(FaultKind::ExpireToken) => {
                 let _ = t;
@@ -169,7 +168,7 @@ impl Ctx<'_> {
     fn token(&self, position: Position) -> String {
         self.shared.tokens.encode(&Token {
             issued_ms: self.now_real_ms,
-            binding: self.params.binding(self.key_id),
+            binding: self.params.binding(self.key_id, self.path),
             position,
         })
     }
@@ -353,7 +352,9 @@ fn fx_rates(ctx: &Ctx<'_>) -> Result<Answer, ApiError> {
     }
     let limit = ctx.params.page_size()?;
     let start = offset(ctx.position()?)?;
-    let quotes: Vec<&str> = super::data::fx_currencies().filter(|q| *q != base).collect();
+    let quotes: Vec<&str> = super::data::fx_currencies()
+        .filter(|q| *q != base)
+        .collect();
     let end = (start + limit).min(quotes.len());
     let next = (end < quotes.len()).then(|| ctx.token(Position::Offset(end as u64)));
     Ok(Answer::Json(list_body(
@@ -542,7 +543,10 @@ pub async fn handle(
         }
     }
     let Some(stream) = stream else {
-        return error_response(&common, &err(ErrorCode::NotFound, format!("no endpoint {path}")));
+        return error_response(
+            &common,
+            &err(ErrorCode::NotFound, format!("no endpoint {path}")),
+        );
     };
     if method != "GET" {
         return error_response(
@@ -592,7 +596,10 @@ pub async fn handle(
             );
         }
         Some(FaultKind::Unavailable) => {
-            let mut e = err(ErrorCode::ServiceUnavailable, "service unavailable (injected)");
+            let mut e = err(
+                ErrorCode::ServiceUnavailable,
+                "service unavailable (injected)",
+            );
             e.retry_after = Some(1);
             return error_response(&common, &e);
         }
@@ -603,6 +610,7 @@ pub async fn handle(
     let ctx = Ctx {
         shared: &shared,
         params: &params,
+        path: &path,
         key_id: &key_id,
         fault,
         now_data_ms: shared.now_data_ms(),

@@ -1,0 +1,156 @@
+//! `maribank-etl sandbox`: serve the embedded API until Ctrl-C.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, NaiveDate, Utc};
+use clap::Args;
+
+use crate::sandbox::{ApiKey, FaultKind, Sandbox, SandboxConfig};
+
+/// Options of `maribank-etl sandbox`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  maribank-etl sandbox
+  maribank-etl sandbox --qps 10 --fault-rate 0.05 --offset-share 0.2 --malformed-rate 0.001
+  maribank-etl sandbox --faults 429,503,stall --stall-ms 65000 --now 2026-11-25T03:00:00Z
+  maribank-etl sandbox --key MY-AK:my-secret:transactions|fx --key AK2:SK2:*:10.0.0.5")]
+pub struct SandboxArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Seed of all data and faults: the same seed serves the same bytes.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Number of merchant accounts (Singapore, Hong Kong, Tokyo, Kuwait, Los Angeles, …).
+    #[arg(long, default_value_t = 3)]
+    pub accounts: u32,
+    /// First business day with data (YYYY-MM-DD).
+    #[arg(long, default_value = "2026-01-01")]
+    pub from: NaiveDate,
+    /// Last business day with data (YYYY-MM-DD, inclusive).
+    #[arg(long, default_value = "2026-12-31")]
+    pub to: NaiveDate,
+    /// Mean transactions per account and business day.
+    #[arg(long, default_value_t = 200)]
+    pub txns_per_day: u32,
+    /// Requests per second per access key (token bucket, burst = qps); 0 = unlimited.
+    #[arg(long, default_value_t = 0)]
+    pub qps: u32,
+    /// Share of requests that meet an injected fault (0–1).
+    #[arg(long, default_value_t = 0.0)]
+    pub fault_rate: f64,
+    /// Which faults to inject: 429, 500, 503, latency, stall, reset, truncate, duplicate,
+    /// expire-token.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "429,500,503,latency,stall,reset,truncate,duplicate,expire-token"
+    )]
+    pub faults: Vec<FaultKind>,
+    /// Added delay of the `latency` fault, in milliseconds.
+    #[arg(long, default_value_t = 200)]
+    pub latency_ms: u64,
+    /// Length of the `stall` fault, in milliseconds (longer than a client's read timeout).
+    #[arg(long, default_value_t = 65_000)]
+    pub stall_ms: u64,
+    /// Share of JSON items whose timestamps carry a non-UTC offset (0–1).
+    #[arg(long, default_value_t = 0.0)]
+    pub offset_share: f64,
+    /// Share of transactions sent in a contract-breaking form (0–1).
+    #[arg(long, default_value_t = 0.0)]
+    pub malformed_rate: f64,
+    /// Lifetime of page tokens, in seconds.
+    #[arg(long, default_value_t = 600)]
+    pub page_token_ttl: u64,
+    /// Freeze the data clock at this RFC 3339 instant (authentication still checks real time).
+    #[arg(long)]
+    pub now: Option<DateTime<Utc>>,
+    /// An extra key `AK:SK[:products][:ips]` (products `|`-separated or `*`, ips `|`-separated).
+    #[arg(long = "key", value_parser = ApiKey::parse)]
+    pub keys: Vec<ApiKey>,
+}
+
+fn share(name: &str, v: f64) -> anyhow::Result<f64> {
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&v),
+        "--{name} must be between 0 and 1, got {v}"
+    );
+    Ok(v)
+}
+
+impl SandboxArgs {
+    /// Validated sandbox settings.
+    pub fn config(&self) -> anyhow::Result<SandboxConfig> {
+        anyhow::ensure!(
+            self.from <= self.to,
+            "--from {} is after --to {}",
+            self.from,
+            self.to
+        );
+        anyhow::ensure!(self.accounts >= 1, "--accounts must be at least 1");
+        let mut keys = crate::sandbox::auth::default_keys();
+        keys.extend(self.keys.iter().cloned());
+        Ok(SandboxConfig {
+            listen: self.listen,
+            seed: self.seed,
+            accounts: self.accounts,
+            from: self.from,
+            to: self.to,
+            txns_per_day: self.txns_per_day,
+            qps: self.qps,
+            fault_rate: share("fault-rate", self.fault_rate)?,
+            fault_kinds: self.faults.clone(),
+            latency: Duration::from_millis(self.latency_ms),
+            stall: Duration::from_millis(self.stall_ms),
+            offset_share: share("offset-share", self.offset_share)?,
+            malformed_rate: share("malformed-rate", self.malformed_rate)?,
+            page_token_ttl: Duration::from_secs(self.page_token_ttl),
+            now: self.now,
+            keys,
+        })
+    }
+}
+
+/// Serves until Ctrl-C.
+pub async fn run(args: SandboxArgs) -> anyhow::Result<ExitCode> {
+    let cfg = args.config()?;
+    let sandbox = Sandbox::start(cfg.clone())
+        .await
+        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+    println!("MariBank sandbox listening on {}", sandbox.base_url());
+    println!("  MARIBANK_BASE_URL={}", sandbox.base_url());
+    println!(
+        "  MARIBANK_ACCESS_KEY_ID={}",
+        crate::sandbox::DEFAULT_ACCESS_KEY_ID
+    );
+    println!(
+        "  MARIBANK_SECRET_ACCESS_KEY={}",
+        crate::sandbox::DEFAULT_SECRET
+    );
+    println!(
+        "  {} accounts, {} to {}, ~{} transactions/day each, seed {}, qps {}, fault rate {}",
+        cfg.accounts,
+        cfg.from,
+        cfg.to,
+        cfg.txns_per_day,
+        cfg.seed,
+        if cfg.qps == 0 {
+            "unlimited".to_string()
+        } else {
+            cfg.qps.to_string()
+        },
+        cfg.fault_rate
+    );
+    println!(
+        "  Other keys: MB-SANDBOX-AK-NOSTMT (no statements), MB-SANDBOX-AK-IPLIST (IP allowlist), MB-SANDBOX-AK-DISABLED"
+    );
+    sandbox
+        .run_until(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await;
+    Ok(ExitCode::SUCCESS)
+}

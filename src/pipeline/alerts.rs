@@ -1,0 +1,139 @@
+//! Alerts on a finished run: volume drop against the trailing average, consecutive failures,
+//! control totals that disagree with settlement batches; and the optional webhook POST
+//! (a Slack-compatible `{"text": …}` body with the details beside it).
+
+use super::report::{Alert, AlertKind, RunReport, RunResult};
+
+/// Volume drop: this run's transactions per window-day against the average of the earlier
+/// successful runs (at least three), alerting when it falls more than `threshold` below.
+pub fn volume_drop(
+    current: &RunReport,
+    history: &[RunReport],
+    threshold: f64,
+    trailing: usize,
+) -> Option<Alert> {
+    let now = current.daily_volume()?;
+    let earlier: Vec<f64> = history
+        .iter()
+        .rev()
+        .filter(|r| {
+            matches!(r.result, RunResult::Success | RunResult::Alert)
+                && r.command == current.command
+        })
+        .filter_map(RunReport::daily_volume)
+        .take(trailing)
+        .collect();
+    if earlier.len() < 3 {
+        return None;
+    }
+    let avg = earlier.iter().sum::<f64>() / earlier.len() as f64;
+    if avg <= 0.0 || now >= avg * (1.0 - threshold) {
+        return None;
+    }
+    Some(Alert {
+        kind: AlertKind::VolumeDrop,
+        message: format!(
+            "transactions per day fell to {now:.0} from a trailing average of {avg:.0} over {} runs ({:.0}% drop, threshold {:.0}%)",
+            earlier.len(),
+            (1.0 - now / avg) * 100.0,
+            threshold * 100.0
+        ),
+    })
+}
+
+/// Consecutive failures: this run and the ones before it, counted back to the last success.
+pub fn consecutive_failures(current: &RunReport, history: &[RunReport], n: usize) -> Option<Alert> {
+    if current.result != RunResult::Failed {
+        return None;
+    }
+    let streak = 1 + history
+        .iter()
+        .rev()
+        .take_while(|r| r.result == RunResult::Failed)
+        .count();
+    (streak >= n).then(|| Alert {
+        kind: AlertKind::ConsecutiveFailures,
+        message: format!(
+            "{streak} consecutive runs of pipeline `{}` failed; last error: {}",
+            current.pipeline,
+            current.error.as_deref().unwrap_or("unknown")
+        ),
+    })
+}
+
+/// Posts the alerts of a report to a webhook; failures are logged, never fatal.
+pub async fn notify(url: &str, report: &RunReport) {
+    if report.alerts.is_empty() {
+        return;
+    }
+    let lines: Vec<String> = report
+        .alerts
+        .iter()
+        .map(|a| format!("• {:?}: {}", a.kind, a.message))
+        .collect();
+    let body = serde_json::json!({
+        "text": format!(
+            ":rotating_light: maribank-etl pipeline `{}` run {} ({}): {} alert(s)\n{}",
+            report.pipeline, report.run_id, report.command, report.alerts.len(), lines.join("\n")
+        ),
+        "pipeline": report.pipeline,
+        "run_id": report.run_id,
+        "result": report.result,
+        "alerts": report.alerts,
+    });
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .expect("HTTP client builds");
+    match client.post(url).json(&body).send().await {
+        Ok(r) if r.status().is_success() => {
+            tracing::info!(status = %r.status(), "alert webhook notified")
+        }
+        Ok(r) => tracing::warn!(status = %r.status(), "alert webhook answered an error"),
+        Err(e) => tracing::warn!(error = %e, "alert webhook unreachable"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{Duration, Utc};
+
+    fn run(records: u64, result: RunResult) -> RunReport {
+        let mut r = RunReport {
+            command: "sync".into(),
+            result,
+            window_start: Some(Utc::now() - Duration::days(1)),
+            window_end: Some(Utc::now()),
+            ..Default::default()
+        };
+        r.streams.entry("transactions".into()).or_default().records = records;
+        r
+    }
+
+    #[test]
+    fn volume_drop_needs_history_and_a_real_drop() {
+        let hist = vec![
+            run(100, RunResult::Success),
+            run(110, RunResult::Success),
+            run(90, RunResult::Success),
+        ];
+        assert!(volume_drop(&run(40, RunResult::Success), &hist[..2], 0.5, 7).is_none());
+        assert!(volume_drop(&run(60, RunResult::Success), &hist, 0.5, 7).is_none());
+        let a = volume_drop(&run(40, RunResult::Success), &hist, 0.5, 7).unwrap();
+        assert_eq!(a.kind, AlertKind::VolumeDrop);
+        assert!(a.message.contains("60% drop"), "{}", a.message);
+    }
+
+    #[test]
+    fn failures_count_back_to_the_last_success() {
+        let hist = vec![
+            run(1, RunResult::Success),
+            run(1, RunResult::Failed),
+            run(1, RunResult::Failed),
+        ];
+        assert!(consecutive_failures(&run(1, RunResult::Failed), &hist, 3).is_some());
+        assert!(consecutive_failures(&run(1, RunResult::Failed), &hist, 4).is_none());
+        assert!(consecutive_failures(&run(1, RunResult::Success), &hist, 1).is_none());
+    }
+}

@@ -1,0 +1,210 @@
+//! The run report: one JSON per run under `_runs/<pipeline>/`, named so that names sort by time.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use serde::{Deserialize, Serialize};
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum RunResult {
+    /// Still running (never stored as final).
+    #[default]
+    Running,
+    /// Everything loaded, no alert.
+    Success,
+    /// Everything loaded, an alert fired.
+    Alert,
+    /// The run failed.
+    Failed,
+}
+
+/// One pulled window.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WindowReport {
+    /// Stream.
+    pub stream: String,
+    /// Account (none for accounts and fx rates).
+    pub account_id: Option<String>,
+    /// Window start.
+    pub start: DateTime<Utc>,
+    /// Window end.
+    pub end: DateTime<Utc>,
+    /// Pages received.
+    pub pages: u64,
+    /// Records received (before dedupe).
+    pub records: u64,
+    /// `done`, `skipped` (checkpointed earlier) or `failed`.
+    pub status: String,
+}
+
+/// Counters of one stream.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct StreamStats {
+    /// HTTP requests sent.
+    pub requests: u64,
+    /// Pages (or statement files) received.
+    pub pages: u64,
+    /// Records received.
+    pub records: u64,
+    /// Rows written after dedupe.
+    pub rows_written: u64,
+    /// Response bytes.
+    pub bytes: u64,
+    /// Retries.
+    pub retries: u64,
+    /// 429 answers.
+    pub rate_limited: u64,
+    /// Per account: records and bytes.
+    pub accounts: BTreeMap<String, AccountStats>,
+}
+
+/// Counters of one stream for one account.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct AccountStats {
+    /// Pages received.
+    pub pages: u64,
+    /// Records received.
+    pub records: u64,
+    /// Response bytes.
+    pub bytes: u64,
+}
+
+/// Count and sum of `net_amount` for one account, currency and UTC day.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ControlTotal {
+    /// Account.
+    pub account_id: String,
+    /// Currency.
+    pub currency: String,
+    /// `created_date`.
+    pub date: NaiveDate,
+    /// Transactions.
+    pub count: u64,
+    /// Sum of `net_amount`, exact decimal text.
+    pub net_amount: String,
+}
+
+/// Kinds of alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    /// Transaction volume fell below the trailing average by more than the threshold.
+    VolumeDrop,
+    /// The last N runs failed.
+    ConsecutiveFailures,
+    /// Loaded transactions disagree with their settlement batches.
+    ControlTotals,
+}
+
+/// One alert.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Alert {
+    /// Kind.
+    pub kind: AlertKind,
+    /// What happened, for a human.
+    pub message: String,
+}
+
+/// The report of one run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RunReport {
+    /// Run id.
+    pub run_id: String,
+    /// Pipeline name.
+    pub pipeline: String,
+    /// `sync`, `sync --incremental` or `backfill`.
+    pub command: String,
+    /// Destination URL.
+    pub destination: String,
+    /// The run's window, when it has one.
+    pub window_start: Option<DateTime<Utc>>,
+    /// The run's window end.
+    pub window_end: Option<DateTime<Utc>>,
+    /// Start.
+    pub started_at: DateTime<Utc>,
+    /// End.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Wall time in seconds.
+    pub duration_secs: f64,
+    /// Outcome.
+    pub result: RunResult,
+    /// Process exit code.
+    pub exit_code: u8,
+    /// The error that ended a failed run.
+    pub error: Option<String>,
+    /// Windows pulled.
+    pub windows: Vec<WindowReport>,
+    /// Per stream.
+    pub streams: BTreeMap<String, StreamStats>,
+    /// Quarantined records by reason.
+    pub quarantined: BTreeMap<String, u64>,
+    /// Control totals of the transactions loaded.
+    pub control_totals: Vec<ControlTotal>,
+    /// Alerts raised.
+    pub alerts: Vec<Alert>,
+}
+
+impl RunReport {
+    /// Transactions received per day of window, the volume measure alerts compare.
+    pub fn daily_volume(&self) -> Option<f64> {
+        let (s, e) = (self.window_start?, self.window_end?);
+        let days = (e - s).num_seconds() as f64 / 86_400.0;
+        let recs = self.streams.get("transactions")?.records as f64;
+        (days > 0.0).then(|| recs / days)
+    }
+}
+
+/// Where reports of one pipeline live.
+#[derive(Debug, Clone)]
+pub struct ReportStore {
+    store: Arc<dyn ObjectStore>,
+    dir: Path,
+}
+
+impl ReportStore {
+    /// Reports of `pipeline` under the warehouse `root`.
+    pub fn new(store: Arc<dyn ObjectStore>, root: &Path, pipeline: &str) -> ReportStore {
+        ReportStore {
+            store,
+            dir: root.clone().join("_runs").join(pipeline),
+        }
+    }
+
+    /// The object a report is written to.
+    pub fn path_of(&self, r: &RunReport) -> Path {
+        self.dir.clone().join(format!(
+            "{}-{}.json",
+            r.started_at.format("%Y%m%dT%H%M%S%.3fZ"),
+            r.run_id
+        ))
+    }
+
+    /// Writes a report (one atomic put).
+    pub async fn save(&self, r: &RunReport) -> Result<Path, object_store::Error> {
+        let p = self.path_of(r);
+        let body = serde_json::to_vec_pretty(r).expect("report serialises");
+        self.store.put(&p, PutPayload::from(body)).await?;
+        Ok(p)
+    }
+
+    /// The last `n` reports before now, oldest first (unreadable ones are skipped).
+    pub async fn recent(&self, n: usize) -> Result<Vec<RunReport>, object_store::Error> {
+        let mut metas: Vec<_> = self.store.list(Some(&self.dir)).try_collect().await?;
+        metas.sort_by(|a, b| a.location.as_ref().cmp(b.location.as_ref()));
+        let start = metas.len().saturating_sub(n);
+        let mut out = Vec::new();
+        for m in &metas[start..] {
+            let bytes = self.store.get(&m.location).await?.bytes().await?;
+            if let Ok(r) = serde_json::from_slice::<RunReport>(&bytes) {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,346 @@
+//! Run state kept in the destination under `_state/<pipeline>/`, so an Airflow worker holds
+//! nothing: the incremental cursor, backfill checkpoints, and the lease that keeps two runs of
+//! the same pipeline from writing at once. Every object is written with one `put` (atomic).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+/// A state error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StateError {
+    /// Another run holds the lease.
+    #[error(
+        "another run of pipeline `{pipeline}` is in progress on this destination (run {owner} on {host}, started {started}, lease until {expires}); wait for it, or if it crashed, the lease frees itself at {expires}"
+    )]
+    Busy {
+        /// Pipeline name.
+        pipeline: String,
+        /// Run id holding it.
+        owner: String,
+        /// Host of that run.
+        host: String,
+        /// When it started.
+        started: DateTime<Utc>,
+        /// When the lease expires.
+        expires: DateTime<Utc>,
+    },
+    /// The store failed.
+    #[error("state store at {path}: {source}")]
+    Store {
+        /// Object path.
+        path: String,
+        /// Cause.
+        source: object_store::Error,
+    },
+    /// A state object is not valid JSON of the expected shape.
+    #[error("state object {path} is corrupt: {source}")]
+    Corrupt {
+        /// Object path.
+        path: String,
+        /// Cause.
+        source: serde_json::Error,
+    },
+}
+
+/// The lease object.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LeaseInfo {
+    /// Run holding it.
+    pub run_id: String,
+    /// Host name of that run.
+    pub host: String,
+    /// Process id.
+    pub pid: u32,
+    /// When the run started.
+    pub started_at: DateTime<Utc>,
+    /// When the lease lapses unless renewed.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Incremental cursors: per stream and account, the `updated_at` watermark reached.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Cursor {
+    /// stream → account → watermark.
+    pub watermarks: BTreeMap<String, BTreeMap<String, DateTime<Utc>>>,
+}
+
+/// State of one pipeline in one destination.
+#[derive(Debug, Clone)]
+pub struct StateStore {
+    store: Arc<dyn ObjectStore>,
+    base: Path,
+    pipeline: String,
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown-host".into())
+}
+
+impl StateStore {
+    /// The state of `pipeline` under the warehouse `root`.
+    pub fn new(store: Arc<dyn ObjectStore>, root: &Path, pipeline: &str) -> StateStore {
+        StateStore {
+            store,
+            base: root.clone().join("_state").join(pipeline),
+            pipeline: pipeline.to_string(),
+        }
+    }
+
+    fn path(&self, rel: &str) -> Path {
+        rel.split('/')
+            .fold(self.base.clone(), |p, part| p.join(part))
+    }
+
+    fn store_err(path: &Path) -> impl FnOnce(object_store::Error) -> StateError + '_ {
+        move |source| StateError::Store {
+            path: path.to_string(),
+            source,
+        }
+    }
+
+    /// Reads a JSON object, `None` when absent.
+    pub async fn get_json<T: DeserializeOwned>(&self, rel: &str) -> Result<Option<T>, StateError> {
+        let path = self.path(rel);
+        match self.store.get(&path).await {
+            Ok(r) => {
+                let bytes = r.bytes().await.map_err(Self::store_err(&path))?;
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|source| StateError::Corrupt {
+                        path: path.to_string(),
+                        source,
+                    })
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(Self::store_err(&path)(e)),
+        }
+    }
+
+    /// Writes a JSON object in one atomic put.
+    pub async fn put_json<T: Serialize>(&self, rel: &str, value: &T) -> Result<(), StateError> {
+        let path = self.path(rel);
+        let body = serde_json::to_vec_pretty(value).expect("state serialises");
+        self.store
+            .put(&path, PutPayload::from(body))
+            .await
+            .map(|_| ())
+            .map_err(Self::store_err(&path))
+    }
+
+    /// Takes the lease for `run_id`, or reports who holds it. An expired lease (a crashed run)
+    /// is taken over.
+    pub async fn acquire_lease(
+        &self,
+        run_id: &str,
+        ttl: std::time::Duration,
+    ) -> Result<LeaseInfo, StateError> {
+        let path = self.path("lease.json");
+        let now = Utc::now();
+        let me = LeaseInfo {
+            run_id: run_id.to_string(),
+            host: host_name(),
+            pid: std::process::id(),
+            started_at: now,
+            expires_at: now
+                + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::minutes(15)),
+        };
+        for _attempt in 0..2 {
+            let body = PutPayload::from(serde_json::to_vec_pretty(&me).expect("lease serialises"));
+            let opts = PutOptions {
+                mode: PutMode::Create,
+                ..Default::default()
+            };
+            match self.store.put_opts(&path, body, opts).await {
+                Ok(_) => return Ok(me),
+                Err(object_store::Error::AlreadyExists { .. }) => {}
+                Err(object_store::Error::NotImplemented { .. }) => {
+                    // A store without conditional writes: read, then write.
+                    if let Some(held) = self.get_json::<LeaseInfo>("lease.json").await?
+                        && held.expires_at > now
+                        && held.run_id != run_id
+                    {
+                        return Err(self.busy(held));
+                    }
+                    self.put_json("lease.json", &me).await?;
+                    return Ok(me);
+                }
+                Err(e) => return Err(Self::store_err(&path)(e)),
+            }
+            match self.get_json::<LeaseInfo>("lease.json").await? {
+                Some(held) if held.expires_at > now => return Err(self.busy(held)),
+                _ => {
+                    tracing::warn!(pipeline = %self.pipeline, "taking over an expired lease");
+                    match self.store.delete(&path).await {
+                        Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                        Err(e) => return Err(Self::store_err(&path)(e)),
+                    }
+                }
+            }
+        }
+        match self.get_json::<LeaseInfo>("lease.json").await? {
+            Some(held) => Err(self.busy(held)),
+            None => Err(StateError::Store {
+                path: path.to_string(),
+                source: object_store::Error::Generic {
+                    store: "state",
+                    source: "the lease could not be taken".into(),
+                },
+            }),
+        }
+    }
+
+    fn busy(&self, held: LeaseInfo) -> StateError {
+        StateError::Busy {
+            pipeline: self.pipeline.clone(),
+            owner: held.run_id,
+            host: held.host,
+            started: held.started_at,
+            expires: held.expires_at,
+        }
+    }
+
+    /// Extends a lease we hold.
+    pub async fn renew_lease(
+        &self,
+        lease: &mut LeaseInfo,
+        ttl: std::time::Duration,
+    ) -> Result<(), StateError> {
+        lease.expires_at =
+            Utc::now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::minutes(15));
+        self.put_json("lease.json", lease).await
+    }
+
+    /// Gives the lease back (only if it is still ours).
+    pub async fn release_lease(&self, lease: &LeaseInfo) -> Result<(), StateError> {
+        if let Some(held) = self.get_json::<LeaseInfo>("lease.json").await?
+            && held.run_id == lease.run_id
+        {
+            let path = self.path("lease.json");
+            match self.store.delete(&path).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(Self::store_err(&path)(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// The incremental cursor (empty on a first run).
+    pub async fn cursor(&self) -> Result<Cursor, StateError> {
+        Ok(self.get_json("cursor.json").await?.unwrap_or_default())
+    }
+
+    /// Saves the incremental cursor.
+    pub async fn save_cursor(&self, c: &Cursor) -> Result<(), StateError> {
+        self.put_json("cursor.json", c).await
+    }
+
+    fn job_dir(job: &str) -> String {
+        format!("backfill/{job}")
+    }
+
+    /// Windows of backfill `job` already finished (their marker names).
+    pub async fn finished_windows(&self, job: &str) -> Result<BTreeSet<String>, StateError> {
+        use futures::TryStreamExt;
+        let prefix = self.path(&Self::job_dir(job));
+        let metas: Vec<_> = self
+            .store
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .map_err(Self::store_err(&prefix))?;
+        Ok(metas
+            .into_iter()
+            .filter_map(|m| {
+                m.location
+                    .filename()
+                    .map(|f| f.trim_end_matches(".json").to_string())
+            })
+            .collect())
+    }
+
+    /// Marks a backfill window finished, with what it loaded.
+    pub async fn finish_window<T: Serialize>(
+        &self,
+        job: &str,
+        window: &str,
+        summary: &T,
+    ) -> Result<(), StateError> {
+        self.put_json(&format!("{}/{window}.json", Self::job_dir(job)), summary)
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object_store::local::LocalFileSystem;
+    use std::time::Duration;
+
+    fn store(dir: &std::path::Path) -> StateStore {
+        let fs = Arc::new(LocalFileSystem::new_with_prefix(dir).unwrap());
+        StateStore::new(fs, &Path::from("wh"), "daily")
+    }
+
+    #[tokio::test]
+    async fn a_second_run_is_refused_until_the_lease_is_released_or_expires() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        let lease = s
+            .acquire_lease("run-1", Duration::from_secs(60))
+            .await
+            .unwrap();
+        let err = s
+            .acquire_lease("run-2", Duration::from_secs(60))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StateError::Busy { .. }));
+        assert!(err.to_string().contains("run-1"), "{err}");
+        s.release_lease(&lease).await.unwrap();
+        let l2 = s
+            .acquire_lease("run-2", Duration::from_millis(1))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        // run-2 crashed without releasing: its lease lapses and run-3 takes over.
+        let l3 = s
+            .acquire_lease("run-3", Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert_ne!(l2.run_id, l3.run_id);
+    }
+
+    #[tokio::test]
+    async fn cursor_and_checkpoints_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        assert_eq!(s.cursor().await.unwrap(), Cursor::default());
+        let mut c = Cursor::default();
+        c.watermarks
+            .entry("transactions".into())
+            .or_default()
+            .insert("ACC-SG-0001".into(), Utc::now());
+        s.save_cursor(&c).await.unwrap();
+        assert_eq!(s.cursor().await.unwrap(), c);
+        s.finish_window(
+            "job1",
+            "ACC-SG-0001_20260101",
+            &serde_json::json!({"rows": 3}),
+        )
+        .await
+        .unwrap();
+        let done = s.finished_windows("job1").await.unwrap();
+        assert!(done.contains("ACC-SG-0001_20260101"));
+        assert!(s.finished_windows("job2").await.unwrap().is_empty());
+    }
+}
