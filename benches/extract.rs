@@ -32,7 +32,7 @@ fn config(sb: &Sandbox, qps: u32, page_size: u32) -> ClientConfig {
         sb.base_url(),
         Credentials::new(sandbox::DEFAULT_ACCESS_KEY_ID, sandbox::DEFAULT_SECRET),
     );
-    c.qps = qps;
+    c.qps = f64::from(qps);
     c.page_size = page_size;
     c.archive = false;
     c.proxy_from_env = false;

@@ -44,7 +44,7 @@ fn client_config(sb: &Sandbox) -> ClientConfig {
         sb.base_url(),
         Credentials::new(sandbox::DEFAULT_ACCESS_KEY_ID, sandbox::DEFAULT_SECRET),
     );
-    c.qps = 0;
+    c.qps = 0.0;
     c.concurrency = 8;
     c.read_timeout = Duration::from_millis(500);
     c.connect_timeout = Duration::from_secs(2);
@@ -185,7 +185,7 @@ async fn every_record_arrives_through_faults_within_the_qps_budget() {
     .await
     .unwrap();
     let mut cfg = client_config(&sb);
-    cfg.qps = 40;
+    cfg.qps = 40.0;
     cfg.page_size = 10;
     cfg.max_window = chrono::Duration::days(3);
     let client = Client::new(cfg).unwrap();
@@ -292,7 +292,7 @@ async fn parallel_accounts_share_the_budget_and_never_trip_the_bucket() {
     .await
     .unwrap();
     let mut cfg = client_config(&sb);
-    cfg.qps = 10;
+    cfg.qps = 10.0;
     cfg.page_size = 60;
     let accounts: Vec<String> = sb.world().accounts.iter().map(|a| a.id.clone()).collect();
     let w = window(day(3, 2), day(3, 6));
@@ -331,7 +331,7 @@ async fn learns_the_server_limit_from_headers() {
     .await
     .unwrap();
     let mut cfg = client_config(&sb);
-    cfg.qps = 1000;
+    cfg.qps = 1000.0;
     cfg.concurrency = 1;
     cfg.page_size = 60;
     let client = Client::new(cfg).unwrap();

@@ -27,7 +27,7 @@ use crate::contract::signing::{
 use crate::contract::{self, ErrorCode, Stream};
 
 /// Default requests per second per access key (the production limit, §3).
-pub const DEFAULT_QPS: u32 = 10;
+pub const DEFAULT_QPS: f64 = 10.0;
 /// Default number of requests in flight per access key.
 pub const DEFAULT_CONCURRENCY: usize = 4;
 /// Default page size: the largest the API allows (§4).
@@ -55,9 +55,10 @@ pub struct ClientConfig {
     pub base_url: String,
     /// The access key pair (the secret never appears in `Debug`, logs, errors or archives).
     pub credentials: Credentials,
-    /// Requests per second for this access key, shared by every clone and task; 0 =
-    /// unlimited. Default [`DEFAULT_QPS`]. The server's `X-RateLimit-Limit` lowers it.
-    pub qps: u32,
+    /// Requests per second for this access key, shared by every clone and task (fractions
+    /// allowed); 0 = unlimited. Default [`DEFAULT_QPS`]. The server's `X-RateLimit-Limit`
+    /// lowers it.
+    pub qps: f64,
     /// Requests in flight at once for this access key; default [`DEFAULT_CONCURRENCY`].
     pub concurrency: usize,
     /// `page_size` of list requests (1–1000); default [`DEFAULT_PAGE_SIZE`].

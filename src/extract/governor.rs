@@ -24,8 +24,8 @@ pub struct Governor {
 
 #[derive(Debug)]
 struct State {
-    /// Configured requests per second; 0 = unlimited.
-    qps: u32,
+    /// Configured requests per second; 0 (or less) = unlimited.
+    qps: f64,
     /// The server's advertised limit, once seen.
     server_limit: Option<u32>,
     /// Earliest start of the next request.
@@ -36,17 +36,15 @@ struct State {
 
 impl State {
     fn interval(&self) -> Duration {
-        let rate = match (self.qps, self.server_limit) {
-            (0, None) => return Duration::ZERO,
-            (0, Some(s)) => s,
-            (q, None) => q,
-            (q, Some(s)) => q.min(s),
+        let configured = (self.qps > 0.0 && self.qps.is_finite()).then_some(self.qps);
+        let server = self.server_limit.map(f64::from);
+        let rate = match (configured, server) {
+            (None, None) => return Duration::ZERO,
+            (Some(q), None) => q,
+            (None, Some(s)) => s,
+            (Some(q), Some(s)) => q.min(s),
         };
-        if rate == 0 {
-            Duration::ZERO
-        } else {
-            Duration::from_secs_f64(1.0 / f64::from(rate))
-        }
+        Duration::from_secs_f64(1.0 / rate)
     }
 }
 
@@ -58,7 +56,7 @@ pub struct Slot {
 
 impl Governor {
     /// A governor of its own (not shared through the registry).
-    pub fn new(qps: u32, concurrency: usize) -> Governor {
+    pub fn new(qps: f64, concurrency: usize) -> Governor {
         let now = Instant::now();
         Governor {
             state: Mutex::new(State {
@@ -76,7 +74,7 @@ impl Governor {
     pub fn shared(
         base_url: &str,
         access_key_id: &str,
-        qps: u32,
+        qps: f64,
         concurrency: usize,
     ) -> Arc<Governor> {
         type Registry = Mutex<HashMap<(String, String), Weak<Governor>>>;
@@ -87,7 +85,7 @@ impl Governor {
         let key = (base_url.to_string(), access_key_id.to_string());
         if let Some(existing) = g.get(&key).and_then(Weak::upgrade) {
             let mut s = existing.state.lock().expect("governor lock");
-            if qps != 0 && (s.qps == 0 || qps < s.qps) {
+            if qps > 0.0 && (s.qps <= 0.0 || qps < s.qps) {
                 s.qps = qps;
             }
             drop(s);
@@ -163,7 +161,7 @@ mod tests {
 
     #[tokio::test]
     async fn spaces_requests_at_the_budget() {
-        let g = Arc::new(Governor::new(100, 8));
+        let g = Arc::new(Governor::new(100.0, 8));
         let t0 = Instant::now();
         let mut tasks = Vec::new();
         for _ in 0..20 {
@@ -186,7 +184,7 @@ mod tests {
 
     #[tokio::test]
     async fn learns_the_server_limit_and_pauses_on_429() {
-        let g = Governor::new(10, 1);
+        let g = Governor::new(10.0, 1);
         g.observe(Some(2), Some(1));
         assert!((g.effective_qps() - 2.0).abs() < 1e-9);
         g.pause(Duration::from_millis(300));
@@ -197,9 +195,9 @@ mod tests {
 
     #[test]
     fn registry_shares_per_key() {
-        let a = Governor::shared("http://x", "AK", 10, 2);
-        let b = Governor::shared("http://x", "AK", 5, 2);
-        let c = Governor::shared("http://x", "OTHER", 10, 2);
+        let a = Governor::shared("http://x", "AK", 10.0, 2);
+        let b = Governor::shared("http://x", "AK", 5.0, 2);
+        let c = Governor::shared("http://x", "OTHER", 10.0, 2);
         assert!(Arc::ptr_eq(&a, &b));
         assert!(!Arc::ptr_eq(&a, &c));
         assert!((a.effective_qps() - 5.0).abs() < 1e-9);
