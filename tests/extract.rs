@@ -717,12 +717,12 @@ async fn the_secret_never_leaks_into_logs_errors_or_archives() {
     .await
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let store =
+    let store: Arc<dyn object_store::ObjectStore> =
         Arc::new(object_store::local::LocalFileSystem::new_with_prefix(dir.path()).unwrap());
     let mut cfg = client_config(&sb);
     cfg.archive = true;
     cfg.archive_target = Some(RawArchive::new(
-        store,
+        store.clone(),
         object_store::path::Path::from("wh"),
         "run-0001",
     ));
@@ -740,6 +740,31 @@ async fn the_secret_never_leaks_into_logs_errors_or_archives() {
         .await
         .unwrap();
     collect(&client, ListRequest::accounts()).await.unwrap();
+
+    // State a run writes from what extract gave it: a cursor, a finished-window marker with
+    // the stats and page tokens.
+    let state = maribank_etl::pipeline::state::StateStore::new(
+        store.clone(),
+        &object_store::path::Path::from("wh"),
+        "daily",
+    );
+    let mut cursor = maribank_etl::pipeline::state::Cursor::default();
+    cursor
+        .watermarks
+        .entry("transactions".into())
+        .or_default()
+        .insert(acct.clone(), w.end);
+    state.save_cursor(&cursor).await.unwrap();
+    let tokens: Vec<Option<String>> = pages.iter().map(|p| p.next_page_token.clone()).collect();
+    let summary = serde_json::json!({
+        "stats": client.stats().snapshot(),
+        "tokens": tokens,
+        "traces": pages.iter().map(|p| p.trace_id.clone()).collect::<Vec<_>>(),
+    });
+    state
+        .finish_window("bf", "2026-03-02", &summary)
+        .await
+        .unwrap();
 
     let mut errors = Vec::new();
     let mut bad = cfg.clone();
@@ -786,6 +811,7 @@ async fn the_secret_never_leaks_into_logs_errors_or_archives() {
             .iter()
             .any(|n| n.contains("wh/_raw/accounts/") && n.ends_with(".meta.json"))
     );
+    assert!(names.iter().any(|n| n.contains("wh/_state/daily/")));
     for (name, bytes) in &files {
         let text = String::from_utf8_lossy(bytes);
         assert!(!text.contains(secret), "secret in {name}");

@@ -59,7 +59,9 @@ pub struct ClientConfig {
     /// allowed); 0 = unlimited. Default [`DEFAULT_QPS`]. The server's `X-RateLimit-Limit`
     /// lowers it.
     pub qps: f64,
-    /// Requests in flight at once for this access key; default [`DEFAULT_CONCURRENCY`].
+    /// Requests in flight at once for this access key; default [`DEFAULT_CONCURRENCY`]. The
+    /// governor is shared per (base URL, access key) in the process: the first client's
+    /// concurrency holds, and the lowest QPS asked for wins.
     pub concurrency: usize,
     /// `page_size` of list requests (1–1000); default [`DEFAULT_PAGE_SIZE`].
     pub page_size: u32,
@@ -477,6 +479,17 @@ impl Client {
                 "base URL `{}` must be http or https",
                 cfg.base_url
             )));
+        }
+        if cfg.qps.is_nan() || cfg.qps < 0.0 {
+            return Err(ExtractError::Config(format!(
+                "qps must be 0 (unlimited) or positive, got {}",
+                cfg.qps
+            )));
+        }
+        if cfg.concurrency == 0 {
+            return Err(ExtractError::Config(
+                "concurrency must be at least 1".into(),
+            ));
         }
         if !(1..=contract::PAGE_SIZE_MAX).contains(&cfg.page_size) {
             return Err(ExtractError::Config(format!(
