@@ -3,14 +3,16 @@
 //!
 //! Run: `CARGO_TARGET_DIR=/work/main/target cargo bench --bench extract`
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
 use futures::StreamExt;
 use maribank_etl::contract::signing::Credentials;
-use maribank_etl::extract::{Client, ClientConfig, ListRequest, TimeWindow};
+use maribank_etl::extract::{Client, ClientConfig, ListRequest, RawArchive, TimeWindow};
 use maribank_etl::sandbox::{self, Sandbox, SandboxConfig};
+use object_store::memory::InMemory;
 use serde::Deserialize;
 
 /// The fields the transform stage reads first, borrowed from the raw item.
@@ -106,7 +108,7 @@ async fn governed(server_qps: u32, client_qps: u32, n_accounts: usize) {
     drop(sb);
 }
 
-async fn unlimited(n_accounts: usize, txns_per_day: u32) {
+async fn unlimited(n_accounts: usize, txns_per_day: u32, archive: bool) {
     let sb = Sandbox::start(SandboxConfig {
         qps: 0,
         accounts: n_accounts as u32,
@@ -116,14 +118,28 @@ async fn unlimited(n_accounts: usize, txns_per_day: u32) {
     })
     .await
     .unwrap();
-    let client = Client::new(config(&sb, 0, 1000)).unwrap();
+    let mut cfg = config(&sb, 0, 1000);
+    if archive {
+        cfg.archive = true;
+        cfg.archive_target = Some(RawArchive::new(
+            Arc::new(InMemory::new()),
+            object_store::path::Path::from("wh"),
+            "bench",
+        ));
+    }
+    let client = Client::new(cfg).unwrap();
     let accounts: Vec<String> = sb.world().accounts.iter().map(|a| a.id.clone()).collect();
     let t0 = Instant::now();
     let (pages, items) = pull(&client, &accounts, None).await;
     let secs = t0.elapsed().as_secs_f64();
     let bytes = client.stats().snapshot().total.bytes;
     println!(
-        "QPS unlimited | {n_accounts} account(s) in parallel, page_size 1000 | {pages} pages, {items} records, {:.1} MB in {secs:.2}s = {:.1} pages/s, {:.0} records/s, {:.1} MB/s (sandbox generation in-process, same 2 cores)",
+        "QPS unlimited | {n_accounts} account(s) in parallel, page_size 1000, raw archive {} | {pages} pages, {items} records, {:.1} MB in {secs:.2}s = {:.1} pages/s, {:.0} records/s, {:.1} MB/s (sandbox generation in-process, same 2 cores)",
+        if archive {
+            "on (gzip, in-memory store)"
+        } else {
+            "off"
+        },
         bytes as f64 / 1e6,
         pages as f64 / secs,
         items as f64 / secs,
@@ -146,7 +162,8 @@ fn main() {
         ] {
             governed(server, client, n).await;
         }
-        unlimited(1, 3000).await;
-        unlimited(4, 3000).await;
+        unlimited(1, 3000, false).await;
+        unlimited(4, 3000, false).await;
+        unlimited(4, 3000, true).await;
     });
 }

@@ -842,3 +842,88 @@ async fn the_secret_never_leaks_into_logs_errors_or_archives() {
         files.len()
     );
 }
+
+#[tokio::test]
+async fn updated_at_windows_type_filters_and_settlements_match_the_sandbox() {
+    // Data clock mid-month: some days settled, some pending, the last hours unpublished.
+    let sb = Sandbox::start(SandboxConfig {
+        now: Some(day(3, 20) + chrono::Duration::hours(5)),
+        fault_rate: 0.2,
+        fault_kinds: vec![
+            FaultKind::Duplicate,
+            FaultKind::ExpireToken,
+            FaultKind::Internal,
+        ],
+        ..sandbox_config()
+    })
+    .await
+    .unwrap();
+    let mut cfg = client_config(&sb);
+    cfg.page_size = 7;
+    let client = Client::new(cfg).unwrap();
+    let world = sb.world();
+    let now_ms = sb.now().timestamp_millis();
+    let w = window(day(3, 12), day(3, 21));
+    for acct in &world.accounts[..2] {
+        for (field, ty) in [
+            (TimeField::UpdatedAt, None),
+            (TimeField::UpdatedAt, Some("REFUND")),
+            (TimeField::CreatedAt, Some("PAYMENT")),
+        ] {
+            let mut req = ListRequest::transactions(acct.id.clone(), w).time_field(match field {
+                TimeField::UpdatedAt => maribank_etl::extract::TimeField::UpdatedAt,
+                TimeField::CreatedAt => maribank_etl::extract::TimeField::CreatedAt,
+            });
+            if let Some(t) = ty {
+                req = req.txn_type(t);
+            }
+            let pages = collect(&client, req).await.unwrap();
+            let last_pass = pages.iter().map(|p| p.window_pass).max().unwrap();
+            let got: BTreeSet<String> = pages
+                .iter()
+                .filter(|p| p.window_pass == last_pass)
+                .flat_map(|p| p.items.iter().map(|r| txn_of(r).0))
+                .collect();
+            let q = TxnWindow {
+                account: acct,
+                start_ms: w.start.timestamp_millis(),
+                end_ms: w.end.timestamp_millis(),
+                field,
+                type_filter: ty,
+            };
+            let want: BTreeSet<String> = query::transactions(world, &q, now_ms, None, usize::MAX)
+                .into_iter()
+                .map(|k| k.key.1)
+                .collect();
+            assert!(!want.is_empty());
+            assert_eq!(got, want, "{} {field:?} {ty:?}", acct.id);
+        }
+        let pages = collect(&client, ListRequest::settlements(acct.id.clone(), w))
+            .await
+            .unwrap();
+        let last_pass = pages.iter().map(|p| p.window_pass).max().unwrap();
+        let got: BTreeSet<String> = pages
+            .iter()
+            .filter(|p| p.window_pass == last_pass)
+            .flat_map(|p| p.items.iter())
+            .map(|r| {
+                let v: serde_json::Value = serde_json::from_str(r.get()).unwrap();
+                v["settlement_batch_id"].as_str().unwrap().to_string()
+            })
+            .collect();
+        let want: BTreeSet<String> = query::settlements(
+            world,
+            acct,
+            w.start.timestamp_millis(),
+            w.end.timestamp_millis(),
+            now_ms,
+            None,
+            usize::MAX,
+        )
+        .into_iter()
+        .map(|(k, _)| k.1)
+        .collect();
+        assert!(!want.is_empty());
+        assert_eq!(got, want, "settlements of {}", acct.id);
+    }
+}

@@ -5,6 +5,7 @@ use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use bytes::Bytes;
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use flate2::Compression;
 use flate2::write::GzEncoder;
@@ -119,7 +120,7 @@ impl RawArchive {
         account_id: Option<&str>,
         day: NaiveDate,
         record: &ArchiveRecord<'_>,
-        body: &[u8],
+        body: Bytes,
     ) -> Result<Path, object_store::Error> {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
         let stem = self.object_stem(stream, account_id, day, seq);
@@ -133,9 +134,18 @@ impl RawArchive {
         };
         let body_path = join(&self.base, &format!("{stem}.{ext}"));
         let meta_path = join(&self.base, &format!("{stem}.meta.json"));
-        let mut gz = GzEncoder::new(Vec::with_capacity(body.len() / 4 + 64), Compression::fast());
-        gz.write_all(body).expect("writing to a Vec cannot fail");
-        let compressed = gz.finish().expect("writing to a Vec cannot fail");
+        // Compression is CPU work: off the async workers.
+        let compressed = tokio::task::spawn_blocking(move || {
+            let mut gz =
+                GzEncoder::new(Vec::with_capacity(body.len() / 4 + 64), Compression::fast());
+            gz.write_all(&body).expect("writing to a Vec cannot fail");
+            gz.finish().expect("writing to a Vec cannot fail")
+        })
+        .await
+        .map_err(|e| object_store::Error::Generic {
+            store: "raw archive",
+            source: Box::new(e),
+        })?;
         self.store
             .put(&body_path, PutPayload::from(compressed))
             .await?;
@@ -179,7 +189,13 @@ mod tests {
         };
         let day = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();
         let p = a
-            .write(Stream::Transactions, Some("A/B"), day, &rec, b"{}")
+            .write(
+                Stream::Transactions,
+                Some("A/B"),
+                day,
+                &rec,
+                Bytes::from_static(b"{}"),
+            )
             .await
             .unwrap();
         assert_eq!(

@@ -1069,7 +1069,7 @@ impl Client {
         started_at: DateTime<Utc>,
         elapsed: Duration,
         attempt: u32,
-        body: &[u8],
+        body: &Bytes,
     ) -> Result<Option<Path>, CallError> {
         let Some(archive) = &self.inner.archive else {
             return Ok(None);
@@ -1091,7 +1091,7 @@ impl Client {
             _ => call.context.account_id.as_deref(),
         };
         archive
-            .write(call.stream, account, call.day, &record, body)
+            .write(call.stream, account, call.day, &record, body.clone())
             .await
             .map(Some)
             .map_err(|source| {
