@@ -87,7 +87,7 @@ pub enum ExtractError {
     },
     /// Retryable failures went on past `max_retries`.
     #[error(
-        "{context}: gave up after {attempts} attempts; last failure: {last} (trace id {trace_id}). The API or the network kept failing; try again later"
+        "{context}: gave up after {attempts} attempt(s); last failure: {last} (trace id {trace_id}). The API or the network kept failing; try again later"
     )]
     RetriesExhausted {
         /// The request.
