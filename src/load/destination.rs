@@ -1,0 +1,139 @@
+//! Destination URLs (`./wh`, `file:///data/wh`, `s3://bucket/prefix`) into an object store and a root path.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use object_store::ObjectStore;
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::path::{Path, PathPart};
+
+use super::LoadError;
+
+/// Settings for object-store destinations beyond the URL; unset fields fall back to the
+/// usual `AWS_*` environment variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+/// `AWS_REGION`, `AWS_ENDPOINT`, `AWS_ALLOW_HTTP`, …).
+#[derive(Debug, Clone, Default)]
+pub struct DestinationOptions {
+    /// Endpoint of an S3-compatible server (`http://127.0.0.1:9000`); requests are path-style.
+    pub endpoint: Option<String>,
+    /// Allow plain HTTP (only for an explicit endpoint on a trusted network).
+    pub allow_http: bool,
+    /// Region; `us-east-1` when neither this nor `AWS_REGION` is set.
+    pub region: Option<String>,
+    /// Access key id.
+    pub access_key_id: Option<String>,
+    /// Secret access key.
+    pub secret_access_key: Option<String>,
+}
+
+/// How the store names objects, which decides how a folder name with `%` is spelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    /// A local folder (object_store decodes `%XX` in paths into file names).
+    Local,
+    /// An object store (keys are the raw path).
+    Object,
+}
+
+/// A parsed destination: the store and the warehouse root inside it.
+#[derive(Debug, Clone)]
+pub struct Destination {
+    /// The store.
+    pub store: Arc<dyn ObjectStore>,
+    /// The warehouse root inside the store.
+    pub root: Path,
+    /// How names are spelled.
+    pub kind: StoreKind,
+    /// The URL it was parsed from (without credentials).
+    pub url: String,
+}
+
+impl Destination {
+    /// Parses a destination URL or local path.
+    pub fn parse(url: &str, opts: &DestinationOptions) -> Result<Destination, LoadError> {
+        if let Some(rest) = url.strip_prefix("s3://").or_else(|| url.strip_prefix("s3a://")) {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(LoadError::Destination(format!("`{url}`: the bucket is missing")));
+            }
+            let env_http = std::env::var("AWS_ALLOW_HTTP").is_ok_and(|v| v.eq_ignore_ascii_case("true"));
+            let mut b = AmazonS3Builder::from_env()
+                .with_bucket_name(bucket)
+                .with_allow_http(opts.allow_http || env_http);
+            if let Some(e) = &opts.endpoint {
+                b = b.with_endpoint(e).with_virtual_hosted_style_request(false);
+            } else if std::env::var("AWS_ENDPOINT").is_ok() || std::env::var("AWS_ENDPOINT_URL").is_ok() {
+                b = b.with_virtual_hosted_style_request(false);
+                if let Ok(e) = std::env::var("AWS_ENDPOINT_URL") {
+                    b = b.with_endpoint(e);
+                }
+            }
+            if let Some(r) = &opts.region {
+                b = b.with_region(r);
+            } else if std::env::var("AWS_REGION").is_err() && std::env::var("AWS_DEFAULT_REGION").is_err() {
+                b = b.with_region("us-east-1");
+            }
+            if let Some(k) = &opts.access_key_id {
+                b = b.with_access_key_id(k);
+            }
+            if let Some(s) = &opts.secret_access_key {
+                b = b.with_secret_access_key(s);
+            }
+            let store = b.build().map_err(|e| LoadError::Destination(format!("`{url}`: {e}")))?;
+            let root = Path::parse(prefix).map_err(|e| LoadError::Destination(format!("`{url}`: {e}")))?;
+            return Ok(Destination {
+                store: Arc::new(store),
+                root,
+                kind: StoreKind::Object,
+                url: url.to_string(),
+            });
+        }
+        if let Some((scheme, _)) = url.split_once("://")
+            && scheme != "file"
+        {
+            return Err(LoadError::Destination(format!(
+                "`{url}`: unsupported scheme `{scheme}` (use a local path, file:// or s3://)"
+            )));
+        }
+        let dir = match url.strip_prefix("file://") {
+            Some(p) => PathBuf::from(percent_encoding::percent_decode_str(p).decode_utf8_lossy().into_owned()),
+            None => PathBuf::from(url),
+        };
+        Destination::local(dir)
+    }
+
+    /// A local folder (created if missing).
+    pub fn local(dir: impl Into<PathBuf>) -> Result<Destination, LoadError> {
+        let dir = dir.into();
+        std::fs::create_dir_all(&dir).map_err(|e| LoadError::Destination(format!("{}: {e}", dir.display())))?;
+        let dir = dir
+            .canonicalize()
+            .map_err(|e| LoadError::Destination(format!("{}: {e}", dir.display())))?;
+        let store = LocalFileSystem::new_with_prefix(&dir).map_err(|e| LoadError::Destination(e.to_string()))?;
+        Ok(Destination {
+            store: Arc::new(store),
+            root: Path::default(),
+            kind: StoreKind::Local,
+            url: dir.display().to_string(),
+        })
+    }
+
+    /// The path of `segments` (folder and file names, spelled as they must appear) under the root.
+    pub fn path<S: AsRef<str>>(&self, segments: &[S]) -> Path {
+        let mut raw = self.root.as_ref().to_string();
+        for s in segments {
+            let s = s.as_ref();
+            if !raw.is_empty() {
+                raw.push('/');
+            }
+            match self.kind {
+                // PathPart::from escapes `%`, which the local store decodes back: the file
+                // name on disk is exactly `s`.
+                StoreKind::Local => raw.push_str(PathPart::from(s).as_ref()),
+                StoreKind::Object => raw.push_str(s),
+            }
+        }
+        Path::parse(&raw).unwrap_or_else(|_| Path::from_iter(raw.split('/')))
+    }
+}
