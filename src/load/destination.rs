@@ -6,7 +6,7 @@ use std::sync::Arc;
 use object_store::ObjectStore;
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
-use object_store::path::{Path, PathPart};
+use object_store::path::Path;
 
 use super::LoadError;
 
@@ -27,12 +27,12 @@ pub struct DestinationOptions {
     pub secret_access_key: Option<String>,
 }
 
-/// How the store names objects, which decides how a folder name with `%` is spelled.
+/// What kind of store a destination is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreKind {
-    /// A local folder (object_store decodes `%XX` in paths into file names).
+    /// A local folder.
     Local,
-    /// An object store (keys are the raw path).
+    /// An object store (S3 or compatible).
     Object,
 }
 
@@ -43,7 +43,7 @@ pub struct Destination {
     pub store: Arc<dyn ObjectStore>,
     /// The warehouse root inside the store.
     pub root: Path,
-    /// How names are spelled.
+    /// Local folder or object store.
     pub kind: StoreKind,
     /// The URL it was parsed from (without credentials).
     pub url: String,
@@ -119,7 +119,8 @@ impl Destination {
         })
     }
 
-    /// The path of `segments` (folder and file names, spelled as they must appear) under the root.
+    /// The path of `segments` under the root. Each segment is used as the folder or object
+    /// name exactly (both stores keep `%XX` literally); callers percent-encode values first.
     pub fn path<S: AsRef<str>>(&self, segments: &[S]) -> Path {
         let mut raw = self.root.as_ref().to_string();
         for s in segments {
@@ -127,12 +128,7 @@ impl Destination {
             if !raw.is_empty() {
                 raw.push('/');
             }
-            match self.kind {
-                // PathPart::from escapes `%`, which the local store decodes back: the file
-                // name on disk is exactly `s`.
-                StoreKind::Local => raw.push_str(PathPart::from(s).as_ref()),
-                StoreKind::Object => raw.push_str(s),
-            }
+            raw.push_str(s);
         }
         Path::parse(&raw).unwrap_or_else(|_| Path::from_iter(raw.split('/')))
     }
