@@ -52,18 +52,26 @@ pub struct Destination {
 impl Destination {
     /// Parses a destination URL or local path.
     pub fn parse(url: &str, opts: &DestinationOptions) -> Result<Destination, LoadError> {
-        if let Some(rest) = url.strip_prefix("s3://").or_else(|| url.strip_prefix("s3a://")) {
+        if let Some(rest) = url
+            .strip_prefix("s3://")
+            .or_else(|| url.strip_prefix("s3a://"))
+        {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             if bucket.is_empty() {
-                return Err(LoadError::Destination(format!("`{url}`: the bucket is missing")));
+                return Err(LoadError::Destination(format!(
+                    "`{url}`: the bucket is missing"
+                )));
             }
-            let env_http = std::env::var("AWS_ALLOW_HTTP").is_ok_and(|v| v.eq_ignore_ascii_case("true"));
+            let env_http =
+                std::env::var("AWS_ALLOW_HTTP").is_ok_and(|v| v.eq_ignore_ascii_case("true"));
             let mut b = AmazonS3Builder::from_env()
                 .with_bucket_name(bucket)
                 .with_allow_http(opts.allow_http || env_http);
             if let Some(e) = &opts.endpoint {
                 b = b.with_endpoint(e).with_virtual_hosted_style_request(false);
-            } else if std::env::var("AWS_ENDPOINT").is_ok() || std::env::var("AWS_ENDPOINT_URL").is_ok() {
+            } else if std::env::var("AWS_ENDPOINT").is_ok()
+                || std::env::var("AWS_ENDPOINT_URL").is_ok()
+            {
                 b = b.with_virtual_hosted_style_request(false);
                 if let Ok(e) = std::env::var("AWS_ENDPOINT_URL") {
                     b = b.with_endpoint(e);
@@ -71,7 +79,9 @@ impl Destination {
             }
             if let Some(r) = &opts.region {
                 b = b.with_region(r);
-            } else if std::env::var("AWS_REGION").is_err() && std::env::var("AWS_DEFAULT_REGION").is_err() {
+            } else if std::env::var("AWS_REGION").is_err()
+                && std::env::var("AWS_DEFAULT_REGION").is_err()
+            {
                 b = b.with_region("us-east-1");
             }
             if let Some(k) = &opts.access_key_id {
@@ -80,8 +90,11 @@ impl Destination {
             if let Some(s) = &opts.secret_access_key {
                 b = b.with_secret_access_key(s);
             }
-            let store = b.build().map_err(|e| LoadError::Destination(format!("`{url}`: {e}")))?;
-            let root = Path::parse(prefix).map_err(|e| LoadError::Destination(format!("`{url}`: {e}")))?;
+            let store = b
+                .build()
+                .map_err(|e| LoadError::Destination(format!("`{url}`: {e}")))?;
+            let root =
+                Path::parse(prefix).map_err(|e| LoadError::Destination(format!("`{url}`: {e}")))?;
             return Ok(Destination {
                 store: Arc::new(store),
                 root,
@@ -97,7 +110,11 @@ impl Destination {
             )));
         }
         let dir = match url.strip_prefix("file://") {
-            Some(p) => PathBuf::from(percent_encoding::percent_decode_str(p).decode_utf8_lossy().into_owned()),
+            Some(p) => PathBuf::from(
+                percent_encoding::percent_decode_str(p)
+                    .decode_utf8_lossy()
+                    .into_owned(),
+            ),
             None => PathBuf::from(url),
         };
         Destination::local(dir)
@@ -106,11 +123,13 @@ impl Destination {
     /// A local folder (created if missing).
     pub fn local(dir: impl Into<PathBuf>) -> Result<Destination, LoadError> {
         let dir = dir.into();
-        std::fs::create_dir_all(&dir).map_err(|e| LoadError::Destination(format!("{}: {e}", dir.display())))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| LoadError::Destination(format!("{}: {e}", dir.display())))?;
         let dir = dir
             .canonicalize()
             .map_err(|e| LoadError::Destination(format!("{}: {e}", dir.display())))?;
-        let store = LocalFileSystem::new_with_prefix(&dir).map_err(|e| LoadError::Destination(e.to_string()))?;
+        let store = LocalFileSystem::new_with_prefix(&dir)
+            .map_err(|e| LoadError::Destination(e.to_string()))?;
         Ok(Destination {
             store: Arc::new(store),
             root: Path::default(),

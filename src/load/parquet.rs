@@ -57,5 +57,7 @@ pub fn decode(bytes: Bytes) -> Result<Vec<RecordBatch>, ParquetError> {
     let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)?
         .with_batch_size(64 * 1024)
         .build()?;
-    reader.collect::<Result<Vec<_>, _>>().map_err(ParquetError::from)
+    reader
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(ParquetError::from)
 }

@@ -52,10 +52,17 @@ enum Val<'a> {
 }
 
 /// Splits `batch` into one batch per partition of `table` (grouping rows, then `take`).
-pub fn split(table: &TableDef, batch: &RecordBatch) -> Result<Vec<(PartitionKey, RecordBatch)>, ArrowError> {
+pub fn split(
+    table: &TableDef,
+    batch: &RecordBatch,
+) -> Result<Vec<(PartitionKey, RecordBatch)>, ArrowError> {
     let n = batch.num_rows();
     if table.partition_by.is_empty() {
-        return Ok(if n == 0 { vec![] } else { vec![(PartitionKey(vec![]), batch.clone())] });
+        return Ok(if n == 0 {
+            vec![]
+        } else {
+            vec![(PartitionKey(vec![]), batch.clone())]
+        });
     }
     let cols: Vec<_> = table
         .partition_by
@@ -79,11 +86,20 @@ pub fn split(table: &TableDef, batch: &RecordBatch) -> Result<Vec<(PartitionKey,
     };
     let mut groups: HashMap<[Val<'_>; 2], Vec<u32>> = HashMap::new();
     for i in 0..n {
-        let key = [value(0, i), if cols.len() > 1 { value(1, i) } else { Val::Null }];
+        let key = [
+            value(0, i),
+            if cols.len() > 1 {
+                value(1, i)
+            } else {
+                Val::Null
+            },
+        ];
         groups.entry(key).or_default().push(i as u32);
     }
     if cols.len() > 2 {
-        return Err(ArrowError::SchemaError("at most two partition columns".into()));
+        return Err(ArrowError::SchemaError(
+            "at most two partition columns".into(),
+        ));
     }
     let mut out = Vec::with_capacity(groups.len());
     for (key, idx) in groups {

@@ -14,10 +14,12 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use parquet::file::properties::WriterProperties;
 
-use super::destination::Destination;
-use super::parquet::{DEFAULT_ROW_GROUP_ROWS, DEFAULT_ZSTD_LEVEL, decode, encode, spill_properties, writer_properties};
-use super::partition::{PartitionKey, split};
 use super::LoadError;
+use super::destination::Destination;
+use super::parquet::{
+    DEFAULT_ROW_GROUP_ROWS, DEFAULT_ZSTD_LEVEL, decode, encode, spill_properties, writer_properties,
+};
+use super::partition::{PartitionKey, split};
 use crate::transform::TableDef;
 use crate::transform::dedupe::{align, dedupe};
 
@@ -119,7 +121,12 @@ static SPILL_SEQ: AtomicU64 = AtomicU64::new(0);
 
 impl TableWriter {
     /// A writer of `table` into `dest`.
-    pub fn new(dest: &Destination, table: &'static TableDef, mode: WriteMode, cfg: WriterConfig) -> TableWriter {
+    pub fn new(
+        dest: &Destination,
+        table: &'static TableDef,
+        mode: WriteMode,
+        cfg: WriterConfig,
+    ) -> TableWriter {
         TableWriter {
             dest: dest.clone(),
             table,
@@ -173,7 +180,11 @@ impl TableWriter {
         let dir = match &self.spill {
             Some(d) => d.clone(),
             None => {
-                let base = self.cfg.spill_dir.clone().unwrap_or_else(std::env::temp_dir);
+                let base = self
+                    .cfg
+                    .spill_dir
+                    .clone()
+                    .unwrap_or_else(std::env::temp_dir);
                 let nanos = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map(|d| d.as_nanos())
@@ -294,29 +305,30 @@ async fn finish_partition(
     let spilled = buf.spilled;
     let mem = buf.mem;
     let shown = path.to_string();
-    let (bytes, rows) = tokio::task::spawn_blocking(move || -> Result<(Vec<u8>, usize), LoadError> {
-        for f in &spilled {
-            let b = std::fs::read(f).map_err(|e| LoadError::Io {
-                path: f.display().to_string(),
+    let (bytes, rows) =
+        tokio::task::spawn_blocking(move || -> Result<(Vec<u8>, usize), LoadError> {
+            for f in &spilled {
+                let b = std::fs::read(f).map_err(|e| LoadError::Io {
+                    path: f.display().to_string(),
+                    source: e,
+                })?;
+                let _ = std::fs::remove_file(f);
+                batches.extend(decode(Bytes::from(b)).map_err(|e| LoadError::Parquet {
+                    path: f.display().to_string(),
+                    source: e,
+                })?);
+            }
+            batches.extend(mem);
+            let rows = dedupe(table, &batches)?;
+            drop(batches);
+            let bytes = encode(&rows, props).map_err(|e| LoadError::Parquet {
+                path: shown,
                 source: e,
             })?;
-            let _ = std::fs::remove_file(f);
-            batches.extend(decode(Bytes::from(b)).map_err(|e| LoadError::Parquet {
-                path: f.display().to_string(),
-                source: e,
-            })?);
-        }
-        batches.extend(mem);
-        let rows = dedupe(table, &batches)?;
-        drop(batches);
-        let bytes = encode(&rows, props).map_err(|e| LoadError::Parquet {
-            path: shown,
-            source: e,
-        })?;
-        Ok((bytes, rows.num_rows()))
-    })
-    .await
-    .map_err(|e| LoadError::Join(e.to_string()))??;
+            Ok((bytes, rows.num_rows()))
+        })
+        .await
+        .map_err(|e| LoadError::Join(e.to_string()))??;
     let n = bytes.len();
     store
         .put(&path, PutPayload::from(bytes))

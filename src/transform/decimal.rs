@@ -50,7 +50,12 @@ const POW10: [i128; 20] = {
 /// Parses `text` as a decimal scaled by `10^scale`, allowing at most `max_frac` fractional
 /// digits (as written, trailing zeros included) and `precision - scale` integer digits
 /// (leading zeros not counted). Accepts an optional sign, digits, and `.digits`.
-pub fn parse_decimal(text: &str, precision: u8, scale: i8, max_frac: u32) -> Result<i128, DecimalError> {
+pub fn parse_decimal(
+    text: &str,
+    precision: u8,
+    scale: i8,
+    max_frac: u32,
+) -> Result<i128, DecimalError> {
     let b = text.as_bytes();
     let (neg, digits) = match b.first() {
         Some(b'-') => (true, &b[1..]),
@@ -126,16 +131,33 @@ mod tests {
         assert_eq!(amt("1.2345", 4), Ok(12_345));
         assert_eq!(amt("-0", 2), Ok(0));
         assert_eq!(amt("99999999999999.9999", 4), Ok(999_999_999_999_999_999));
-        assert_eq!(parse_decimal("1.0869565217", 20, 10, 10), Ok(10_869_565_217));
+        assert_eq!(
+            parse_decimal("1.0869565217", 20, 10, 10),
+            Ok(10_869_565_217)
+        );
     }
 
     #[test]
     fn refuses_what_the_contract_forbids() {
-        assert!(matches!(amt("1.005", 2), Err(DecimalError::TooManyDigits { got: 3, .. })));
-        assert!(matches!(amt("1500.5", 0), Err(DecimalError::TooManyDigits { .. })));
-        assert!(matches!(amt("100000000000000", 2), Err(DecimalError::OutOfRange { .. })));
-        for bad in ["", "-", ".5", "1.", "1e5", "1,5", " 1", "0x10", "NaN", "1.2.3", "--1"] {
-            assert!(matches!(amt(bad, 2), Err(DecimalError::Malformed(_))), "{bad}");
+        assert!(matches!(
+            amt("1.005", 2),
+            Err(DecimalError::TooManyDigits { got: 3, .. })
+        ));
+        assert!(matches!(
+            amt("1500.5", 0),
+            Err(DecimalError::TooManyDigits { .. })
+        ));
+        assert!(matches!(
+            amt("100000000000000", 2),
+            Err(DecimalError::OutOfRange { .. })
+        ));
+        for bad in [
+            "", "-", ".5", "1.", "1e5", "1,5", " 1", "0x10", "NaN", "1.2.3", "--1",
+        ] {
+            assert!(
+                matches!(amt(bad, 2), Err(DecimalError::Malformed(_))),
+                "{bad}"
+            );
         }
         assert_eq!(amt("00000000000000000001.5", 2), Ok(15_000));
     }

@@ -39,7 +39,12 @@ pub fn dedupe(table: &TableDef, batches: &[RecordBatch]) -> Result<RecordBatch, 
         return Ok(all);
     }
     let key_names: Vec<&str> = if table.primary_key.is_empty() {
-        table.schema.fields().iter().map(|f| f.name().as_str()).collect()
+        table
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect()
     } else {
         table.primary_key.to_vec()
     };
@@ -51,7 +56,12 @@ pub fn dedupe(table: &TableDef, batches: &[RecordBatch]) -> Result<RecordBatch, 
                 .ok_or_else(|| ArrowError::SchemaError(format!("no key column {k}")))
         })
         .collect::<Result<_, _>>()?;
-    let conv = RowConverter::new(key_cols.iter().map(|c| SortField::new(c.data_type().clone())).collect())?;
+    let conv = RowConverter::new(
+        key_cols
+            .iter()
+            .map(|c| SortField::new(c.data_type().clone()))
+            .collect(),
+    )?;
     let rows = conv.convert_columns(&key_cols)?;
     let ts = |name: &str| {
         all.column_by_name(name)

@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Date32Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder};
+use arrow::array::{
+    ArrayRef, Date32Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
+};
 
 use super::Lineage;
 use super::schema::QUARANTINE;
@@ -178,6 +180,7 @@ impl QuarantineBuilder {
             Arc::new(run.finish()),
             Arc::new(at.finish()),
         ];
-        RecordBatch::try_new(QUARANTINE.schema.clone(), cols).expect("quarantine columns match the schema")
+        RecordBatch::try_new(QUARANTINE.schema.clone(), cols)
+            .expect("quarantine columns match the schema")
     }
 }

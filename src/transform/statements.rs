@@ -4,7 +4,10 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Date32Builder, Decimal128Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder};
+use arrow::array::{
+    ArrayRef, Date32Builder, Decimal128Builder, RecordBatch, StringBuilder,
+    TimestampMicrosecondBuilder,
+};
 use chrono_tz::Tz;
 use thiserror::Error;
 
@@ -43,7 +46,9 @@ pub enum StatementError {
         date: chrono::NaiveDate,
     },
     /// The header row differs from the contract's columns.
-    #[error("statement of {account_id} for {date}: header `{header}` differs from the contract's columns")]
+    #[error(
+        "statement of {account_id} for {date}: header `{header}` differs from the contract's columns"
+    )]
     Header {
         /// Account.
         account_id: String,
@@ -53,7 +58,9 @@ pub enum StatementError {
         header: String,
     },
     /// The body's SHA-256 differs from the announced one.
-    #[error("statement of {account_id} for {date}: body SHA-256 {actual} differs from announced {announced}")]
+    #[error(
+        "statement of {account_id} for {date}: body SHA-256 {actual} differs from announced {announced}"
+    )]
     Checksum {
         /// Account.
         account_id: String,
@@ -157,7 +164,10 @@ fn row_json(fields: &[Cow<'_, str>]) -> String {
         if i > 0 {
             s.push(',');
         }
-        push_json_str(&mut s, STATEMENT_COLUMNS.get(i).copied().unwrap_or("_unexpected"));
+        push_json_str(
+            &mut s,
+            STATEMENT_COLUMNS.get(i).copied().unwrap_or("_unexpected"),
+        );
         s.push(':');
         push_json_str(&mut s, v);
     }
@@ -178,11 +188,17 @@ fn check_row(f: &[Cow<'_, str>], tz: Tz) -> Result<Row, Reject> {
         ));
     }
     if f[0].is_empty() {
-        return Err(Reject::new(Reason::MissingPrimaryKey, "transaction_id is empty"));
+        return Err(Reject::new(
+            Reason::MissingPrimaryKey,
+            "transaction_id is empty",
+        ));
     }
     for (i, name) in [(1, "transaction_type"), (2, "status")] {
         if f[i].is_empty() {
-            return Err(Reject::new(Reason::MissingField, format!("{name} is empty")));
+            return Err(Reject::new(
+                Reason::MissingField,
+                format!("{name} is empty"),
+            ));
         }
     }
     let (_, digits) = check_currency(Cow::Borrowed(&f[3]), "currency")?;
@@ -190,7 +206,10 @@ fn check_row(f: &[Cow<'_, str>], tz: Tz) -> Result<Row, Reject> {
     let fee = amount_text(&f[5], digits, "fee_amount")?;
     let net = amount_text(&f[6], digits, "net_amount")?;
     if net != gross - fee {
-        return Err(Reject::new(Reason::NetMismatch, format!("net {net} != gross {gross} - fee {fee}")));
+        return Err(Reject::new(
+            Reason::NetMismatch,
+            format!("net {net} != gross {gross} - fee {fee}"),
+        ));
     }
     let utc_us = parse_local(&f[7])
         .and_then(|t| local_to_utc_us(tz, t))
@@ -202,7 +221,11 @@ fn check_row(f: &[Cow<'_, str>], tz: Tz) -> Result<Row, Reject> {
 }
 
 /// Decodes one statement file of an account whose business day is in `tz`.
-pub fn decode_statement(file: &StatementFile<'_>, tz: Tz, lineage: &Lineage) -> Result<Decoded, StatementError> {
+pub fn decode_statement(
+    file: &StatementFile<'_>,
+    tz: Tz,
+    lineage: &Lineage,
+) -> Result<Decoded, StatementError> {
     let err_ctx = || (file.account_id.to_string(), file.date);
     let sha = sha256_hex(file.body);
     if let Some(announced) = file.sha256
@@ -222,7 +245,8 @@ pub fn decode_statement(file: &StatementFile<'_>, tz: Tz, lineage: &Lineage) -> 
         StatementError::NotUtf8 { account_id, date }
     })?;
     let mut records = CsvRecords::new(text);
-    let header_ok = matches!(records.next(), Some(Ok(h)) if h.iter().map(|c| c.as_ref()).eq(STATEMENT_COLUMNS));
+    let header_ok =
+        matches!(records.next(), Some(Ok(h)) if h.iter().map(|c| c.as_ref()).eq(STATEMENT_COLUMNS));
     if !header_ok {
         let (account_id, date) = err_ctx();
         return Err(StatementError::Header {
@@ -238,7 +262,8 @@ pub fn decode_statement(file: &StatementFile<'_>, tz: Tz, lineage: &Lineage) -> 
     ) as i32;
     let mut q = QuarantineBuilder::new(Stream::Statements.name(), lineage.clone());
     let mut strs: [StringBuilder; 7] = std::array::from_fn(|_| StringBuilder::new());
-    let mut amounts: [Decimal128Builder; 3] = std::array::from_fn(|_| Decimal128Builder::new().with_data_type(amount()));
+    let mut amounts: [Decimal128Builder; 3] =
+        std::array::from_fn(|_| Decimal128Builder::new().with_data_type(amount()));
     let mut utc = TimestampMicrosecondBuilder::new().with_timezone("UTC");
     let mut opt: [StringBuilder; 3] = std::array::from_fn(|_| StringBuilder::new());
     let mut rows = 0usize;
@@ -246,7 +271,10 @@ pub fn decode_statement(file: &StatementFile<'_>, tz: Tz, lineage: &Lineage) -> 
         let fields = match rec {
             Ok(f) => f,
             Err(e) => {
-                q.push(&format!("{{\"_error\":\"{e}\"}}"), &Reject::new(Reason::MalformedRecord, e));
+                q.push(
+                    &format!("{{\"_error\":\"{e}\"}}"),
+                    &Reject::new(Reason::MalformedRecord, e),
+                );
                 continue;
             }
         };
@@ -307,7 +335,8 @@ pub fn decode_statement(file: &StatementFile<'_>, tz: Tz, lineage: &Lineage) -> 
     ];
     let counts: QuarantineCounts = q.counts().clone();
     Ok(Decoded {
-        rows: RecordBatch::try_new(STATEMENT_LINES.schema.clone(), cols).expect("columns match statement_lines"),
+        rows: RecordBatch::try_new(STATEMENT_LINES.schema.clone(), cols)
+            .expect("columns match statement_lines"),
         quarantine: q.finish(),
         counts,
     })

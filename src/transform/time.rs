@@ -166,7 +166,10 @@ mod tests {
             assert_eq!(parse_instant_us(bad), None, "{bad}");
         }
         let c = chrono::DateTime::parse_from_rfc3339("2024-02-29T12:34:56.789-09:30").unwrap();
-        assert_eq!(parse_instant_us("2024-02-29T12:34:56.789-09:30"), Some(c.timestamp_micros()));
+        assert_eq!(
+            parse_instant_us("2024-02-29T12:34:56.789-09:30"),
+            Some(c.timestamp_micros())
+        );
     }
 
     #[test]

@@ -36,7 +36,10 @@ pub fn date(y: i32, m: u32, d: u32) -> NaiveDate {
 /// A data-clock instant after every day of the world closed and its statements were generated.
 pub fn settled_now_ms(w: &World) -> i64 {
     let d = w.p.to + chrono::Days::new(3);
-    d.and_hms_opt(12, 0, 0).unwrap().and_utc().timestamp_millis()
+    d.and_hms_opt(12, 0, 0)
+        .unwrap()
+        .and_utc()
+        .timestamp_millis()
 }
 
 /// Every transaction of the world, in (account, day, index) order.
@@ -67,7 +70,10 @@ pub fn txn_items(w: &World, txns: &[Txn], now_ms: i64) -> Vec<String> {
 }
 
 pub fn lineage(run: &str) -> Lineage {
-    Lineage::new(run, DateTime::<Utc>::from_timestamp(1_773_000_000, 0).unwrap())
+    Lineage::new(
+        run,
+        DateTime::<Utc>::from_timestamp(1_773_000_000, 0).unwrap(),
+    )
 }
 
 /// Decodes `items` of `stream` in pages of 100 and writes rows and quarantine to `dest`.
@@ -101,7 +107,9 @@ pub fn parquet_files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in rd.flatten() {
             let p = e.path();
             if p.is_dir() {
@@ -142,10 +150,13 @@ pub fn read_file(p: &Path) -> RecordBatch {
 
 /// All rows of a local table, with the file each came from.
 pub fn read_table(root: &Path, table: &str) -> Vec<(PathBuf, RecordBatch)> {
-    parquet_files(&root.join(table)).into_iter().map(|p| {
-        let b = read_file(&p);
-        (p, b)
-    }).collect()
+    parquet_files(&root.join(table))
+        .into_iter()
+        .map(|p| {
+            let b = read_file(&p);
+            (p, b)
+        })
+        .collect()
 }
 
 /// Rows of a table, concatenated.
@@ -158,8 +169,11 @@ pub fn table_rows(root: &Path, table: &str) -> RecordBatch {
 /// Column `name` of `b` as strings per row (Arrow's display form).
 pub fn strings(b: &RecordBatch, name: &str) -> Vec<Option<String>> {
     use arrow::array::Array;
-    let c = b.column_by_name(name).unwrap_or_else(|| panic!("no column {name}"));
-    let fmt = arrow::util::display::ArrayFormatter::try_new(c.as_ref(), &Default::default()).unwrap();
+    let c = b
+        .column_by_name(name)
+        .unwrap_or_else(|| panic!("no column {name}"));
+    let fmt =
+        arrow::util::display::ArrayFormatter::try_new(c.as_ref(), &Default::default()).unwrap();
     (0..c.len())
         .map(|i| c.is_valid(i).then(|| fmt.value(i).to_string()))
         .collect()
@@ -167,5 +181,9 @@ pub fn strings(b: &RecordBatch, name: &str) -> Vec<Option<String>> {
 
 /// Index rows by a string column.
 pub fn by_key(b: &RecordBatch, name: &str) -> HashMap<String, usize> {
-    strings(b, name).into_iter().enumerate().map(|(i, k)| (k.unwrap(), i)).collect()
+    strings(b, name)
+        .into_iter()
+        .enumerate()
+        .map(|(i, k)| (k.unwrap(), i))
+        .collect()
 }

@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, ListBuilder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder};
+use arrow::array::{
+    ArrayRef, ListBuilder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
+};
 
 use super::{RowDecoder, Slots, check_currency, pk_str, req_instant, req_str};
 use crate::transform::Lineage;
@@ -10,7 +12,14 @@ use crate::transform::json::{Fields, JsonStr, as_str, extra_json};
 use crate::transform::quarantine::{Reason, Reject};
 use crate::transform::schema::{ACCOUNTS, TableDef};
 
-const NAMES: [&str; 6] = ["account_id", "account_name", "status", "timezone", "currencies", "created_at"];
+const NAMES: [&str; 6] = [
+    "account_id",
+    "account_name",
+    "status",
+    "timezone",
+    "currencies",
+    "created_at",
+];
 
 /// Column builders of the `accounts` table.
 pub struct AccountsDecoder {
@@ -60,12 +69,21 @@ impl RowDecoder for AccountsDecoder {
             Some(v) if v.get() == "null" => None,
             Some(v) => {
                 let items: Vec<&serde_json::value::RawValue> = serde_json::from_str(v.get())
-                    .map_err(|_| Reject::new(Reason::MalformedRecord, "currencies is not an array"))?;
+                    .map_err(|_| {
+                        Reject::new(Reason::MalformedRecord, "currencies is not an array")
+                    })?;
                 let mut out = Vec::with_capacity(items.len());
                 for it in items {
                     match as_str(it) {
-                        JsonStr::Str(c) => out.push(check_currency(c, "currencies[]")?.0.into_owned()),
-                        _ => return Err(Reject::new(Reason::UnknownCurrency, "currencies[] is not a string")),
+                        JsonStr::Str(c) => {
+                            out.push(check_currency(c, "currencies[]")?.0.into_owned())
+                        }
+                        _ => {
+                            return Err(Reject::new(
+                                Reason::UnknownCurrency,
+                                "currencies[] is not a string",
+                            ));
+                        }
                     }
                 }
                 Some(out)
@@ -111,6 +129,7 @@ impl RowDecoder for AccountsDecoder {
             Arc::new(self.run_id.finish()),
             Arc::new(self.extracted_at.finish()),
         ];
-        RecordBatch::try_new(ACCOUNTS.schema.clone(), cols).expect("columns match the accounts schema")
+        RecordBatch::try_new(ACCOUNTS.schema.clone(), cols)
+            .expect("columns match the accounts schema")
     }
 }

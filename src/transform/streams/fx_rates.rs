@@ -2,9 +2,12 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Date32Builder, Decimal128Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder};
+use arrow::array::{
+    ArrayRef, Date32Builder, Decimal128Builder, RecordBatch, StringBuilder,
+    TimestampMicrosecondBuilder,
+};
 
-use super::{Slots, check_currency, opt_decimal, pk_str, req_date, RowDecoder};
+use super::{RowDecoder, Slots, check_currency, opt_decimal, pk_str, req_date};
 use crate::transform::Lineage;
 use crate::transform::decimal::{RATE_PRECISION, RATE_SCALE};
 use crate::transform::json::{Fields, extra_json};
@@ -79,6 +82,7 @@ impl RowDecoder for FxRatesDecoder {
             Arc::new(self.run_id.finish()),
             Arc::new(self.extracted_at.finish()),
         ];
-        RecordBatch::try_new(FX_RATES.schema.clone(), cols).expect("columns match the fx_rates schema")
+        RecordBatch::try_new(FX_RATES.schema.clone(), cols)
+            .expect("columns match the fx_rates schema")
     }
 }

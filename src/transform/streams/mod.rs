@@ -62,41 +62,78 @@ impl<'a, const N: usize> Slots<'a, N> {
 pub(crate) fn req_str<'a>(v: Option<&'a RawValue>, name: &str) -> Result<Cow<'a, str>, Reject> {
     match v.map(as_str) {
         Some(JsonStr::Str(s)) => Ok(s),
-        None | Some(JsonStr::Null) => Err(Reject::new(Reason::MissingField, format!("{name} is missing"))),
-        Some(JsonStr::Other(t)) => Err(Reject::new(Reason::MalformedRecord, format!("{name} is not a string: {t}"))),
+        None | Some(JsonStr::Null) => Err(Reject::new(
+            Reason::MissingField,
+            format!("{name} is missing"),
+        )),
+        Some(JsonStr::Other(t)) => Err(Reject::new(
+            Reason::MalformedRecord,
+            format!("{name} is not a string: {t}"),
+        )),
     }
 }
 
-pub(crate) fn opt_str<'a>(v: Option<&'a RawValue>, name: &str) -> Result<Option<Cow<'a, str>>, Reject> {
+pub(crate) fn opt_str<'a>(
+    v: Option<&'a RawValue>,
+    name: &str,
+) -> Result<Option<Cow<'a, str>>, Reject> {
     match v.map(as_str) {
         Some(JsonStr::Str(s)) => Ok(Some(s)),
         None | Some(JsonStr::Null) => Ok(None),
-        Some(JsonStr::Other(t)) => Err(Reject::new(Reason::MalformedRecord, format!("{name} is not a string: {t}"))),
+        Some(JsonStr::Other(t)) => Err(Reject::new(
+            Reason::MalformedRecord,
+            format!("{name} is not a string: {t}"),
+        )),
     }
 }
 
 pub(crate) fn pk_str<'a>(v: Option<&'a RawValue>, name: &str) -> Result<Cow<'a, str>, Reject> {
     match v.map(as_str) {
         Some(JsonStr::Str(s)) if !s.is_empty() => Ok(s),
-        Some(JsonStr::Other(t)) => Err(Reject::new(Reason::MalformedRecord, format!("{name} is not a string: {t}"))),
-        _ => Err(Reject::new(Reason::MissingPrimaryKey, format!("{name} is missing or empty"))),
+        Some(JsonStr::Other(t)) => Err(Reject::new(
+            Reason::MalformedRecord,
+            format!("{name} is not a string: {t}"),
+        )),
+        _ => Err(Reject::new(
+            Reason::MissingPrimaryKey,
+            format!("{name} is missing or empty"),
+        )),
     }
 }
 
 /// A currency code and its minor-unit digits.
-pub(crate) fn currency<'a>(v: Option<&'a RawValue>, name: &str) -> Result<(Cow<'a, str>, u8), Reject> {
+pub(crate) fn currency<'a>(
+    v: Option<&'a RawValue>,
+    name: &str,
+) -> Result<(Cow<'a, str>, u8), Reject> {
     let c = match v.map(as_str) {
         Some(JsonStr::Str(s)) => s,
-        None | Some(JsonStr::Null) => return Err(Reject::new(Reason::MissingField, format!("{name} is missing"))),
-        Some(JsonStr::Other(t)) => return Err(Reject::new(Reason::UnknownCurrency, format!("{name} is not a string: {t}"))),
+        None | Some(JsonStr::Null) => {
+            return Err(Reject::new(
+                Reason::MissingField,
+                format!("{name} is missing"),
+            ));
+        }
+        Some(JsonStr::Other(t)) => {
+            return Err(Reject::new(
+                Reason::UnknownCurrency,
+                format!("{name} is not a string: {t}"),
+            ));
+        }
     };
     check_currency(c, name)
 }
 
-pub(crate) fn check_currency<'a>(c: Cow<'a, str>, name: &str) -> Result<(Cow<'a, str>, u8), Reject> {
+pub(crate) fn check_currency<'a>(
+    c: Cow<'a, str>,
+    name: &str,
+) -> Result<(Cow<'a, str>, u8), Reject> {
     match minor_units(&c) {
         Some(d) => Ok((c, d)),
-        None => Err(Reject::new(Reason::UnknownCurrency, format!("{name} `{c}` is not an ISO 4217 code"))),
+        None => Err(Reject::new(
+            Reason::UnknownCurrency,
+            format!("{name} `{c}` is not an ISO 4217 code"),
+        )),
     }
 }
 
@@ -111,7 +148,8 @@ pub(crate) fn decimal_reject(name: &str, e: DecimalError) -> Reject {
 
 /// Money in `Decimal128(18, 4)` from decimal text with at most `digits` fractional digits.
 pub(crate) fn amount_text(text: &str, digits: u8, name: &str) -> Result<i128, Reject> {
-    parse_decimal(text, AMOUNT_PRECISION, AMOUNT_SCALE, u32::from(digits)).map_err(|e| decimal_reject(name, e))
+    parse_decimal(text, AMOUNT_PRECISION, AMOUNT_SCALE, u32::from(digits))
+        .map_err(|e| decimal_reject(name, e))
 }
 
 fn decimal_value<'a>(v: Option<&'a RawValue>, name: &str) -> Result<Option<Cow<'a, str>>, Reject> {
@@ -128,7 +166,10 @@ fn decimal_value<'a>(v: Option<&'a RawValue>, name: &str) -> Result<Option<Cow<'
 pub(crate) fn req_amount(v: Option<&RawValue>, digits: u8, name: &str) -> Result<i128, Reject> {
     match decimal_value(v, name)? {
         Some(s) => amount_text(&s, digits, name),
-        None => Err(Reject::new(Reason::MissingField, format!("{name} is missing"))),
+        None => Err(Reject::new(
+            Reason::MissingField,
+            format!("{name} is missing"),
+        )),
     }
 }
 
@@ -150,24 +191,43 @@ pub(crate) fn opt_decimal(
 pub(crate) fn opt_instant(v: Option<&RawValue>, name: &str) -> Result<Option<i64>, Reject> {
     match v.map(as_str) {
         None | Some(JsonStr::Null) => Ok(None),
-        Some(JsonStr::Str(s)) => parse_instant_us(&s)
-            .map(Some)
-            .ok_or_else(|| Reject::new(Reason::BadTimestamp, format!("{name} `{s}` is not an RFC 3339 instant"))),
-        Some(JsonStr::Other(t)) => Err(Reject::new(Reason::BadTimestamp, format!("{name} is not a string: {t}"))),
+        Some(JsonStr::Str(s)) => parse_instant_us(&s).map(Some).ok_or_else(|| {
+            Reject::new(
+                Reason::BadTimestamp,
+                format!("{name} `{s}` is not an RFC 3339 instant"),
+            )
+        }),
+        Some(JsonStr::Other(t)) => Err(Reject::new(
+            Reason::BadTimestamp,
+            format!("{name} is not a string: {t}"),
+        )),
     }
 }
 
 pub(crate) fn req_instant(v: Option<&RawValue>, name: &str) -> Result<i64, Reject> {
-    opt_instant(v, name)?.ok_or_else(|| Reject::new(Reason::MissingField, format!("{name} is missing")))
+    opt_instant(v, name)?
+        .ok_or_else(|| Reject::new(Reason::MissingField, format!("{name} is missing")))
 }
 
-pub(crate) fn req_date(v: Option<&RawValue>, name: &str, reason_if_missing: Reason) -> Result<i32, Reject> {
+pub(crate) fn req_date(
+    v: Option<&RawValue>,
+    name: &str,
+    reason_if_missing: Reason,
+) -> Result<i32, Reject> {
     match v.map(as_str) {
-        None | Some(JsonStr::Null) => Err(Reject::new(reason_if_missing, format!("{name} is missing"))),
-        Some(JsonStr::Str(s)) => {
-            parse_date(&s).ok_or_else(|| Reject::new(Reason::BadTimestamp, format!("{name} `{s}` is not a YYYY-MM-DD date")))
+        None | Some(JsonStr::Null) => {
+            Err(Reject::new(reason_if_missing, format!("{name} is missing")))
         }
-        Some(JsonStr::Other(t)) => Err(Reject::new(Reason::BadTimestamp, format!("{name} is not a string: {t}"))),
+        Some(JsonStr::Str(s)) => parse_date(&s).ok_or_else(|| {
+            Reject::new(
+                Reason::BadTimestamp,
+                format!("{name} `{s}` is not a YYYY-MM-DD date"),
+            )
+        }),
+        Some(JsonStr::Other(t)) => Err(Reject::new(
+            Reason::BadTimestamp,
+            format!("{name} is not a string: {t}"),
+        )),
     }
 }
 

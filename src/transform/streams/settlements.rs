@@ -3,10 +3,13 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, Date32Builder, Decimal128Builder, Int64Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
+    ArrayRef, Date32Builder, Decimal128Builder, Int64Builder, RecordBatch, StringBuilder,
+    TimestampMicrosecondBuilder,
 };
 
-use super::{RowDecoder, Slots, currency, opt_instant, pk_str, req_amount, req_date, req_instant, req_str};
+use super::{
+    RowDecoder, Slots, currency, opt_instant, pk_str, req_amount, req_date, req_instant, req_str,
+};
 use crate::transform::Lineage;
 use crate::transform::json::{Fields, extra_json};
 use crate::transform::quarantine::{Reason, Reject};
@@ -83,9 +86,17 @@ impl RowDecoder for SettlementsDecoder {
         let count = match k[5].map(|v| v.get().parse::<i64>()) {
             Some(Ok(n)) => n,
             Some(Err(_)) => {
-                return Err(Reject::new(Reason::MalformedRecord, "transaction_count is not an integer"));
+                return Err(Reject::new(
+                    Reason::MalformedRecord,
+                    "transaction_count is not an integer",
+                ));
             }
-            None => return Err(Reject::new(Reason::MissingField, "transaction_count is missing")),
+            None => {
+                return Err(Reject::new(
+                    Reason::MissingField,
+                    "transaction_count is missing",
+                ));
+            }
         };
         let gross = req_amount(k[6], digits, NAMES[6])?;
         let fee = req_amount(k[7], digits, NAMES[7])?;
@@ -110,7 +121,11 @@ impl RowDecoder for SettlementsDecoder {
         for (b, v) in self.amounts.iter_mut().zip([gross, fee, net]) {
             b.append_value(v);
         }
-        for (b, v) in self.times.iter_mut().zip([Some(created), Some(updated), closed, paid]) {
+        for (b, v) in self
+            .times
+            .iter_mut()
+            .zip([Some(created), Some(updated), closed, paid])
+        {
             b.append_option(v);
         }
         self.extra.append_option(extra_json(&s.extra));
@@ -146,6 +161,7 @@ impl RowDecoder for SettlementsDecoder {
             Arc::new(self.run_id.finish()),
             Arc::new(self.extracted_at.finish()),
         ];
-        RecordBatch::try_new(SETTLEMENTS.schema.clone(), cols).expect("columns match the settlements schema")
+        RecordBatch::try_new(SETTLEMENTS.schema.clone(), cols)
+            .expect("columns match the settlements schema")
     }
 }

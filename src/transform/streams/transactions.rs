@@ -3,12 +3,13 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, Date32Builder, Decimal128Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
+    ArrayRef, Date32Builder, Decimal128Builder, RecordBatch, StringBuilder,
+    TimestampMicrosecondBuilder,
 };
 
 use super::{
-    RowDecoder, Slots, check_currency, currency, opt_decimal, opt_instant, opt_str, pk_str, req_amount, req_instant,
-    req_str,
+    RowDecoder, Slots, check_currency, currency, opt_decimal, opt_instant, opt_str, pk_str,
+    req_amount, req_instant, req_str,
 };
 use crate::transform::Lineage;
 use crate::transform::decimal::{AMOUNT_PRECISION, AMOUNT_SCALE, RATE_PRECISION, RATE_SCALE};
@@ -133,7 +134,9 @@ impl RowDecoder for TransactionsDecoder {
             None => None,
         };
         let orig_amount = match (&orig_digits, k[9]) {
-            (Some((_, d)), v) => opt_decimal(v, AMOUNT_PRECISION, AMOUNT_SCALE, u32::from(*d), NAMES[9])?,
+            (Some((_, d)), v) => {
+                opt_decimal(v, AMOUNT_PRECISION, AMOUNT_SCALE, u32::from(*d), NAMES[9])?
+            }
             (None, v) => {
                 let a = opt_decimal(v, AMOUNT_PRECISION, AMOUNT_SCALE, 4, NAMES[9])?;
                 if a.is_some() {
@@ -165,7 +168,8 @@ impl RowDecoder for TransactionsDecoder {
         self.gross.append_value(gross);
         self.fee.append_value(fee);
         self.net.append_value(net);
-        self.orig_currency.append_option(orig_digits.as_ref().map(|(c, _)| c));
+        self.orig_currency
+            .append_option(orig_digits.as_ref().map(|(c, _)| c));
         self.orig_amount.append_option(orig_amount);
         self.fx_rate.append_option(fx_rate);
         self.created.append_value(created);
@@ -177,7 +181,8 @@ impl RowDecoder for TransactionsDecoder {
         self.channel.append_option(channel);
         self.description.append_option(description);
         self.metadata.append_option(metadata);
-        self.created_date.append_value(created.div_euclid(DAY_US) as i32);
+        self.created_date
+            .append_value(created.div_euclid(DAY_US) as i32);
         self.extra.append_option(extra);
         self.run_id.append_value(&lineage.run_id);
         self.extracted_at.append_value(lineage.extracted_at_us);
@@ -217,6 +222,7 @@ impl RowDecoder for TransactionsDecoder {
             Arc::new(self.run_id.finish()),
             Arc::new(self.extracted_at.finish()),
         ];
-        RecordBatch::try_new(TRANSACTIONS.schema.clone(), cols).expect("columns match the transactions schema")
+        RecordBatch::try_new(TRANSACTIONS.schema.clone(), cols)
+            .expect("columns match the transactions schema")
     }
 }
