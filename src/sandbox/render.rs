@@ -131,7 +131,7 @@ pub fn push_amount(out: &mut Vec<u8>, minor: i64, digits: u8, trim: bool) {
         if frac == 0 {
             return;
         }
-        while frac % 10 == 0 {
+        while frac.is_multiple_of(10) {
             frac /= 10;
             width -= 1;
         }
@@ -218,11 +218,11 @@ pub fn txn_json(out: &mut Vec<u8>, w: &World, t: &Txn, now_ms: i64) {
     let a = &w.accounts[t.day.account as usize];
     let status = t.status(now_ms);
     let off = t.offset_min;
-    let trim = hash(&[w.p.seed, 0x7472, t.created_ms as u64]) % 8 == 0;
+    let trim = hash(&[w.p.seed, 0x7472, t.created_ms as u64]).is_multiple_of(8);
     let bad = t.malformed;
     out.push(b'{');
     match bad {
-        Some(Malformed::MissingId) if t.index % 2 == 0 => {}
+        Some(Malformed::MissingId) if t.index.is_multiple_of(2) => {}
         Some(Malformed::MissingId) => out.extend_from_slice(b"\"transaction_id\":\"\","),
         _ => {
             out.extend_from_slice(b"\"transaction_id\":");
@@ -239,7 +239,7 @@ pub fn txn_json(out: &mut Vec<u8>, w: &World, t: &Txn, now_ms: i64) {
     out.extend_from_slice(b"\",\"currency\":\"");
     out.extend_from_slice(match bad {
         Some(Malformed::UnknownCurrency) => {
-            if t.index % 2 == 0 { b"ZZZ" as &[u8] } else { b"usd" }
+            if t.index.is_multiple_of(2) { b"ZZZ" as &[u8] } else { b"usd" }
         }
         _ => t.currency.as_bytes(),
     });
@@ -274,7 +274,7 @@ pub fn txn_json(out: &mut Vec<u8>, w: &World, t: &Txn, now_ms: i64) {
     }
     out.extend_from_slice(b",\"created_at\":");
     if bad == Some(Malformed::BadTimestamp) {
-        out.extend_from_slice(if t.index % 2 == 0 {
+        out.extend_from_slice(if t.index.is_multiple_of(2) {
             b"\"2026-02-30T25:61:00Z\""
         } else {
             b"\"yesterday at noon\""
