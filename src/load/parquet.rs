@@ -8,11 +8,38 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::errors::ParquetError;
 use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
+use parquet::schema::types::ColumnPath;
 
 /// `created_by` of every file: `maribank-etl <version>`.
 pub fn created_by() -> String {
     format!("maribank-etl {}", env!("CARGO_PKG_VERSION"))
 }
+
+/// Columns whose values are (nearly) unique per row, written without a dictionary.
+const HIGH_CARDINALITY: &[&str] = &[
+    "transaction_id",
+    "external_order_id",
+    "related_transaction_id",
+    "raw",
+];
+
+/// Columns holding one or a few values per partition file.
+const LOW_CARDINALITY: &[&str] = &[
+    "account_id",
+    "created_date",
+    "business_date",
+    "date",
+    "stream",
+    "extracted_date",
+    "_run_id",
+    "_extracted_at",
+    "currency",
+    "original_currency",
+    "type",
+    "transaction_type",
+    "status",
+    "channel",
+];
 
 /// Default rows per row group.
 pub const DEFAULT_ROW_GROUP_ROWS: usize = 128 * 1024;
@@ -22,8 +49,17 @@ pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
 /// The warehouse's writer properties: zstd, page-level statistics (so the column and offset
 /// indexes are written), an explicit row-group size and `created_by`.
 pub fn writer_properties(row_group_rows: usize, zstd_level: i32) -> WriterProperties {
-    WriterProperties::builder()
-        .set_writer_version(WriterVersion::PARQUET_1_0)
+    let mut b = WriterProperties::builder();
+    // Unique per row: a dictionary only costs time there.
+    for c in HIGH_CARDINALITY {
+        b = b.set_column_dictionary_enabled(ColumnPath::from(*c), false);
+    }
+    // A handful of distinct values, dictionary-encoded to a few bytes: a zstd context per
+    // column chunk would cost more than it saves.
+    for c in LOW_CARDINALITY {
+        b = b.set_column_compression(ColumnPath::from(*c), Compression::UNCOMPRESSED);
+    }
+    b.set_writer_version(WriterVersion::PARQUET_1_0)
         .set_compression(Compression::ZSTD(
             ZstdLevel::try_new(zstd_level).unwrap_or_default(),
         ))
@@ -31,15 +67,6 @@ pub fn writer_properties(row_group_rows: usize, zstd_level: i32) -> WriterProper
         .set_offset_index_disabled(false)
         .set_max_row_group_row_count(Some(row_group_rows.max(1)))
         .set_created_by(created_by())
-        .build()
-}
-
-/// Properties for local spill files (fast, uncompressed, no statistics).
-pub fn spill_properties() -> WriterProperties {
-    WriterProperties::builder()
-        .set_compression(Compression::UNCOMPRESSED)
-        .set_statistics_enabled(EnabledStatistics::None)
-        .set_dictionary_enabled(false)
         .build()
 }
 

@@ -17,7 +17,7 @@ use parquet::file::properties::WriterProperties;
 use super::LoadError;
 use super::destination::Destination;
 use super::parquet::{
-    DEFAULT_ROW_GROUP_ROWS, DEFAULT_ZSTD_LEVEL, decode, encode, spill_properties, writer_properties,
+    DEFAULT_ROW_GROUP_ROWS, DEFAULT_ZSTD_LEVEL, decode, encode, writer_properties,
 };
 use super::partition::{PartitionKey, split};
 use crate::transform::TableDef;
@@ -47,7 +47,7 @@ pub struct WriterConfig {
     pub max_buffered_rows: usize,
     /// Where spill files go (the system temp folder when `None`).
     pub spill_dir: Option<PathBuf>,
-    /// Partitions finished at once.
+    /// Partitions encoded at once (spill threads, and partitions finished at once).
     pub concurrency: usize,
 }
 
@@ -91,6 +91,7 @@ pub struct WriteSummary {
 struct PartBuf {
     mem: Vec<RecordBatch>,
     mem_rows: usize,
+    /// Spill files, each a finished (deduplicated, sorted, zstd) Parquet file of some rows.
     spilled: Vec<PathBuf>,
     touched: u64,
 }
@@ -103,18 +104,138 @@ impl Drop for SpillDir {
     }
 }
 
+/// One spill job: rows of one partition to encode into `path`.
+struct SpillJob {
+    batches: Vec<RecordBatch>,
+    path: PathBuf,
+}
+
+/// The background thread encoding spilled partitions, so decoding and encoding overlap.
+struct Spiller {
+    dir: Arc<SpillDir>,
+    tx: Option<std::sync::mpsc::SyncSender<SpillJob>>,
+    handles: Vec<std::thread::JoinHandle<Result<(), LoadError>>>,
+    seq: u64,
+}
+
+impl Spiller {
+    fn start(
+        base: PathBuf,
+        table: &'static TableDef,
+        props: WriterProperties,
+        workers: usize,
+    ) -> Result<Spiller, LoadError> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let p = base.join(format!(
+            "maribank-etl-spill-{}-{nanos}-{}",
+            std::process::id(),
+            SPILL_SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&p).map_err(|e| LoadError::Io {
+            path: p.display().to_string(),
+            source: e,
+        })?;
+        // `workers` encoders share one queue of `workers` jobs: at most 2 × workers partitions
+        // beyond the row budget.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<SpillJob>(workers);
+        let rx = Arc::new(std::sync::Mutex::new(rx));
+        let mut handles = Vec::with_capacity(workers);
+        for i in 0..workers {
+            let rx = rx.clone();
+            let props = props.clone();
+            let h = std::thread::Builder::new()
+                .name(format!("mb-spill-{i}"))
+                .spawn(move || -> Result<(), LoadError> {
+                    loop {
+                        let job = match rx.lock() {
+                            Ok(r) => r.recv(),
+                            Err(_) => return Err(LoadError::Join("spill queue poisoned".into())),
+                        };
+                        let Ok(job) = job else { return Ok(()) };
+                        let shown = job.path.display().to_string();
+                        let bytes = encode_rows(table, &job.batches, props.clone(), &shown)?.0;
+                        drop(job.batches);
+                        std::fs::write(&job.path, bytes).map_err(|e| LoadError::Io {
+                            path: shown,
+                            source: e,
+                        })?;
+                    }
+                })
+                .map_err(|e| LoadError::Io {
+                    path: "spill thread".into(),
+                    source: e,
+                })?;
+            handles.push(h);
+        }
+        Ok(Spiller {
+            dir: Arc::new(SpillDir(p)),
+            tx: Some(tx),
+            handles,
+            seq: 0,
+        })
+    }
+
+    fn send(&mut self, batches: Vec<RecordBatch>) -> Result<PathBuf, LoadError> {
+        self.seq += 1;
+        let path = self.dir.0.join(format!("{}.parquet", self.seq));
+        let job = SpillJob {
+            batches,
+            path: path.clone(),
+        };
+        if self.tx.as_ref().is_some_and(|tx| tx.send(job).is_ok()) {
+            return Ok(path);
+        }
+        // The thread stopped: report its error.
+        self.join()?;
+        Err(LoadError::Join("spill thread stopped".into()))
+    }
+
+    fn join(&mut self) -> Result<(), LoadError> {
+        self.tx = None;
+        let mut result = Ok(());
+        for h in self.handles.drain(..) {
+            let r = h
+                .join()
+                .map_err(|_| LoadError::Join("spill thread panicked".into()))
+                .and_then(|r| r);
+            if result.is_ok() {
+                result = r;
+            }
+        }
+        result
+    }
+}
+
+/// Dedupes and encodes rows into a final Parquet file; returns the bytes and the row count.
+fn encode_rows(
+    table: &TableDef,
+    batches: &[RecordBatch],
+    props: WriterProperties,
+    shown: &str,
+) -> Result<(Vec<u8>, usize), LoadError> {
+    let rows = dedupe(table, batches)?;
+    let bytes = encode(&rows, props).map_err(|e| LoadError::Parquet {
+        path: shown.to_string(),
+        source: e,
+    })?;
+    Ok((bytes, rows.num_rows()))
+}
+
 /// Writes one table's batches into its partitions.
 pub struct TableWriter {
     dest: Destination,
     table: &'static TableDef,
     mode: WriteMode,
     cfg: WriterConfig,
+    props: WriterProperties,
     parts: HashMap<PartitionKey, PartBuf>,
     buffered: usize,
     tick: u64,
     rows_in: u64,
-    spill: Option<Arc<SpillDir>>,
-    spill_seq: u64,
+    spiller: Option<Spiller>,
 }
 
 static SPILL_SEQ: AtomicU64 = AtomicU64::new(0);
@@ -131,13 +252,13 @@ impl TableWriter {
             dest: dest.clone(),
             table,
             mode,
+            props: writer_properties(cfg.row_group_rows, cfg.zstd_level),
             cfg,
             parts: HashMap::new(),
             buffered: 0,
             tick: 0,
             rows_in: 0,
-            spill: None,
-            spill_seq: 0,
+            spiller: None,
         }
     }
 
@@ -155,7 +276,7 @@ impl TableWriter {
     }
 
     /// Adds rows (any partitions). Memory stays within the row budget: past it, the least
-    /// recently written partitions are spilled to local disk.
+    /// recently written partitions are encoded to local spill files by a background thread.
     pub fn write(&mut self, batch: &RecordBatch) -> Result<(), LoadError> {
         if batch.num_rows() == 0 {
             return Ok(());
@@ -177,32 +298,20 @@ impl TableWriter {
     }
 
     fn spill_until(&mut self, target: usize) -> Result<(), LoadError> {
-        let dir = match &self.spill {
-            Some(d) => d.clone(),
-            None => {
-                let base = self
-                    .cfg
-                    .spill_dir
-                    .clone()
-                    .unwrap_or_else(std::env::temp_dir);
-                let nanos = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_nanos())
-                    .unwrap_or(0);
-                let p = base.join(format!(
-                    "maribank-etl-spill-{}-{nanos}-{}",
-                    std::process::id(),
-                    SPILL_SEQ.fetch_add(1, Ordering::Relaxed)
-                ));
-                std::fs::create_dir_all(&p).map_err(|e| LoadError::Io {
-                    path: p.display().to_string(),
-                    source: e,
-                })?;
-                let d = Arc::new(SpillDir(p));
-                self.spill = Some(d.clone());
-                d
-            }
-        };
+        if self.spiller.is_none() {
+            let base = self
+                .cfg
+                .spill_dir
+                .clone()
+                .unwrap_or_else(std::env::temp_dir);
+            self.spiller = Some(Spiller::start(
+                base,
+                self.table,
+                self.props.clone(),
+                self.cfg.concurrency.max(1),
+            )?);
+        }
+        let spiller = self.spiller.as_mut().expect("started above");
         let mut order: Vec<(u64, PartitionKey)> = self
             .parts
             .iter()
@@ -215,20 +324,8 @@ impl TableWriter {
                 break;
             }
             let p = self.parts.get_mut(&key).expect("listed above");
-            let batches = std::mem::take(&mut p.mem);
-            let merged = arrow::compute::concat_batches(&self.table.schema, &batches)?;
-            drop(batches);
-            let bytes = encode(&merged, spill_properties()).map_err(|e| LoadError::Parquet {
-                path: "spill".into(),
-                source: e,
-            })?;
-            self.spill_seq += 1;
-            let file = dir.0.join(format!("{}.parquet", self.spill_seq));
-            std::fs::write(&file, bytes).map_err(|e| LoadError::Io {
-                path: file.display().to_string(),
-                source: e,
-            })?;
-            p.spilled.push(file);
+            let path = spiller.send(std::mem::take(&mut p.mem))?;
+            p.spilled.push(path);
             self.buffered -= p.mem_rows;
             p.mem_rows = 0;
         }
@@ -237,13 +334,16 @@ impl TableWriter {
 
     /// Writes every partition (one `put` each) and returns what was written.
     pub async fn finish(mut self) -> Result<WriteSummary, LoadError> {
-        let props = writer_properties(self.cfg.row_group_rows, self.cfg.zstd_level);
+        if let Some(s) = self.spiller.as_mut() {
+            s.join()?;
+        }
+        let _spill_dir = self.spiller.as_ref().map(|s| s.dir.clone());
         let mut parts: Vec<(PartitionKey, PartBuf)> = self.parts.drain().collect();
         parts.sort_by(|a, b| a.0.cmp(&b.0));
         let table = self.table;
         let mode = self.mode;
         let dest = self.dest.clone();
-        let _spill = self.spill.clone();
+        let props = self.props.clone();
         let summaries: Vec<PartitionSummary> = futures::stream::iter(parts)
             .map(|(key, buf)| {
                 let path = Self::partition_path(&dest, table, &key);
@@ -306,12 +406,30 @@ async fn finish_partition(
     let mem = buf.mem;
     let shown = path.to_string();
     let (bytes, rows) =
-        tokio::task::spawn_blocking(move || -> Result<(Vec<u8>, usize), LoadError> {
-            for f in &spilled {
-                let b = std::fs::read(f).map_err(|e| LoadError::Io {
+        tokio::task::spawn_blocking(move || -> Result<(Bytes, usize), LoadError> {
+            let read = |f: &PathBuf| {
+                std::fs::read(f).map_err(|e| LoadError::Io {
                     path: f.display().to_string(),
                     source: e,
-                })?;
+                })
+            };
+            // A partition spilled once and untouched since is already its final file.
+            if batches.is_empty() && mem.is_empty() && spilled.len() == 1 {
+                let bytes = Bytes::from(read(&spilled[0])?);
+                let _ = std::fs::remove_file(&spilled[0]);
+                let rows = parquet::file::reader::FileReader::metadata(
+                    &parquet::file::serialized_reader::SerializedFileReader::new(bytes.clone())
+                        .map_err(|e| LoadError::Parquet {
+                            path: shown.clone(),
+                            source: e,
+                        })?,
+                )
+                .file_metadata()
+                .num_rows() as usize;
+                return Ok((bytes, rows));
+            }
+            for f in &spilled {
+                let b = read(f)?;
                 let _ = std::fs::remove_file(f);
                 batches.extend(decode(Bytes::from(b)).map_err(|e| LoadError::Parquet {
                     path: f.display().to_string(),
@@ -319,13 +437,8 @@ async fn finish_partition(
                 })?);
             }
             batches.extend(mem);
-            let rows = dedupe(table, &batches)?;
-            drop(batches);
-            let bytes = encode(&rows, props).map_err(|e| LoadError::Parquet {
-                path: shown,
-                source: e,
-            })?;
-            Ok((bytes, rows.num_rows()))
+            let (bytes, rows) = encode_rows(table, &batches, props, &shown)?;
+            Ok((Bytes::from(bytes), rows))
         })
         .await
         .map_err(|e| LoadError::Join(e.to_string()))??;

@@ -124,11 +124,40 @@ pub(crate) fn currency<'a>(
     check_currency(c, name)
 }
 
+/// Minor units of every three-letter upper-case code, computed once (`u8::MAX`: not ISO 4217).
+static DIGITS: std::sync::LazyLock<Vec<u8>> = std::sync::LazyLock::new(|| {
+    let mut t = vec![u8::MAX; 26 * 26 * 26];
+    for (i, slot) in t.iter_mut().enumerate() {
+        let code = [
+            b'A' + (i / 676) as u8,
+            b'A' + (i / 26 % 26) as u8,
+            b'A' + (i % 26) as u8,
+        ];
+        let code = std::str::from_utf8(&code).expect("ASCII");
+        if let Some(d) = minor_units(code) {
+            *slot = d;
+        }
+    }
+    t
+});
+
+/// [`minor_units`] through a lookup table (the hot path checks one or two codes per item).
+pub(crate) fn currency_digits(code: &str) -> Option<u8> {
+    match code.as_bytes() {
+        [a @ b'A'..=b'Z', b @ b'A'..=b'Z', c @ b'A'..=b'Z'] => {
+            let i =
+                usize::from(a - b'A') * 676 + usize::from(b - b'A') * 26 + usize::from(c - b'A');
+            Some(DIGITS[i]).filter(|d| *d != u8::MAX)
+        }
+        _ => None,
+    }
+}
+
 pub(crate) fn check_currency<'a>(
     c: Cow<'a, str>,
     name: &str,
 ) -> Result<(Cow<'a, str>, u8), Reject> {
-    match minor_units(&c) {
+    match currency_digits(&c) {
         Some(d) => Ok((c, d)),
         None => Err(Reject::new(
             Reason::UnknownCurrency,
