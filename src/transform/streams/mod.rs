@@ -48,10 +48,20 @@ impl<'a, const N: usize> Slots<'a, N> {
     pub fn new(fields: &'a Fields<'_>, names: &[&str; N]) -> Slots<'a, N> {
         let mut known = [None; N];
         let mut extra = Vec::new();
+        // Items usually list their fields in the contract's order: try the next name first.
+        let mut next = 0;
         for (k, v) in &fields.0 {
             let k: &str = &k.0;
-            match names.iter().position(|n| *n == k) {
-                Some(i) => known[i] = Some(*v),
+            let hit = if next < N && names[next] == k {
+                Some(next)
+            } else {
+                names.iter().position(|n| *n == k)
+            };
+            match hit {
+                Some(i) => {
+                    known[i] = Some(*v);
+                    next = i + 1;
+                }
                 None => extra.push((k, *v)),
             }
         }
