@@ -1054,7 +1054,7 @@ async fn crash_child() {
 #[test]
 fn crash_leaves_whole_partitions() {
     let dir = tempfile::tempdir().unwrap();
-    for delay_ms in [40u64, 170, 420] {
+    for delay_ms in [15u64, 40, 75, 120, 170, 260, 420] {
         let mut child = std::process::Command::new(std::env::current_exe().unwrap())
             .args(["crash_child", "--exact", "--nocapture", "--test-threads=1"])
             .env("MB_CRASH_CHILD_DIR", dir.path())
