@@ -152,3 +152,43 @@ impl Destination {
         Path::parse(&raw).unwrap_or_else(|_| Path::from_iter(raw.split('/')))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_local_file_and_s3_urls() {
+        let dir = std::env::temp_dir().join(format!("mb-dest-{}", std::process::id()));
+        let d = Destination::parse(dir.to_str().unwrap(), &DestinationOptions::default()).unwrap();
+        assert_eq!(d.kind, StoreKind::Local);
+        assert_eq!(
+            d.path(&["transactions", "account_id=..%2Fx", "part-00000.parquet"])
+                .as_ref(),
+            "transactions/account_id=..%2Fx/part-00000.parquet"
+        );
+        let f = Destination::parse(
+            &format!("file://{}", dir.display()),
+            &DestinationOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(f.kind, StoreKind::Local);
+        let _ = std::fs::remove_dir_all(&dir);
+
+        let opts = DestinationOptions {
+            endpoint: Some("http://127.0.0.1:9".into()),
+            allow_http: true,
+            access_key_id: Some("k".into()),
+            secret_access_key: Some("s".into()),
+            ..Default::default()
+        };
+        let s3 = Destination::parse("s3://bucket/some/prefix/", &opts).unwrap();
+        assert_eq!(s3.kind, StoreKind::Object);
+        assert_eq!(
+            s3.path(&["accounts", "part-00000.parquet"]).as_ref(),
+            "some/prefix/accounts/part-00000.parquet"
+        );
+        assert!(Destination::parse("s3:///x", &opts).is_err());
+        assert!(Destination::parse("ftp://host/x", &opts).is_err());
+    }
+}
