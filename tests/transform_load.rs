@@ -1078,3 +1078,50 @@ fn crash_leaves_whole_partitions() {
         }
     }
 }
+
+/// The files carry what readers rely on: zstd, statistics with a page index (column and offset
+/// indexes), `created_by`, UTC-adjusted microsecond timestamps, and lineage columns.
+#[tokio::test]
+async fn parquet_metadata_is_explicit() {
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use parquet::basic::Compression;
+    let w = world(30, 0.0, 0.0);
+    let items = txn_items(&w, &all_txns(&w), settled_now_ms(&w));
+    let dir = tempfile::tempdir().unwrap();
+    let dest = Destination::local(dir.path()).unwrap();
+    load_items(&dest, Stream::Transactions, &items, "m", WriteMode::Replace).await;
+    let f = &parquet_files(dir.path())[0];
+    let bytes = bytes::Bytes::from(std::fs::read(f).unwrap());
+    let b = ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap();
+    let md = b.metadata();
+    assert_eq!(
+        md.file_metadata().created_by(),
+        Some(format!("maribank-etl {}", env!("CARGO_PKG_VERSION")).as_str())
+    );
+    let schema = md.file_metadata().schema_descr();
+    let rg = md.row_group(0);
+    for (i, col) in rg.columns().iter().enumerate() {
+        let name = schema.column(i).name().to_string();
+        assert!(col.statistics().is_some(), "{name} has statistics");
+        assert!(
+            col.column_index_offset().is_some(),
+            "{name} has a column index"
+        );
+        assert!(
+            col.offset_index_offset().is_some(),
+            "{name} has an offset index"
+        );
+        if name == "gross_amount" || name == "description" {
+            assert!(matches!(col.compression(), Compression::ZSTD(_)), "{name}");
+        }
+        if name == "created_at" {
+            let t = format!("{:?}", schema.column(i).logical_type_ref());
+            assert!(
+                t.contains("Timestamp") && t.contains("true") && t.contains("MICROS"),
+                "{t}"
+            );
+        }
+    }
+    let arrow_schema = b.schema();
+    assert_eq!(arrow_schema.fields(), TRANSACTIONS.schema.fields());
+}
