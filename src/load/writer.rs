@@ -29,7 +29,10 @@ pub const FILE_NAME: &str = "part-00000.parquet";
 /// How a partition's new rows meet what is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriteMode {
-    /// The run owns the partitions it writes: each becomes exactly the run's rows.
+    /// The run owns the partitions it writes: each becomes exactly the run's rows. Only for a
+    /// window that covers whole partitions (for `transactions`, whole UTC days of
+    /// `created_at` per account; one statement file per `statement_lines` partition) and with
+    /// one writer per table per run; otherwise use [`WriteMode::Merge`].
     Replace,
     /// Union with the stored partition, keeping the greatest `updated_at` per key.
     Merge,
