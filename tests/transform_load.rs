@@ -1070,6 +1070,14 @@ fn crash_leaves_whole_partitions() {
         std::thread::sleep(std::time::Duration::from_millis(delay_ms));
         child.kill().unwrap();
         child.wait().unwrap();
+        let dest = Destination::local(dir.path()).unwrap();
+        dest.remove_stale_staging("transactions").unwrap();
+        let left = all_files(&dir.path().join("transactions"));
+        assert!(
+            left.iter()
+                .all(|p| p.extension().is_some_and(|x| x == "parquet")),
+            "{left:?}"
+        );
         let files = parquet_files(&dir.path().join("transactions"));
         assert_eq!(files.len(), 12);
         for f in files {

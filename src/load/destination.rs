@@ -47,6 +47,8 @@ pub struct Destination {
     pub kind: StoreKind,
     /// The URL it was parsed from (without credentials).
     pub url: String,
+    /// The folder of a local destination.
+    local_dir: Option<PathBuf>,
 }
 
 impl Destination {
@@ -100,6 +102,7 @@ impl Destination {
                 root,
                 kind: StoreKind::Object,
                 url: url.to_string(),
+                local_dir: None,
             });
         }
         if let Some((scheme, _)) = url.split_once("://")
@@ -135,7 +138,41 @@ impl Destination {
             root: Path::default(),
             kind: StoreKind::Local,
             url: dir.display().to_string(),
+            local_dir: Some(dir),
         })
+    }
+
+    /// Removes staging files a killed process left beside a table's partition files on a local
+    /// destination (`part-00000.parquet#<digits>`, which readers and listings ignore). Returns
+    /// how many were removed; object stores have none (a `put` there is a single request).
+    pub fn remove_stale_staging(&self, table: &str) -> std::io::Result<usize> {
+        let Some(dir) = &self.local_dir else {
+            return Ok(0);
+        };
+        let mut removed = 0;
+        let mut stack = vec![dir.join(table)];
+        while let Some(d) = stack.pop() {
+            let rd = match std::fs::read_dir(&d) {
+                Ok(rd) => rd,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            for e in rd {
+                let e = e?;
+                let p = e.path();
+                if e.file_type()?.is_dir() {
+                    stack.push(p);
+                } else if let Some((_, suffix)) =
+                    e.file_name().to_string_lossy().split_once(".parquet#")
+                    && !suffix.is_empty()
+                    && suffix.bytes().all(|b| b.is_ascii_digit())
+                {
+                    std::fs::remove_file(&p)?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
     }
 
     /// The path of `segments` under the root. Each segment is used as the folder or object
