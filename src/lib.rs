@@ -6,6 +6,7 @@
 //! - [`extract`]: the signed, paginated, rate-governed API client.
 //! - [`transform`]: pages into typed Arrow record batches, with quarantine.
 //! - [`load`]: Hive-partitioned Parquet on a local path or an object store.
+//! - [`reconcile`]: the warehouse checked against statements, settlements and seller orders.
 //! - [`sandbox`]: an embedded server implementing the whole contract with deterministic data.
 
 pub mod cli;
@@ -14,6 +15,7 @@ pub mod extract;
 pub mod load;
 pub mod logging;
 pub mod pipeline;
+pub mod reconcile;
 pub mod sandbox;
 pub mod transform;
 

@@ -1,6 +1,7 @@
 //! `maribank-etl sandbox`: serve the embedded API until Ctrl-C.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -71,6 +72,14 @@ pub struct SandboxArgs {
     /// An extra key `AK:SK[:products][:ips]` (products `|`-separated or `*`, ips `|`-separated).
     #[arg(long = "key", value_parser = ApiKey::parse)]
     pub keys: Vec<ApiKey>,
+    /// Share of records planted with a discrepancy (statement amount off or row missing,
+    /// batch total off, seller order missing, wrong or early) for reconciliation (0–1).
+    #[arg(long, default_value_t = 0.0)]
+    pub discrepancy_rate: f64,
+    /// Write the seller's order export (CSV) of every account's payments `--from..=--to` here,
+    /// with the planted order discrepancies.
+    #[arg(long)]
+    pub orders_out: Option<PathBuf>,
 }
 
 fn share(name: &str, v: f64) -> anyhow::Result<f64> {
@@ -110,6 +119,10 @@ impl SandboxArgs {
             page_token_ttl: Duration::from_secs(self.page_token_ttl),
             now: self.now,
             keys,
+            discrepancies: crate::sandbox::Discrepancies {
+                rate: share("discrepancy-rate", self.discrepancy_rate)?,
+                ..Default::default()
+            },
         })
     }
 }
@@ -120,6 +133,11 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<ExitCode> {
     let sandbox = Sandbox::start(cfg.clone())
         .await
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+    if let Some(path) = &args.orders_out {
+        let n = write_orders(path, sandbox.world(), cfg.from, cfg.to, &cfg.discrepancies)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        println!("Seller order export: {n} orders in {}", path.display());
+    }
     println!("MariBank sandbox listening on {}", sandbox.base_url());
     println!("  MARIBANK_BASE_URL={}", sandbox.base_url());
     println!(
@@ -153,4 +171,25 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<ExitCode> {
         })
         .await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes the seller's order export of every account of `world` for `from..=to` to `path`;
+/// returns the orders written.
+pub fn write_orders(
+    path: &std::path::Path,
+    world: &crate::sandbox::World,
+    from: NaiveDate,
+    to: NaiveDate,
+    planted: &crate::sandbox::Discrepancies,
+) -> std::io::Result<u64> {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    out.write_all(crate::sandbox::orders::HEADER.as_bytes())?;
+    out.write_all(b"\r\n")?;
+    let mut n = 0;
+    for a in &world.accounts {
+        n += crate::sandbox::orders::export_rows(&mut out, world, a, from, to, planted)?;
+    }
+    out.flush()?;
+    Ok(n)
 }

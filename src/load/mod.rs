@@ -8,12 +8,14 @@
 pub mod destination;
 pub mod parquet;
 pub mod partition;
+pub mod reader;
 pub mod writer;
 
 use thiserror::Error;
 
 pub use destination::{Destination, DestinationOptions, StoreKind};
 pub use partition::PartitionKey;
+pub use reader::{StoredPartition, list_partitions, read_columns};
 pub use writer::{FILE_NAME, PartitionSummary, TableWriter, WriteMode, WriteSummary, WriterConfig};
 
 /// Why loading failed.

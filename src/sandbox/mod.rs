@@ -17,7 +17,9 @@
 
 pub mod auth;
 pub mod data;
+pub mod discrepancies;
 pub mod faults;
+pub mod orders;
 pub mod query;
 pub mod render;
 pub mod rng;
@@ -35,6 +37,7 @@ use tokio::task::JoinHandle;
 
 pub use auth::{ApiKey, DEFAULT_ACCESS_KEY_ID, DEFAULT_SECRET};
 pub use data::{World, WorldParams};
+pub use discrepancies::{Discrepancies, DiscrepancyKind, Plant};
 pub use faults::FaultKind;
 
 /// Everything the sandbox can be told.
@@ -73,6 +76,9 @@ pub struct SandboxConfig {
     pub now: Option<DateTime<Utc>>,
     /// Accepted keys.
     pub keys: Vec<ApiKey>,
+    /// Discrepancies planted in statements and settlement batches (and the seller's order
+    /// export, [`orders::export`]); none by default.
+    pub discrepancies: Discrepancies,
 }
 
 impl Default for SandboxConfig {
@@ -94,6 +100,7 @@ impl Default for SandboxConfig {
             page_token_ttl: Duration::from_secs(crate::contract::PAGE_TOKEN_TTL_SECS),
             now: None,
             keys: auth::default_keys(),
+            discrepancies: Discrepancies::none(),
         }
     }
 }
@@ -133,6 +140,8 @@ pub struct Shared {
     trace_seq: AtomicU64,
     /// What was served.
     pub stats: server::Stats,
+    /// Planted discrepancies.
+    pub discrepancies: Discrepancies,
 }
 
 impl Shared {
@@ -159,6 +168,7 @@ impl Shared {
             frozen_now_ms: AtomicI64::new(cfg.now.map_or(i64::MIN, |t| t.timestamp_millis())),
             trace_seq: AtomicU64::new(0),
             stats: server::Stats::default(),
+            discrepancies: cfg.discrepancies.clone(),
         }
     }
 

@@ -314,7 +314,14 @@ fn settlements(ctx: &Ctx<'_>) -> Result<Answer, ApiError> {
                 }
                 let h = hash_bytes(seed, k.1.as_bytes());
                 let off = ((h >> 11) as f64 / (1u64 << 53) as f64) < share;
-                render::batch_json(out, w, b, off.then_some(480));
+                let delta = ctx
+                    .shared
+                    .discrepancies
+                    .batch_delta(w, b.account, b.currency, b.date);
+                let mut b = b.clone();
+                b.totals.gross += delta;
+                b.totals.net += delta;
+                render::batch_json(out, w, &b, off.then_some(480));
             }
         },
         next,
@@ -391,13 +398,16 @@ fn statements(ctx: &Ctx<'_>) -> Result<Answer, ApiError> {
     body.extend_from_slice(b"\xEF\xBB\xBF");
     body.extend_from_slice(contract::STATEMENT_COLUMNS.join(",").as_bytes());
     body.extend_from_slice(b"\r\n");
+    let planted = &ctx.shared.discrepancies;
+    let mut rows = 0;
     for t in &txns {
-        render::statement_row(&mut body, w, t, gen_ms, 0);
+        if planted.statement_missing(w, t) {
+            continue;
+        }
+        render::statement_row(&mut body, w, t, gen_ms, planted.statement_delta(w, t));
+        rows += 1;
     }
-    Ok(Answer::Csv {
-        body,
-        rows: txns.len(),
-    })
+    Ok(Answer::Csv { body, rows })
 }
 
 fn route(path: &str) -> Option<Stream> {

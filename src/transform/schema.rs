@@ -175,8 +175,113 @@ pub static QUARANTINE: LazyLock<TableDef> = LazyLock::new(|| TableDef {
     version_column: None,
 });
 
+/// `recon_settlements`: each settlement batch of the reconciled days against the transactions
+/// carrying its id (one row per batch, matches included).
+pub static RECON_SETTLEMENTS: LazyLock<TableDef> = LazyLock::new(|| TableDef {
+    name: "recon_settlements",
+    schema: with_lineage(vec![
+        f("account_id", DataType::Utf8, false),
+        f("business_date", DataType::Date32, false),
+        f("currency", DataType::Utf8, true),
+        f("settlement_batch_id", DataType::Utf8, false),
+        f("batch_status", DataType::Utf8, true),
+        f("batch_transaction_count", DataType::Int64, true),
+        f("ledger_transaction_count", DataType::Int64, false),
+        f("batch_gross_amount", amount(), true),
+        f("ledger_gross_amount", amount(), false),
+        f("batch_fee_amount", amount(), true),
+        f("ledger_fee_amount", amount(), false),
+        f("batch_net_amount", amount(), true),
+        f("ledger_net_amount", amount(), false),
+        f("result", DataType::Utf8, false),
+        f("classification", DataType::Utf8, false),
+        f("explained", DataType::Boolean, false),
+        f("detail", DataType::Utf8, true),
+    ]),
+    partition_by: &["account_id", "business_date"],
+    primary_key: &["settlement_batch_id"],
+    version_column: None,
+});
+
+/// `recon_statements`: differences between the daily statements and the ledger of the same
+/// account-local business day (one row per transaction that differs).
+pub static RECON_STATEMENTS: LazyLock<TableDef> = LazyLock::new(|| TableDef {
+    name: "recon_statements",
+    schema: with_lineage(vec![
+        f("account_id", DataType::Utf8, false),
+        f("business_date", DataType::Date32, false),
+        f("transaction_id", DataType::Utf8, false),
+        f("currency", DataType::Utf8, true),
+        f("result", DataType::Utf8, false),
+        f("fields", DataType::Utf8, true),
+        f("statement_values", DataType::Utf8, true),
+        f("ledger_values", DataType::Utf8, true),
+        f("statement_net_amount", amount(), true),
+        f("ledger_net_amount", amount(), true),
+        f("classification", DataType::Utf8, false),
+        f("explained", DataType::Boolean, false),
+    ]),
+    partition_by: &["account_id", "business_date"],
+    primary_key: &["account_id", "business_date", "transaction_id"],
+    version_column: None,
+});
+
+/// `recon_orders`: differences between the seller's orders and the ledger's payments.
+pub static RECON_ORDERS: LazyLock<TableDef> = LazyLock::new(|| TableDef {
+    name: "recon_orders",
+    schema: with_lineage(vec![
+        f("account_id", DataType::Utf8, false),
+        f("business_date", DataType::Date32, false),
+        f("external_order_id", DataType::Utf8, false),
+        f("channel", DataType::Utf8, true),
+        f("result", DataType::Utf8, false),
+        f("classification", DataType::Utf8, false),
+        f("explained", DataType::Boolean, false),
+        f("order_currency", DataType::Utf8, true),
+        f("order_amount", amount(), true),
+        f("order_time", instant(), true),
+        f("transaction_id", DataType::Utf8, true),
+        f("currency", DataType::Utf8, true),
+        f("gross_amount", amount(), true),
+        f("fee_amount", amount(), true),
+        f("refunded_amount", amount(), true),
+        f("original_currency", DataType::Utf8, true),
+        f("original_amount", amount(), true),
+        f("fx_rate", rate(), true),
+        f("difference_amount", amount(), true),
+        f("detail", DataType::Utf8, true),
+    ]),
+    partition_by: &["account_id", "business_date"],
+    primary_key: &["account_id", "external_order_id", "result"],
+    version_column: None,
+});
+
+/// `order_status`: the payment status of every seller order, for the order system.
+pub static ORDER_STATUS: LazyLock<TableDef> = LazyLock::new(|| TableDef {
+    name: "order_status",
+    schema: with_lineage(vec![
+        f("account_id", DataType::Utf8, false),
+        f("business_date", DataType::Date32, false),
+        f("external_order_id", DataType::Utf8, false),
+        f("channel", DataType::Utf8, true),
+        f("order_currency", DataType::Utf8, false),
+        f("order_amount", amount(), false),
+        f("order_time", instant(), true),
+        f("status", DataType::Utf8, false),
+        f("currency", DataType::Utf8, true),
+        f("paid_amount", amount(), true),
+        f("refunded_amount", amount(), true),
+        f("disputed_amount", amount(), true),
+        f("payment_transaction_id", DataType::Utf8, true),
+        f("last_transaction_at", instant(), true),
+    ]),
+    partition_by: &["account_id", "business_date"],
+    primary_key: &["account_id", "external_order_id"],
+    version_column: None,
+});
+
 /// Every table, in a fixed order.
-pub fn all_tables() -> [&'static TableDef; 6] {
+pub fn all_tables() -> [&'static TableDef; 10] {
     [
         &TRANSACTIONS,
         &SETTLEMENTS,
@@ -184,6 +289,10 @@ pub fn all_tables() -> [&'static TableDef; 6] {
         &ACCOUNTS,
         &FX_RATES,
         &QUARANTINE,
+        &RECON_SETTLEMENTS,
+        &RECON_STATEMENTS,
+        &RECON_ORDERS,
+        &ORDER_STATUS,
     ]
 }
 
