@@ -11,6 +11,7 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Date32Type, Decimal128Type, TimestampMicrosecondType};
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
+use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt};
 
 use super::alerts;
@@ -380,16 +381,21 @@ impl Runner {
                     WriteMode::Merge
                 };
                 self.progress.start("sync", accounts.len() as u64);
-                futures::stream::iter(accounts.iter())
-                    .map(|a| async move {
-                        self.account_window(a, w, TimeField::CreatedAt, mode)
-                            .await?;
-                        self.progress.inc();
-                        Ok::<_, RunError>(())
-                    })
-                    .buffer_unordered(self.settings.concurrency)
-                    .try_collect::<Vec<_>>()
-                    .await?;
+                concurrently(
+                    self.settings.concurrency,
+                    accounts
+                        .iter()
+                        .map(|a| -> BoxFuture<'_, _> {
+                            Box::pin(async move {
+                                self.account_window(a, w, TimeField::CreatedAt, mode)
+                                    .await?;
+                                self.progress.inc();
+                                Ok::<_, RunError>(())
+                            })
+                        })
+                        .collect(),
+                )
+                .await?;
                 if streams.contains(&Stream::FxRates) {
                     self.fx_rates(utc_dates(*start, *end)).await?;
                 }
@@ -739,31 +745,36 @@ impl Runner {
 
     /// Daily fx rates of each date.
     async fn fx_rates(&self, dates: Vec<NaiveDate>) -> Result<(), RunError> {
-        futures::stream::iter(dates)
-            .map(|date| async move {
-                let pages = self.client.list(ListRequest::fx_rates(date));
-                tokio::pin!(pages);
-                let mut t =
-                    Transformer::new(Stream::FxRates, self.lineage.clone()).expect("JSON stream");
-                while let Some(page) = pages.try_next().await? {
-                    t.push_page(page.items.iter().map(|i| i.get()));
-                }
-                let d = t.finish();
-                let mut w = TableWriter::new(
-                    &self.dest,
-                    t.table(),
-                    WriteMode::Replace,
-                    WriterConfig::default(),
-                );
-                w.write(&d.rows)?;
-                let s = w.finish().await?;
-                self.write_quarantine(d.quarantine, &d.counts).await?;
-                self.note_written(Stream::FxRates, s.rows_written);
-                Ok::<_, RunError>(())
-            })
-            .buffer_unordered(self.settings.concurrency)
-            .try_collect::<Vec<_>>()
-            .await?;
+        concurrently(
+            self.settings.concurrency,
+            dates
+                .into_iter()
+                .map(|date| -> BoxFuture<'_, _> {
+                    Box::pin(async move {
+                        let pages = self.client.list(ListRequest::fx_rates(date));
+                        tokio::pin!(pages);
+                        let mut t = Transformer::new(Stream::FxRates, self.lineage.clone())
+                            .expect("JSON stream");
+                        while let Some(page) = pages.try_next().await? {
+                            t.push_page(page.items.iter().map(|i| i.get()));
+                        }
+                        let d = t.finish();
+                        let mut w = TableWriter::new(
+                            &self.dest,
+                            t.table(),
+                            WriteMode::Replace,
+                            WriterConfig::default(),
+                        );
+                        w.write(&d.rows)?;
+                        let s = w.finish().await?;
+                        self.write_quarantine(d.quarantine, &d.counts).await?;
+                        self.note_written(Stream::FxRates, s.rows_written);
+                        Ok::<_, RunError>(())
+                    })
+                })
+                .collect(),
+        )
+        .await?;
         Ok(())
     }
 
@@ -850,8 +861,9 @@ impl Runner {
             WriteMode::Merge
         };
         let job = &job;
-        futures::stream::iter(todo)
-            .map(|(a, w, key)| async move {
+        concurrently(self.settings.concurrency, todo.into_iter()
+            .map(|(a, w, key)| -> BoxFuture<'_, _> {
+                Box::pin(async move {
                 let records = self.account_window(a, w, TimeField::CreatedAt, mode).await?;
                 self.state
                     .finish_window(job, &key, &serde_json::json!({"run_id": self.run_id, "records": records, "finished_at": Utc::now()}))
@@ -859,8 +871,9 @@ impl Runner {
                 self.progress.inc();
                 Ok::<_, RunError>(())
             })
-            .buffer_unordered(self.settings.concurrency)
-            .try_collect::<Vec<_>>()
+            })
+            .collect())
+
             .await?;
         for (w, key) in fx_todo {
             self.fx_rates(utc_dates(w.start, w.end)).await?;
@@ -908,16 +921,21 @@ impl Runner {
         }
         self.set_window(earliest, end);
         self.progress.start("incremental", passes.len() as u64);
-        let done: Vec<(String, DateTime<Utc>)> = futures::stream::iter(passes)
-            .map(|(a, w)| async move {
-                self.account_window(a, w, TimeField::UpdatedAt, WriteMode::Merge)
-                    .await?;
-                self.progress.inc();
-                Ok::<_, RunError>((a.id.clone(), w.end))
-            })
-            .buffer_unordered(self.settings.concurrency)
-            .try_collect()
-            .await?;
+        let done: Vec<(String, DateTime<Utc>)> = concurrently(
+            self.settings.concurrency,
+            passes
+                .into_iter()
+                .map(|(a, w)| -> BoxFuture<'_, _> {
+                    Box::pin(async move {
+                        self.account_window(a, w, TimeField::UpdatedAt, WriteMode::Merge)
+                            .await?;
+                        self.progress.inc();
+                        Ok::<_, RunError>((a.id.clone(), w.end))
+                    })
+                })
+                .collect(),
+        )
+        .await?;
         for (id, mark) in done {
             cursor
                 .watermarks
@@ -1204,4 +1222,15 @@ impl Progress {
             bar.finish_and_clear();
         }
     }
+}
+
+/// Runs boxed futures at most `n` at a time; the first error ends the lot.
+async fn concurrently<'a, T: Send + 'a>(
+    n: usize,
+    futs: Vec<BoxFuture<'a, Result<T, RunError>>>,
+) -> Result<Vec<T>, RunError> {
+    futures::stream::iter(futs)
+        .buffer_unordered(n.max(1))
+        .try_collect()
+        .await
 }
