@@ -582,7 +582,7 @@ async fn alerts_each_kind_with_its_exit_code_and_webhook() {
     })
     .await
     .unwrap();
-    let config = pipeline_file(dir.path(), "fail", &format!("{alerts}"));
+    let config = pipeline_file(dir.path(), "fail", &alerts);
     std::fs::write(
         &config,
         std::fs::read_to_string(&config)

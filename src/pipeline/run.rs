@@ -145,6 +145,15 @@ struct Sums {
     net: i128,
 }
 
+/// What the loaded transactions say of each settlement batch, for the control-totals check.
+#[derive(Debug, Clone, Copy)]
+struct BatchCheck<'a> {
+    /// Sums per batch id.
+    sums: &'a HashMap<String, Sums>,
+    /// Quarantined transactions per batch id.
+    quarantined: &'a HashMap<String, u64>,
+}
+
 /// The latest version of one transaction seen in a window (for control totals).
 #[derive(Debug, Clone)]
 struct Seen {
@@ -510,7 +519,10 @@ impl Runner {
             let check = field == TimeField::CreatedAt
                 && streams.contains(&Stream::Transactions)
                 && self.settings.control_totals;
-            let check = check.then_some((&batch_sums, &quarantined_by_batch));
+            let check = check.then_some(BatchCheck {
+                sums: &batch_sums,
+                quarantined: &quarantined_by_batch,
+            });
             records += self.settlements(a, sw, check).await?;
         }
         if streams.contains(&Stream::Statements) {
@@ -588,7 +600,7 @@ impl Runner {
         &self,
         a: &AccountInfo,
         w: TimeWindow,
-        check: Option<(&HashMap<String, Sums>, &HashMap<String, u64>)>,
+        check: Option<BatchCheck<'_>>,
     ) -> Result<u64, RunError> {
         let pages = self.client.list(ListRequest::settlements(a.id.clone(), w));
         tokio::pin!(pages);
@@ -619,7 +631,7 @@ impl Runner {
         self.write_quarantine(d.quarantine, &d.counts).await?;
         self.record_window(Stream::Settlements, Some(&a.id), w, &tally, "done");
         self.note_written(Stream::Settlements, summary.rows_written);
-        if let Some((sums, quarantined)) = check {
+        if let Some(BatchCheck { sums, quarantined }) = check {
             let mut mismatches = Vec::new();
             let mut latest: HashMap<&str, &RawBatch> = HashMap::new();
             for b in &batches {
