@@ -442,17 +442,9 @@ impl Runner {
             }
         }
         if self.settings.streams.contains(&Stream::Accounts) {
-            let mut w = TableWriter::new(
-                &self.dest,
-                t.table(),
-                WriteMode::Replace,
-                WriterConfig::default(),
-            );
-            let d = t.finish();
-            w.write(&d.rows)?;
-            let s = w.finish().await?;
-            self.note_written(Stream::Accounts, s.rows_written);
-            self.write_quarantine(d.quarantine, &d.counts).await?;
+            let table = t.table();
+            self.load(Stream::Accounts, table, WriteMode::Replace, t.finish())
+                .await?;
         }
         let chosen: Vec<AccountInfo> = match &self.settings.accounts {
             Some(ids) => ids
@@ -619,18 +611,10 @@ impl Runner {
                 }
             }
         }
-        let d = t.finish();
-        let mut writer = TableWriter::new(
-            &self.dest,
-            t.table(),
-            WriteMode::Replace,
-            WriterConfig::default(),
-        );
-        writer.write(&d.rows)?;
-        let summary = writer.finish().await?;
-        self.write_quarantine(d.quarantine, &d.counts).await?;
+        let table = t.table();
+        self.load(Stream::Settlements, table, WriteMode::Replace, t.finish())
+            .await?;
         self.record_window(Stream::Settlements, Some(&a.id), w, &tally, "done");
-        self.note_written(Stream::Settlements, summary.rows_written);
         if let Some(BatchCheck { sums, quarantined }) = check {
             let mut mismatches = Vec::new();
             let mut latest: HashMap<&str, &RawBatch> = HashMap::new();
@@ -729,15 +713,9 @@ impl Runner {
                 message: e.to_string(),
             }
         })?;
-        let mut writer = TableWriter::new(
-            &self.dest,
-            &crate::transform::schema::STATEMENT_LINES,
-            WriteMode::Replace,
-            WriterConfig::default(),
-        );
-        writer.write(&d.rows)?;
-        let s = writer.finish().await?;
-        self.write_quarantine(d.quarantine, &d.counts).await?;
+        let table = &crate::transform::schema::STATEMENT_LINES;
+        self.load(Stream::Statements, table, WriteMode::Replace, d)
+            .await?;
         let (ws, we) = local_day_bounds(a.tz, date);
         let tally = Tally {
             pages: 1,
@@ -751,7 +729,6 @@ impl Runner {
             &tally,
             "done",
         );
-        self.note_written(Stream::Statements, s.rows_written);
         Ok(file.row_count)
     }
 
@@ -770,17 +747,9 @@ impl Runner {
                         while let Some(page) = pages.try_next().await? {
                             t.push_page(page.items.iter().map(|i| i.get()));
                         }
-                        let d = t.finish();
-                        let mut w = TableWriter::new(
-                            &self.dest,
-                            t.table(),
-                            WriteMode::Replace,
-                            WriterConfig::default(),
-                        );
-                        w.write(&d.rows)?;
-                        let s = w.finish().await?;
-                        self.write_quarantine(d.quarantine, &d.counts).await?;
-                        self.note_written(Stream::FxRates, s.rows_written);
+                        let table = t.table();
+                        self.load(Stream::FxRates, table, WriteMode::Replace, t.finish())
+                            .await?;
                         Ok::<_, RunError>(())
                     })
                 })
@@ -788,6 +757,22 @@ impl Runner {
         )
         .await?;
         Ok(())
+    }
+
+    /// Writes decoded rows of one stream as whole partitions, and its quarantined records.
+    async fn load(
+        &self,
+        stream: Stream,
+        table: &'static crate::transform::TableDef,
+        mode: WriteMode,
+        d: crate::transform::Decoded,
+    ) -> Result<u64, RunError> {
+        let mut w = TableWriter::new(&self.dest, table, mode, WriterConfig::default());
+        w.write(&d.rows)?;
+        let written = w.finish().await?.rows_written;
+        self.write_quarantine(d.quarantine, &d.counts).await?;
+        self.note_written(stream, written);
+        Ok(written)
     }
 
     /// Merges quarantined records into their partitions, one writer at a time (runs share the
