@@ -48,12 +48,20 @@ impl Lines {
     }
 }
 
-/// Runs the checks.
+/// Runs the checks with the environment's credentials.
 pub async fn run(args: CheckArgs) -> ExitCode {
+    ExitCode::from(check(ApiEnv::from_env(), &args).await as u8)
+}
+
+/// Runs the checks; the worst outcome decides the exit status.
+pub async fn check(
+    api: Result<ApiEnv, crate::pipeline::config::ConfigError>,
+    args: &CheckArgs,
+) -> ExitStatus {
     let mut out = Lines {
         worst: ExitStatus::Success,
     };
-    let api = match ApiEnv::from_env() {
+    let api = match api {
         Ok(a) => {
             out.ok(
                 "credentials",
@@ -70,7 +78,7 @@ pub async fn run(args: CheckArgs) -> ExitCode {
                 format!("{e}; set {ENV_BASE_URL}, {ENV_ACCESS_KEY_ID} and {ENV_SECRET}"),
                 ExitStatus::Usage,
             );
-            return ExitCode::from(out.worst as u8);
+            return out.worst;
         }
     };
     // Reachability and clock skew from an unsigned request: the server answers 401 with its Date.
@@ -118,7 +126,7 @@ pub async fn run(args: CheckArgs) -> ExitCode {
                 ),
                 ExitStatus::Transient,
             );
-            return ExitCode::from(out.worst as u8);
+            return out.worst;
         }
     }
     let mut cfg = ClientConfig::new(api.base_url.clone(), api.credentials.clone());
@@ -128,7 +136,7 @@ pub async fn run(args: CheckArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             out.fail("client", e, ExitStatus::Usage);
-            return ExitCode::from(out.worst as u8);
+            return out.worst;
         }
     };
     let first_account = {
@@ -148,7 +156,7 @@ pub async fn run(args: CheckArgs) -> ExitCode {
             Ok(None) => None,
             Err(e) => {
                 out.api_fail("authentication", &e);
-                return ExitCode::from(out.worst as u8);
+                return out.worst;
             }
         }
     };
@@ -158,7 +166,7 @@ pub async fn run(args: CheckArgs) -> ExitCode {
             "the key sees no account: ask MariBank to link the key to your merchant accounts",
             ExitStatus::Auth,
         );
-        return ExitCode::from(out.worst as u8);
+        return out.worst;
     };
     let now = Utc::now();
     let window = TimeWindow::new(now - Duration::hours(1), now).expect("an hour");
@@ -223,5 +231,5 @@ pub async fn run(args: CheckArgs) -> ExitCode {
             Err(e) => out.fail("destination", e, ExitStatus::Usage),
         }
     }
-    ExitCode::from(out.worst as u8)
+    out.worst
 }

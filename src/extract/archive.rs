@@ -14,6 +14,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde::Serialize;
 
 use crate::contract::Stream;
+use crate::load::partition::encode_value;
 
 /// Where raw responses go: a store, the destination root inside it, and the run id that
 /// prefixes every object name. Cheap to clone; clones share the sequence counter.
@@ -48,20 +49,6 @@ pub struct ArchiveRecord<'a> {
     pub attempt: u32,
     /// Body length before compression.
     pub body_bytes: usize,
-}
-
-/// Percent-encodes everything outside `[A-Za-z0-9_.-]` (upper-case hex), so a value from the
-/// API can never leave its folder.
-pub fn encode_path_value(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for &b in s.as_bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// `base/rel`, where `rel` is made of encoded segments (`[A-Za-z0-9_.%=-]`, never `.`/`..`),
@@ -103,12 +90,12 @@ impl RawArchive {
     ) -> String {
         let mut p = format!("_raw/{}/", stream.name());
         if let Some(a) = account_id {
-            p.push_str(&format!("account_id={}/", encode_path_value(a)));
+            p.push_str(&format!("account_id={}/", encode_value(a)));
         }
         p.push_str(&format!(
             "{}/{}-{seq:08}",
             day.format("%Y-%m-%d"),
-            encode_path_value(&self.run_id)
+            encode_value(&self.run_id)
         ));
         p
     }
@@ -167,8 +154,8 @@ mod tests {
 
     #[test]
     fn values_are_percent_encoded() {
-        assert_eq!(encode_path_value("ACC-SG-0001"), "ACC-SG-0001");
-        assert_eq!(encode_path_value("../a b/é"), "..%2Fa%20b%2F%C3%A9");
+        assert_eq!(encode_value("ACC-SG-0001"), "ACC-SG-0001");
+        assert_eq!(encode_value("../a b/é"), "..%2Fa%20b%2F%C3%A9");
     }
 
     #[tokio::test]

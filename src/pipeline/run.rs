@@ -11,6 +11,7 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Date32Type, Decimal128Type, TimestampMicrosecondType};
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
+use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt};
 
 use super::alerts;
@@ -142,6 +143,15 @@ struct Sums {
     gross: i128,
     fee: i128,
     net: i128,
+}
+
+/// What the loaded transactions say of each settlement batch, for the control-totals check.
+#[derive(Debug, Clone, Copy)]
+struct BatchCheck<'a> {
+    /// Sums per batch id.
+    sums: &'a HashMap<String, Sums>,
+    /// Quarantined transactions per batch id.
+    quarantined: &'a HashMap<String, u64>,
 }
 
 /// The latest version of one transaction seen in a window (for control totals).
@@ -380,16 +390,21 @@ impl Runner {
                     WriteMode::Merge
                 };
                 self.progress.start("sync", accounts.len() as u64);
-                futures::stream::iter(accounts.iter())
-                    .map(|a| async move {
-                        self.account_window(a, w, TimeField::CreatedAt, mode)
-                            .await?;
-                        self.progress.inc();
-                        Ok::<_, RunError>(())
-                    })
-                    .buffer_unordered(self.settings.concurrency)
-                    .try_collect::<Vec<_>>()
-                    .await?;
+                concurrently(
+                    self.settings.concurrency,
+                    accounts
+                        .iter()
+                        .map(|a| -> BoxFuture<'_, _> {
+                            Box::pin(async move {
+                                self.account_window(a, w, TimeField::CreatedAt, mode)
+                                    .await?;
+                                self.progress.inc();
+                                Ok::<_, RunError>(())
+                            })
+                        })
+                        .collect(),
+                )
+                .await?;
                 if streams.contains(&Stream::FxRates) {
                     self.fx_rates(utc_dates(*start, *end)).await?;
                 }
@@ -427,17 +442,9 @@ impl Runner {
             }
         }
         if self.settings.streams.contains(&Stream::Accounts) {
-            let mut w = TableWriter::new(
-                &self.dest,
-                t.table(),
-                WriteMode::Replace,
-                WriterConfig::default(),
-            );
-            let d = t.finish();
-            w.write(&d.rows)?;
-            let s = w.finish().await?;
-            self.note_written(Stream::Accounts, s.rows_written);
-            self.write_quarantine(d.quarantine, &d.counts).await?;
+            let table = t.table();
+            self.load(Stream::Accounts, table, WriteMode::Replace, t.finish())
+                .await?;
         }
         let chosen: Vec<AccountInfo> = match &self.settings.accounts {
             Some(ids) => ids
@@ -504,7 +511,10 @@ impl Runner {
             let check = field == TimeField::CreatedAt
                 && streams.contains(&Stream::Transactions)
                 && self.settings.control_totals;
-            let check = check.then_some((&batch_sums, &quarantined_by_batch));
+            let check = check.then_some(BatchCheck {
+                sums: &batch_sums,
+                quarantined: &quarantined_by_batch,
+            });
             records += self.settlements(a, sw, check).await?;
         }
         if streams.contains(&Stream::Statements) {
@@ -582,7 +592,7 @@ impl Runner {
         &self,
         a: &AccountInfo,
         w: TimeWindow,
-        check: Option<(&HashMap<String, Sums>, &HashMap<String, u64>)>,
+        check: Option<BatchCheck<'_>>,
     ) -> Result<u64, RunError> {
         let pages = self.client.list(ListRequest::settlements(a.id.clone(), w));
         tokio::pin!(pages);
@@ -601,19 +611,11 @@ impl Runner {
                 }
             }
         }
-        let d = t.finish();
-        let mut writer = TableWriter::new(
-            &self.dest,
-            t.table(),
-            WriteMode::Replace,
-            WriterConfig::default(),
-        );
-        writer.write(&d.rows)?;
-        let summary = writer.finish().await?;
-        self.write_quarantine(d.quarantine, &d.counts).await?;
+        let table = t.table();
+        self.load(Stream::Settlements, table, WriteMode::Replace, t.finish())
+            .await?;
         self.record_window(Stream::Settlements, Some(&a.id), w, &tally, "done");
-        self.note_written(Stream::Settlements, summary.rows_written);
-        if let Some((sums, quarantined)) = check {
+        if let Some(BatchCheck { sums, quarantined }) = check {
             let mut mismatches = Vec::new();
             let mut latest: HashMap<&str, &RawBatch> = HashMap::new();
             for b in &batches {
@@ -711,15 +713,9 @@ impl Runner {
                 message: e.to_string(),
             }
         })?;
-        let mut writer = TableWriter::new(
-            &self.dest,
-            &crate::transform::schema::STATEMENT_LINES,
-            WriteMode::Replace,
-            WriterConfig::default(),
-        );
-        writer.write(&d.rows)?;
-        let s = writer.finish().await?;
-        self.write_quarantine(d.quarantine, &d.counts).await?;
+        let table = &crate::transform::schema::STATEMENT_LINES;
+        self.load(Stream::Statements, table, WriteMode::Replace, d)
+            .await?;
         let (ws, we) = local_day_bounds(a.tz, date);
         let tally = Tally {
             pages: 1,
@@ -733,38 +729,50 @@ impl Runner {
             &tally,
             "done",
         );
-        self.note_written(Stream::Statements, s.rows_written);
         Ok(file.row_count)
     }
 
     /// Daily fx rates of each date.
     async fn fx_rates(&self, dates: Vec<NaiveDate>) -> Result<(), RunError> {
-        futures::stream::iter(dates)
-            .map(|date| async move {
-                let pages = self.client.list(ListRequest::fx_rates(date));
-                tokio::pin!(pages);
-                let mut t =
-                    Transformer::new(Stream::FxRates, self.lineage.clone()).expect("JSON stream");
-                while let Some(page) = pages.try_next().await? {
-                    t.push_page(page.items.iter().map(|i| i.get()));
-                }
-                let d = t.finish();
-                let mut w = TableWriter::new(
-                    &self.dest,
-                    t.table(),
-                    WriteMode::Replace,
-                    WriterConfig::default(),
-                );
-                w.write(&d.rows)?;
-                let s = w.finish().await?;
-                self.write_quarantine(d.quarantine, &d.counts).await?;
-                self.note_written(Stream::FxRates, s.rows_written);
-                Ok::<_, RunError>(())
-            })
-            .buffer_unordered(self.settings.concurrency)
-            .try_collect::<Vec<_>>()
-            .await?;
+        concurrently(
+            self.settings.concurrency,
+            dates
+                .into_iter()
+                .map(|date| -> BoxFuture<'_, _> {
+                    Box::pin(async move {
+                        let pages = self.client.list(ListRequest::fx_rates(date));
+                        tokio::pin!(pages);
+                        let mut t = Transformer::new(Stream::FxRates, self.lineage.clone())
+                            .expect("JSON stream");
+                        while let Some(page) = pages.try_next().await? {
+                            t.push_page(page.items.iter().map(|i| i.get()));
+                        }
+                        let table = t.table();
+                        self.load(Stream::FxRates, table, WriteMode::Replace, t.finish())
+                            .await?;
+                        Ok::<_, RunError>(())
+                    })
+                })
+                .collect(),
+        )
+        .await?;
         Ok(())
+    }
+
+    /// Writes decoded rows of one stream as whole partitions, and its quarantined records.
+    async fn load(
+        &self,
+        stream: Stream,
+        table: &'static crate::transform::TableDef,
+        mode: WriteMode,
+        d: crate::transform::Decoded,
+    ) -> Result<u64, RunError> {
+        let mut w = TableWriter::new(&self.dest, table, mode, WriterConfig::default());
+        w.write(&d.rows)?;
+        let written = w.finish().await?.rows_written;
+        self.write_quarantine(d.quarantine, &d.counts).await?;
+        self.note_written(stream, written);
+        Ok(written)
     }
 
     /// Merges quarantined records into their partitions, one writer at a time (runs share the
@@ -850,8 +858,9 @@ impl Runner {
             WriteMode::Merge
         };
         let job = &job;
-        futures::stream::iter(todo)
-            .map(|(a, w, key)| async move {
+        concurrently(self.settings.concurrency, todo.into_iter()
+            .map(|(a, w, key)| -> BoxFuture<'_, _> {
+                Box::pin(async move {
                 let records = self.account_window(a, w, TimeField::CreatedAt, mode).await?;
                 self.state
                     .finish_window(job, &key, &serde_json::json!({"run_id": self.run_id, "records": records, "finished_at": Utc::now()}))
@@ -859,8 +868,9 @@ impl Runner {
                 self.progress.inc();
                 Ok::<_, RunError>(())
             })
-            .buffer_unordered(self.settings.concurrency)
-            .try_collect::<Vec<_>>()
+            })
+            .collect())
+
             .await?;
         for (w, key) in fx_todo {
             self.fx_rates(utc_dates(w.start, w.end)).await?;
@@ -908,16 +918,21 @@ impl Runner {
         }
         self.set_window(earliest, end);
         self.progress.start("incremental", passes.len() as u64);
-        let done: Vec<(String, DateTime<Utc>)> = futures::stream::iter(passes)
-            .map(|(a, w)| async move {
-                self.account_window(a, w, TimeField::UpdatedAt, WriteMode::Merge)
-                    .await?;
-                self.progress.inc();
-                Ok::<_, RunError>((a.id.clone(), w.end))
-            })
-            .buffer_unordered(self.settings.concurrency)
-            .try_collect()
-            .await?;
+        let done: Vec<(String, DateTime<Utc>)> = concurrently(
+            self.settings.concurrency,
+            passes
+                .into_iter()
+                .map(|(a, w)| -> BoxFuture<'_, _> {
+                    Box::pin(async move {
+                        self.account_window(a, w, TimeField::UpdatedAt, WriteMode::Merge)
+                            .await?;
+                        self.progress.inc();
+                        Ok::<_, RunError>((a.id.clone(), w.end))
+                    })
+                })
+                .collect(),
+        )
+        .await?;
         for (id, mark) in done {
             cursor
                 .watermarks
@@ -1204,4 +1219,15 @@ impl Progress {
             bar.finish_and_clear();
         }
     }
+}
+
+/// Runs boxed futures at most `n` at a time; the first error ends the lot.
+async fn concurrently<'a, T: Send + 'a>(
+    n: usize,
+    futs: Vec<BoxFuture<'a, Result<T, RunError>>>,
+) -> Result<Vec<T>, RunError> {
+    futures::stream::iter(futs)
+        .buffer_unordered(n.max(1))
+        .try_collect()
+        .await
 }
