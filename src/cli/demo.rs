@@ -38,7 +38,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         .expect("midnight")
         .and_utc();
     let end = today.and_hms_opt(0, 0, 0).expect("midnight").and_utc();
-    let sandbox = Sandbox::start(SandboxConfig {
+    let mut config = SandboxConfig {
         from: today - Duration::days(args.days + 10),
         to: today,
         txns_per_day: args.txns_per_day,
@@ -55,8 +55,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         offset_share: 0.2,
         malformed_rate: 0.0005,
         ..SandboxConfig::default()
-    })
-    .await?;
+    };
+    // Reconciliation: business days wholly inside the synced UTC window in every zone (the
+    // sandbox's zones are UTC+8 and +9), with one planted discrepancy of each kind.
+    let (recon_start, recon_end) = (start.date_naive() + Duration::days(1), end.date_naive());
+    let world = crate::sandbox::World::new(config.world_params());
+    config.discrepancies = crate::sandbox::Discrepancies::one_of_each(&world, recon_start);
+    let sandbox = Sandbox::start(config.clone()).await?;
     println!(
         "Sandbox MariBank API on {} (3 accounts: Singapore, Hong Kong, Tokyo; 2% injected faults)",
         sandbox.base_url()
@@ -94,10 +99,62 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             "  duckdb -c \"SELECT currency, count(*) AS transactions, sum(net_amount) AS net FROM read_parquet('{wh}/transactions/**/*.parquet', hive_partitioning = true) WHERE status <> 'FAILED' GROUP BY ALL ORDER BY 1\""
         );
         println!("More questions finance asks: pipelines/duckdb/finance.sql");
+        reconcile_step(&args.dest, &world, &config, recon_start, recon_end).await;
     }
     // The demo's job is to show the run: alerts are printed above, only a failure fails it.
     Ok(match outcome.error {
         None => ExitCode::SUCCESS,
         Some(_) => ExitCode::from(outcome.exit as u8),
     })
+}
+
+/// Writes the seller's order export next to the warehouse and reconciles the synced days
+/// against it (the planted discrepancies are what it should find).
+async fn reconcile_step(
+    dest: &str,
+    world: &crate::sandbox::World,
+    config: &SandboxConfig,
+    start: chrono::NaiveDate,
+    end: chrono::NaiveDate,
+) {
+    if start >= end {
+        return;
+    }
+    let orders = if dest.contains("://") {
+        std::path::PathBuf::from("orders.csv")
+    } else {
+        std::path::Path::new(dest).join("orders.csv")
+    };
+    let last = end - Duration::days(1);
+    let n = match super::sandbox::write_orders(&orders, world, start, last, &config.discrepancies) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("error: cannot write {}: {e}", orders.display());
+            return;
+        }
+    };
+    println!();
+    println!(
+        "Reconciling {start} .. {last} against the statements, the settlement batches and {n} seller orders ({}), with one planted discrepancy of each kind …",
+        orders.display()
+    );
+    let d = match crate::load::Destination::parse(dest, &Default::default()) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return;
+        }
+    };
+    let cfg = crate::reconcile::ReconcileConfig {
+        orders: Some(orders.clone()),
+        ..crate::reconcile::ReconcileConfig::new(start, end)
+    };
+    match crate::reconcile::reconcile(&d, &cfg).await {
+        Ok(s) => print!("{}", s.text()),
+        Err(e) => eprintln!("error: reconcile: {e}"),
+    }
+    println!(
+        "Rerun it: maribank-etl reconcile --dest {dest} --start {start} --end {end} --orders {}",
+        orders.display()
+    );
 }

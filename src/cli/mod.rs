@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod check;
 pub mod demo;
+pub mod reconcile;
 pub mod run;
 pub mod sandbox;
 
@@ -37,6 +38,8 @@ pub enum Command {
     Accounts(accounts::AccountsArgs),
     /// Serve the embedded MariBank API sandbox (deterministic data, rate limits, faults).
     Sandbox(sandbox::SandboxArgs),
+    /// Reconcile the warehouse: settlement batches, daily statements and seller orders.
+    Reconcile(reconcile::ReconcileArgs),
 }
 
 /// Parses the command line and runs it.
@@ -61,6 +64,7 @@ pub fn main() -> ExitCode {
             Command::Accounts(args) => Ok(accounts::run(args).await),
             Command::Backfill(args) => Ok(run::backfill(args).await),
             Command::Sandbox(args) => sandbox::run(args).await,
+            Command::Reconcile(args) => Ok(reconcile::run(args).await),
         }
     });
     match result {

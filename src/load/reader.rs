@@ -116,10 +116,8 @@ pub async fn read_columns(
         let b = if columns.is_empty() {
             b
         } else {
-            let mask = ProjectionMask::columns(
-                b.parquet_schema(),
-                columns.iter().map(String::as_str),
-            );
+            let mask =
+                ProjectionMask::columns(b.parquet_schema(), columns.iter().map(String::as_str));
             b.with_projection(mask)
         };
         let reader = b.with_batch_size(64 * 1024).build().map_err(pq)?;

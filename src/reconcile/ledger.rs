@@ -117,7 +117,8 @@ impl Quarantined {
 
 /// A `Utf8` column by name.
 pub(crate) fn str_col<'a>(b: &'a RecordBatch, name: &str) -> Option<&'a arrow::array::StringArray> {
-    b.column_by_name(name).and_then(|c| c.as_string_opt::<i32>())
+    b.column_by_name(name)
+        .and_then(|c| c.as_string_opt::<i32>())
 }
 
 /// A `Decimal128` column by name.
@@ -139,13 +140,16 @@ pub(crate) fn ts_col<'a>(
 }
 
 /// A `Date32` column by name.
-pub(crate) fn date_col<'a>(b: &'a RecordBatch, name: &str) -> Option<&'a arrow::array::Date32Array> {
+pub(crate) fn date_col<'a>(
+    b: &'a RecordBatch,
+    name: &str,
+) -> Option<&'a arrow::array::Date32Array> {
     b.column_by_name(name)
         .and_then(|c| c.as_primitive_opt::<Date32Type>())
 }
 
 /// An optional string cell.
-pub(crate) fn opt<'a>(a: Option<&'a arrow::array::StringArray>, i: usize) -> Option<&'a str> {
+pub(crate) fn opt(a: Option<&arrow::array::StringArray>, i: usize) -> Option<&str> {
     a.filter(|a| a.is_valid(i)).map(|a| a.value(i))
 }
 

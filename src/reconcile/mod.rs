@@ -390,9 +390,9 @@ impl Out {
                 ),
                 Col::Int(v) => Arc::new(Int64Array::from(std::mem::take(v))),
                 Col::Bool(v) => Arc::new(BooleanArray::from(std::mem::take(v))),
-                Col::Ts(v) => {
-                    Arc::new(TimestampMicrosecondArray::from(std::mem::take(v)).with_timezone("UTC"))
-                }
+                Col::Ts(v) => Arc::new(
+                    TimestampMicrosecondArray::from(std::mem::take(v)).with_timezone("UTC"),
+                ),
             };
             arrays.push(a);
         }
@@ -451,7 +451,10 @@ pub type Zones = HashMap<String, Tz>;
 /// Runs the reconciliation of `cfg` on the warehouse at `dest`: writes the result tables and
 /// the report, and returns the summary (its `exit` is [`ExitStatus::Alert`] when unexplained
 /// differences exceed the tolerance).
-pub async fn reconcile(dest: &Destination, cfg: &ReconcileConfig) -> Result<Summary, ReconcileError> {
+pub async fn reconcile(
+    dest: &Destination,
+    cfg: &ReconcileConfig,
+) -> Result<Summary, ReconcileError> {
     if cfg.start >= cfg.end {
         return Err(ReconcileError::Config(format!(
             "--start {} must be before --end {} (the end is exclusive)",

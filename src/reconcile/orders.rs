@@ -442,9 +442,7 @@ impl OrderJoin {
                 }
                 let rec = OrderRec {
                     day: time_us.map_or(i32::MIN, |t| local_day(tz, t)),
-                    channel: get(l.channel)
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_string),
+                    channel: get(l.channel).filter(|s| !s.is_empty()).map(str::to_string),
                     account,
                     order,
                     currency,
@@ -500,11 +498,11 @@ impl OrderJoin {
             let mut d = Dec { b: &ob, p: 0 };
             while !d.done() {
                 let o = decode_order(&mut d);
-                let key = (o.account.clone(), o.order.clone());
-                if orders.contains_key(&key) {
-                    dups.push(o);
-                } else {
-                    orders.insert(key, o);
+                match orders.entry((o.account.clone(), o.order.clone())) {
+                    std::collections::hash_map::Entry::Occupied(_) => dups.push(o),
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        v.insert(o);
+                    }
                 }
             }
             drop(ob);
@@ -545,12 +543,11 @@ impl OrderJoin {
     }
 }
 
+/// Receives one order row: its fields, its row number and the file's column layout.
+type PushRow<'a> = dyn FnMut(&[&str], u64, &Layout) -> Result<(), ReconcileError> + 'a;
+
 /// Reads a CSV orders file chunk by chunk (records never split across chunks).
-fn read_csv(
-    path: &Path,
-    shown: &str,
-    push: &mut dyn FnMut(&[&str], u64, &Layout) -> Result<(), ReconcileError>,
-) -> Result<(), ReconcileError> {
+fn read_csv(path: &Path, shown: &str, push: &mut PushRow<'_>) -> Result<(), ReconcileError> {
     let oerr = |m: String| ReconcileError::Orders {
         path: shown.to_string(),
         message: m,
@@ -590,8 +587,8 @@ fn read_csv(
             start = 3;
         }
         first = false;
-        let text = std::str::from_utf8(&buf[start..cut])
-            .map_err(|e| oerr(format!("not UTF-8: {e}")))?;
+        let text =
+            std::str::from_utf8(&buf[start..cut]).map_err(|e| oerr(format!("not UTF-8: {e}")))?;
         for rec in CsvRecords::new(text) {
             let rec = rec.map_err(&oerr)?;
             line += 1;
@@ -618,11 +615,7 @@ fn read_csv(
 }
 
 /// Reads a Parquet orders file batch by batch.
-fn read_parquet(
-    path: &Path,
-    shown: &str,
-    push: &mut dyn FnMut(&[&str], u64, &Layout) -> Result<(), ReconcileError>,
-) -> Result<(), ReconcileError> {
+fn read_parquet(path: &Path, shown: &str, push: &mut PushRow<'_>) -> Result<(), ReconcileError> {
     let oerr = |m: String| ReconcileError::Orders {
         path: shown.to_string(),
         message: m,
@@ -636,7 +629,12 @@ fn read_parquet(
     let mut line = 0u64;
     for b in reader {
         let b: RecordBatch = b.map_err(|e| oerr(e.to_string()))?;
-        let names: Vec<String> = b.schema().fields().iter().map(|f| f.name().clone()).collect();
+        let names: Vec<String> = b
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
         let l = Layout::of(&names, shown)?;
         // Every column as text; instants as RFC 3339.
         let texts: Vec<Vec<Option<String>>> = b
@@ -644,8 +642,11 @@ fn read_parquet(
             .iter()
             .map(|c| -> Result<Vec<Option<String>>, ReconcileError> {
                 if let DataType::Timestamp(_, _) = c.data_type() {
-                    let t = cast(c, &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())))
-                        .map_err(|e| oerr(e.to_string()))?;
+                    let t = cast(
+                        c,
+                        &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                    )
+                    .map_err(|e| oerr(e.to_string()))?;
                     let t = t.as_primitive::<TimestampMicrosecondType>();
                     return Ok((0..t.len())
                         .map(|i| {
@@ -707,7 +708,11 @@ fn classify_amount(
             fmt_amount(gross, c)
         );
         if fee != 0 && o.amount == gross - fee {
-            return Some(("fee", Some(diff), format!("{detail}: the order is net of the fee")));
+            return Some((
+                "fee",
+                Some(diff),
+                format!("{detail}: the order is net of the fee"),
+            ));
         }
         if refunded != 0 && o.amount == gross + refunded {
             return Some((
@@ -789,13 +794,13 @@ fn join_one(
     let first = pays.first().copied();
     let lineage = out.lineage.clone();
     let diff_row = |result: &str,
-                        classification: &str,
-                        difference: Option<i128>,
-                        detail: String,
-                        account: &str,
-                        order_id: &str,
-                        findings: &mut Findings,
-                        out: &mut Outputs|
+                    classification: &str,
+                    difference: Option<i128>,
+                    detail: String,
+                    account: &str,
+                    order_id: &str,
+                    findings: &mut Findings,
+                    out: &mut Outputs|
      -> Result<(), ReconcileError> {
         let currency = first
             .map(|p| p.currency.clone())
@@ -863,8 +868,9 @@ fn join_one(
         )?;
         return Ok(());
     };
-    let t = findings.day(date_of(day), &o.account, &o.currency);
-    t.orders += 1;
+    // Totals are kept in the wallet currency the order was paid in.
+    let tcur = first.map_or(o.currency.as_str(), |p| p.currency.as_str());
+    findings.day(date_of(day), &o.account, tcur).orders += 1;
     let status = if has_chargeback {
         "disputed"
     } else if pays.is_empty() {
@@ -918,9 +924,7 @@ fn join_one(
             out,
         )?;
     } else {
-        findings
-            .day(date_of(day), &o.account, &o.currency)
-            .orders_matched += 1;
+        findings.day(date_of(day), &o.account, tcur).orders_matched += 1;
         if let Some((class, diff, detail)) = classify_amount(o, &pays, refunded) {
             diff_row(
                 "amount_difference",
@@ -941,7 +945,11 @@ fn join_one(
             Cell::S(Some(o.account.clone())),
             Cell::D(day),
             Cell::S(Some(o.order.clone())),
-            Cell::S(o.channel.clone().or_else(|| first.and_then(|p| p.channel.clone()))),
+            Cell::S(
+                o.channel
+                    .clone()
+                    .or_else(|| first.and_then(|p| p.channel.clone())),
+            ),
             Cell::S(Some(o.currency.clone())),
             Cell::N(Some(o.amount)),
             Cell::T(o.time_us),

@@ -9,7 +9,9 @@ use arrow::datatypes::Int64Type;
 use object_store::path::Path;
 
 use super::ledger::{BatchSums, Quarantined, date_col, dec_col, str_col};
-use super::{Cell, Check, Difference, Findings, Outputs, ReconcileError, UNEXPLAINED, date_of, fmt_amount};
+use super::{
+    Cell, Check, Difference, Findings, Outputs, ReconcileError, UNEXPLAINED, date_of, fmt_amount,
+};
 use crate::load::{Destination, LoadError, read_columns};
 
 const COLUMNS: &[&str] = &[
@@ -105,7 +107,8 @@ pub(crate) async fn check_account(
                     "settlements file {shown} has no column {c}"
                 )))
             };
-            let id = str_col(b, "settlement_batch_id").ok_or_else(|| need("settlement_batch_id"))?;
+            let id =
+                str_col(b, "settlement_batch_id").ok_or_else(|| need("settlement_batch_id"))?;
             let cur = str_col(b, "currency").ok_or_else(|| need("currency"))?;
             let status = str_col(b, "status").ok_or_else(|| need("status"))?;
             let bdate = date_col(b, "business_date");
@@ -118,7 +121,9 @@ pub(crate) async fn check_account(
             let net = dec_col(b, "net_amount").ok_or_else(|| need("net_amount"))?;
             for i in 0..b.num_rows() {
                 let bid = id.value(i);
-                let day = bdate.filter(|a| a.is_valid(i)).map_or(file_day, |a| a.value(i));
+                let day = bdate
+                    .filter(|a| a.is_valid(i))
+                    .map_or(file_day, |a| a.value(i));
                 let led = sums.remove(bid).unwrap_or_default();
                 if day < start || day >= end {
                     continue;
@@ -135,8 +140,17 @@ pub(crate) async fn check_account(
                 t.batches += 1;
                 if !matches!(stored.status.as_str(), "CLOSED" | "PAID") {
                     emit(
-                        account, day, currency, bid, Some(&stored), &led, "open", "not_checked",
-                        None, findings, out,
+                        account,
+                        day,
+                        currency,
+                        bid,
+                        Some(&stored),
+                        &led,
+                        "open",
+                        "not_checked",
+                        None,
+                        findings,
+                        out,
                     )?;
                     continue;
                 }
@@ -161,10 +175,21 @@ pub(crate) async fn check_account(
                     }
                 }
                 if diffs.is_empty() {
-                    findings.day(date_of(day), account, currency).batches_matched += 1;
+                    findings
+                        .day(date_of(day), account, currency)
+                        .batches_matched += 1;
                     emit(
-                        account, day, currency, bid, Some(&stored), &led, "match", "none", None,
-                        findings, out,
+                        account,
+                        day,
+                        currency,
+                        bid,
+                        Some(&stored),
+                        &led,
+                        "match",
+                        "none",
+                        None,
+                        findings,
+                        out,
                     )?;
                     continue;
                 }

@@ -8,7 +8,9 @@ use chrono_tz::Tz;
 use object_store::path::Path;
 
 use super::ledger::{LedgerRow, Quarantined, dec_col, opt, str_col, ts_col};
-use super::{Cell, Check, Difference, Findings, Outputs, ReconcileError, UNEXPLAINED, date_of, fmt_amount};
+use super::{
+    Cell, Check, Difference, Findings, Outputs, ReconcileError, UNEXPLAINED, date_of, fmt_amount,
+};
 use crate::load::{Destination, LoadError, read_columns};
 
 const COLUMNS: &[&str] = &[

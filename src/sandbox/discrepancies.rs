@@ -163,3 +163,50 @@ impl Discrepancies {
         t.kind == TxnType::Payment && self.on_txn(w, t, DiscrepancyKind::OrderEarly)
     }
 }
+
+impl Discrepancies {
+    /// One of each kind on business day `date`, spread over the first three accounts: a
+    /// statement amount off (account 1), a statement row missing (account 2), a batch total off
+    /// (account 3, its main currency), an order missing (account 1) and an order amount wrong
+    /// (account 2) — on payments that did not fail.
+    pub fn one_of_each(w: &World, date: NaiveDate) -> Discrepancies {
+        let acct = |i: usize| &w.accounts[i % w.accounts.len()];
+        let payment = |i: usize, skip: u32| -> Option<u32> {
+            let a = acct(i);
+            let day = w.day(a, date);
+            (0..day.n).map(|k| (k + skip) % day.n.max(1)).find(|&k| {
+                let t = w.txn(&day, k);
+                t.kind == TxnType::Payment && !t.failed && t.order_of.is_some()
+            })
+        };
+        let any = |i: usize, k: u32| -> Option<u32> {
+            let n = w.day(acct(i), date).n;
+            (n > 0).then(|| k % n)
+        };
+        let mut plants = Vec::new();
+        let mut txn = |kind, i: usize, index: Option<u32>| {
+            if let Some(index) = index {
+                plants.push(Plant::Txn {
+                    kind,
+                    account: acct(i).index,
+                    date,
+                    index,
+                });
+            }
+        };
+        txn(DiscrepancyKind::StatementAmount, 0, any(0, 3));
+        txn(DiscrepancyKind::StatementMissing, 1, any(1, 4));
+        txn(DiscrepancyKind::OrderMissing, 0, payment(0, 5));
+        txn(DiscrepancyKind::OrderAmount, 1, payment(1, 6));
+        plants.push(Plant::Batch {
+            account: acct(2).index,
+            date,
+            currency: acct(2).currencies[0].to_string(),
+        });
+        Discrepancies {
+            rate: 0.0,
+            kinds: vec![],
+            plants,
+        }
+    }
+}

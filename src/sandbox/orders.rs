@@ -75,17 +75,9 @@ pub fn export_rows(
             push_amount(&mut line, minor, digits, false);
             line.push(b',');
             let utc = chrono::DateTime::from_timestamp_millis(at).expect("in range");
-            let off = account
-                .tz
-                .offset_from_utc_datetime(&utc.naive_utc())
-                .fix();
+            let off = account.tz.offset_from_utc_datetime(&utc.naive_utc()).fix();
             let local = utc.with_timezone(&off);
-            line.extend_from_slice(
-                local
-                    .format("%Y-%m-%dT%H:%M:%S%:z")
-                    .to_string()
-                    .as_bytes(),
-            );
+            line.extend_from_slice(local.format("%Y-%m-%dT%H:%M:%S%:z").to_string().as_bytes());
             line.extend_from_slice(b"\r\n");
             out.write_all(&line)?;
             n += 1;
