@@ -1,0 +1,523 @@
+//! Reconciliation end to end: the sandbox in-process on loopback (optionally with planted
+//! discrepancies) → a `Runner` sync into a temp folder → `reconcile` with the seller's order
+//! export; each planted discrepancy found with its classification and nothing else.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use chrono::{DateTime, NaiveDate, Timelike, Utc};
+use maribank_etl::ExitStatus;
+use maribank_etl::contract::signing::Credentials;
+use maribank_etl::load::Destination;
+use maribank_etl::pipeline::config::{ApiEnv, Overrides, Settings};
+use maribank_etl::pipeline::run::{Plan, Runner};
+use maribank_etl::reconcile::{Check, ReconcileConfig, Summary, reconcile};
+use maribank_etl::sandbox::data::{Txn, TxnType, World};
+use maribank_etl::sandbox::{Discrepancies, DiscrepancyKind, Plant, Sandbox, SandboxConfig};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+fn date(s: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+}
+
+fn instant(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+/// Five accounts (Singapore, Hong Kong, Tokyo, Kuwait — frozen, not synced — and Los Angeles),
+/// data 2026-03-01..=03-12 across the US DST switch, the data clock well after it.
+fn config(discrepancies: Discrepancies) -> SandboxConfig {
+    SandboxConfig {
+        accounts: 5,
+        from: date("2026-03-01"),
+        to: date("2026-03-12"),
+        txns_per_day: 40,
+        now: Some(instant("2026-03-20T00:00:00Z")),
+        discrepancies,
+        ..SandboxConfig::default()
+    }
+}
+
+/// Synced UTC window, and the business days wholly inside it in every zone (end exclusive).
+const SYNC: (&str, &str) = ("2026-03-02T00:00:00Z", "2026-03-11T00:00:00Z");
+const DAYS: (&str, &str) = ("2026-03-03", "2026-03-10");
+
+async fn sync(sb: &Sandbox, dest: &Path) {
+    let settings = Settings::resolve(&Overrides {
+        destination: Some(dest.display().to_string()),
+        name: Some("recon-test".into()),
+        qps: Some(1000.0),
+        no_raw: true,
+        ..Default::default()
+    })
+    .unwrap();
+    let api = ApiEnv {
+        base_url: sb.base_url().to_string(),
+        credentials: Credentials::new(
+            maribank_etl::sandbox::DEFAULT_ACCESS_KEY_ID,
+            maribank_etl::sandbox::DEFAULT_SECRET,
+        ),
+    };
+    let outcome = Runner::new(settings, api)
+        .unwrap()
+        .with_now(sb.now())
+        .run(Plan::Sync {
+            start: instant(SYNC.0),
+            end: instant(SYNC.1),
+        })
+        .await;
+    assert!(outcome.error.is_none(), "{:?}", outcome.error);
+}
+
+/// The synced accounts (ACTIVE ones).
+fn synced(w: &World) -> Vec<u32> {
+    w.accounts
+        .iter()
+        .filter(|a| a.status == "ACTIVE")
+        .map(|a| a.index)
+        .collect()
+}
+
+/// The seller's export of the synced accounts for business days `from..=to`.
+fn write_orders(w: &World, planted: &Discrepancies, from: &str, to: &str, path: &Path) {
+    let mut csv = maribank_etl::sandbox::orders::HEADER.to_string() + "\r\n";
+    for i in synced(w) {
+        let one = maribank_etl::sandbox::orders::export(
+            w,
+            &w.accounts[i as usize],
+            date(from),
+            date(to),
+            planted,
+        );
+        csv.push_str(one.split_once("\r\n").unwrap().1);
+    }
+    std::fs::write(path, csv).unwrap();
+}
+
+/// Every transaction of the synced accounts created in business days `[from, to)`.
+fn txns(w: &World, from: &str, to: &str) -> Vec<Txn> {
+    let mut out = Vec::new();
+    for i in synced(w) {
+        let mut d = date(from);
+        while d < date(to) {
+            let day = w.day(&w.accounts[i as usize], d);
+            out.extend((0..day.n).map(|k| w.txn(&day, k)));
+            d = d.succ_opt().unwrap();
+        }
+    }
+    out
+}
+
+fn read_table(root: &Path, table: &str) -> Vec<RecordBatch> {
+    let mut files = Vec::new();
+    let mut stack = vec![root.join(table)];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "parquet") {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    files
+        .iter()
+        .flat_map(|f| {
+            ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(f).unwrap())
+                .unwrap()
+                .build()
+                .unwrap()
+                .map(|b| b.unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// (column values…) of every row of a table, for the named text columns.
+fn rows(root: &Path, table: &str, cols: &[&str]) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    for b in read_table(root, table) {
+        for i in 0..b.num_rows() {
+            out.push(
+                cols.iter()
+                    .map(|c| {
+                        let a = b.column_by_name(c).unwrap();
+                        if a.is_null(i) {
+                            return String::new();
+                        }
+                        match a.data_type() {
+                            arrow::datatypes::DataType::Boolean => {
+                                a.as_boolean().value(i).to_string()
+                            }
+                            arrow::datatypes::DataType::Date32 => {
+                                maribank_etl::load::partition::date_text(
+                                    a.as_primitive::<arrow::datatypes::Date32Type>().value(i),
+                                )
+                            }
+                            _ => a.as_string::<i32>().value(i).to_string(),
+                        }
+                    })
+                    .collect(),
+            );
+        }
+    }
+    out.sort();
+    out
+}
+
+async fn run_reconcile(dest: &Path, orders: Option<PathBuf>, days: (&str, &str)) -> Summary {
+    let d = Destination::local(dest).unwrap();
+    let cfg = ReconcileConfig {
+        orders,
+        now: instant("2026-03-21T00:00:00Z"),
+        ..ReconcileConfig::new(date(days.0), date(days.1))
+    };
+    reconcile(&d, &cfg).await.unwrap()
+}
+
+/// Non-failed cross-currency payments among `ts` (their orders are in the buyer's currency).
+fn cross_currency(ts: &[Txn]) -> Vec<&Txn> {
+    ts.iter()
+        .filter(|t| t.kind == TxnType::Payment && !t.failed && t.original.is_some())
+        .collect()
+}
+
+#[tokio::test]
+async fn clean_data_has_no_difference_beyond_fx_conversions() {
+    let sb = Sandbox::start(config(Discrepancies::none())).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let wh = dir.path().join("wh");
+    sync(&sb, &wh).await;
+    let orders = dir.path().join("orders.csv");
+    write_orders(
+        sb.world(),
+        &Discrepancies::none(),
+        DAYS.0,
+        "2026-03-09",
+        &orders,
+    );
+    let s = run_reconcile(&wh, Some(orders), DAYS).await;
+    sb.shutdown().await;
+
+    let w = config(Discrepancies::none());
+    let world = World::new(w.world_params());
+    let ts = txns(&world, DAYS.0, DAYS.1);
+    let fx = cross_currency(&ts).len() as u64;
+    assert!(fx > 20, "cross-currency payments: {fx}");
+    assert_eq!(s.unexplained(), 0, "{}", s.text());
+    assert_eq!(s.exit, ExitStatus::Success);
+    assert!(s.findings.statements_not_loaded.is_empty());
+    assert_eq!(
+        s.accounts,
+        ["ACC-HK-0002", "ACC-JP-0003", "ACC-SG-0001", "ACC-US-0005"]
+    );
+    // The only differences: orders recorded in the buyer's currency, explained by the rate.
+    assert_eq!(s.explained(), fx, "{}", s.text());
+    assert_eq!(s.count(Check::Orders, "fx_conversion"), fx);
+    // Every statement row and every ledger row of the window compared.
+    let (st, led): (u64, u64) = s
+        .findings
+        .totals
+        .values()
+        .fold((0, 0), |a, t| (a.0 + t.statement_rows, a.1 + t.ledger_rows));
+    assert_eq!(st, ts.len() as u64);
+    assert_eq!(led, ts.len() as u64);
+    // Tables: every batch matched, no statement difference, one status per order.
+    let batches = rows(&wh, "recon_settlements", &["result", "classification"]);
+    assert!(!batches.is_empty());
+    assert!(
+        batches.iter().all(|r| r == &["match", "none"]),
+        "{batches:?}"
+    );
+    assert!(rows(&wh, "recon_statements", &["transaction_id"]).is_empty());
+    let status = rows(&wh, "order_status", &["external_order_id", "status"]);
+    let payments = ts
+        .iter()
+        .filter(|t| t.kind == TxnType::Payment && !t.failed)
+        .count();
+    assert_eq!(status.len(), payments);
+    let mut by: BTreeMap<&str, usize> = BTreeMap::new();
+    for r in &status {
+        *by.entry(r[1].as_str()).or_default() += 1;
+    }
+    assert!(
+        by["paid"] > 0 && by["refunded"] > 0 && by["partially_refunded"] > 0,
+        "{by:?}"
+    );
+    assert!(!by.contains_key("missing"));
+    let fx_rows = rows(&wh, "recon_orders", &["classification", "explained"]);
+    assert_eq!(fx_rows.len() as u64, fx);
+    assert!(fx_rows.iter().all(|r| r == &["fx_conversion", "true"]));
+    assert!(Path::new(&s.report_path).is_file(), "{}", s.report_path);
+    let report = std::fs::read_to_string(&s.report_path).unwrap();
+    assert!(report.contains("Result: OK"), "{report}");
+}
+
+#[tokio::test]
+async fn each_planted_discrepancy_is_found_with_its_classification() {
+    let base = World::new(config(Discrepancies::none()).world_params());
+    let d = date("2026-03-05");
+    let mut planted = Discrepancies::one_of_each(&base, d);
+    // A payment of the first day after the window, recorded by the seller a day early.
+    let late_day = base.day(&base.accounts[0], date(DAYS.1));
+    let late = (0..late_day.n)
+        .map(|i| base.txn(&late_day, i))
+        .find(|t| t.kind == TxnType::Payment && !t.failed && t.created_ms % 86_400_000 > 3_600_000)
+        .unwrap();
+    planted.plants.push(Plant::Txn {
+        kind: DiscrepancyKind::OrderEarly,
+        account: 0,
+        date: date(DAYS.1),
+        index: late.index,
+    });
+    let sb = Sandbox::start(config(planted.clone())).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let wh = dir.path().join("wh");
+    sync(&sb, &wh).await;
+    let orders = dir.path().join("orders.csv");
+    write_orders(sb.world(), &planted, DAYS.0, DAYS.1, &orders);
+    let s = run_reconcile(&wh, Some(orders.clone()), DAYS).await;
+    sb.shutdown().await;
+
+    let w = &base;
+    let txn_of = |kind: DiscrepancyKind| -> Txn {
+        let Some(Plant::Txn {
+            account,
+            date,
+            index,
+            ..
+        }) = planted
+            .plants
+            .iter()
+            .find(|p| matches!(p, Plant::Txn { kind: k, .. } if *k == kind))
+        else {
+            panic!("{kind:?} not planted")
+        };
+        w.txn(&w.day(&w.accounts[*account as usize], *date), *index)
+    };
+    let id = |t: &Txn| w.txn_id(t.day.account, t.day.date, t.index);
+    let order = |t: &Txn| {
+        let (od, oi) = t.order_of.unwrap();
+        w.order_id(t.day.account, t.channel.unwrap(), od, oi)
+    };
+    let amount_txn = txn_of(DiscrepancyKind::StatementAmount);
+    let missing_txn = txn_of(DiscrepancyKind::StatementMissing);
+    let no_order = txn_of(DiscrepancyKind::OrderMissing);
+    let wrong_order = txn_of(DiscrepancyKind::OrderAmount);
+    let batch = w.batch_id(2, w.accounts[2].currencies[0], d);
+
+    // Exactly the five unexplained ones, each where it was planted.
+    let mut got: Vec<(Check, String, String, String)> = s
+        .findings
+        .unexplained
+        .iter()
+        .map(|x| {
+            (
+                x.check,
+                x.key.clone(),
+                x.result.clone(),
+                x.business_date.to_string(),
+            )
+        })
+        .collect();
+    got.sort();
+    let mut want = vec![
+        (
+            Check::Settlements,
+            batch.clone(),
+            "mismatch".into(),
+            d.to_string(),
+        ),
+        (
+            Check::Statements,
+            id(&amount_txn),
+            "field_mismatch".into(),
+            d.to_string(),
+        ),
+        (
+            Check::Statements,
+            id(&missing_txn),
+            "missing_in_statement".into(),
+            d.to_string(),
+        ),
+        (
+            Check::Orders,
+            order(&no_order),
+            "paid_not_in_orders".into(),
+            d.to_string(),
+        ),
+        (
+            Check::Orders,
+            order(&wrong_order),
+            "amount_difference".into(),
+            d.to_string(),
+        ),
+    ];
+    want.sort();
+    assert_eq!(got, want, "{}", s.text());
+    assert_eq!(s.unexplained(), 5);
+    assert_eq!(s.exit, ExitStatus::Alert);
+    // Explained: the seller's early order (paid after the window) and the FX conversions of
+    // every other cross-currency payment.
+    assert_eq!(s.count(Check::Orders, "timing"), 1);
+    let ts = txns(w, DAYS.0, DAYS.1);
+    let fx = cross_currency(&ts)
+        .into_iter()
+        .filter(|t| id(t) != id(&no_order) && id(t) != id(&wrong_order))
+        .count() as u64;
+    assert_eq!(s.count(Check::Orders, "fx_conversion"), fx);
+    assert_eq!(s.explained(), fx + 1, "{}", s.text());
+
+    // The tables say the same.
+    let st = rows(
+        &wh,
+        "recon_statements",
+        &["transaction_id", "result", "fields", "classification"],
+    );
+    let mut want_st = vec![
+        vec![
+            id(&amount_txn),
+            "field_mismatch".into(),
+            "gross_amount,net_amount".into(),
+            "unexplained".into(),
+        ],
+        vec![
+            id(&missing_txn),
+            "missing_in_statement".into(),
+            String::new(),
+            "unexplained".into(),
+        ],
+    ];
+    want_st.sort();
+    assert_eq!(st, want_st);
+    let bad: Vec<Vec<String>> = rows(&wh, "recon_settlements", &["settlement_batch_id", "result"])
+        .into_iter()
+        .filter(|r| r[1] != "match")
+        .collect();
+    assert_eq!(bad, vec![vec![batch, "mismatch".to_string()]]);
+    let timing = rows(
+        &wh,
+        "recon_orders",
+        &[
+            "external_order_id",
+            "result",
+            "classification",
+            "business_date",
+        ],
+    )
+    .into_iter()
+    .filter(|r| r[2] == "timing")
+    .collect::<Vec<_>>();
+    assert_eq!(
+        timing,
+        vec![vec![
+            order(&late),
+            "ordered_not_paid".into(),
+            "timing".into(),
+            "2026-03-09".into()
+        ]]
+    );
+
+    // A tolerance of five lets the run pass; the same results are written again.
+    let d2 = Destination::local(&wh).unwrap();
+    let cfg = ReconcileConfig {
+        orders: Some(orders),
+        tolerance: 5,
+        ..ReconcileConfig::new(date(DAYS.0), date(DAYS.1))
+    };
+    let again = reconcile(&d2, &cfg).await.unwrap();
+    assert_eq!(again.exit, ExitStatus::Success);
+    assert_eq!(again.unexplained(), 5);
+    assert_eq!(
+        rows(
+            &wh,
+            "recon_statements",
+            &["transaction_id", "result", "fields", "classification"]
+        ),
+        want_st
+    );
+}
+
+/// A transaction at 23:xx Singapore time on day D (15:xx UTC, `created_date` D) and one at 00:xx
+/// on D (16:xx UTC the day before, `created_date` D − 1) both belong to statement day D.
+#[tokio::test]
+async fn local_business_days_span_two_utc_partitions() {
+    let base = World::new(config(Discrepancies::none()).world_params());
+    let d = date("2026-03-06");
+    let sg = &base.accounts[0];
+    assert_eq!(sg.tz.name(), "Asia/Singapore");
+    let day = base.day(sg, d);
+    let all: Vec<Txn> = (0..day.n).map(|i| base.txn(&day, i)).collect();
+    let local_hour = |t: &Txn| {
+        DateTime::from_timestamp_millis(t.created_ms)
+            .unwrap()
+            .with_timezone(&sg.tz)
+            .hour()
+    };
+    let late = all
+        .iter()
+        .rev()
+        .find(|t| local_hour(t) == 23)
+        .unwrap()
+        .clone();
+    let early = all.iter().find(|t| local_hour(t) == 0).unwrap().clone();
+    let utc = |t: &Txn| DateTime::from_timestamp_millis(t.created_ms).unwrap();
+    assert_eq!(utc(&late).date_naive(), d);
+    assert_eq!(utc(&late).hour(), 15);
+    assert_eq!(utc(&early).date_naive(), d.pred_opt().unwrap());
+    assert_eq!(utc(&early).hour(), 16);
+    // Plant a one-unit statement difference on each: both must surface on day D.
+    let planted = Discrepancies {
+        plants: [&late, &early]
+            .iter()
+            .map(|t| Plant::Txn {
+                kind: DiscrepancyKind::StatementAmount,
+                account: 0,
+                date: d,
+                index: t.index,
+            })
+            .collect(),
+        ..Default::default()
+    };
+    for (plants, want) in [(Discrepancies::none(), 0u64), (planted, 2)] {
+        let sb = Sandbox::start(config(plants)).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let wh = dir.path().join("wh");
+        sync(&sb, &wh).await;
+        sb.shutdown().await;
+        // The ledger rows sit in two created_date partitions.
+        let id = |t: &Txn| base.txn_id(0, d, t.index);
+        let part = |t: &Txn| {
+            rows(&wh, "transactions", &["transaction_id", "created_date"])
+                .into_iter()
+                .find(|r| r[0] == id(t))
+                .unwrap()[1]
+                .clone()
+        };
+        assert_eq!(part(&late), "2026-03-06");
+        assert_eq!(part(&early), "2026-03-05");
+        let s = run_reconcile(&wh, None, ("2026-03-06", "2026-03-07")).await;
+        assert_eq!(s.unexplained(), want, "{}", s.text());
+        let sg_rows: Vec<_> = s
+            .findings
+            .totals
+            .iter()
+            .filter(|(k, _)| k.1 == "ACC-SG-0001")
+            .collect();
+        assert!(sg_rows.iter().all(|(k, _)| k.0 == d));
+        let n: u64 = sg_rows.iter().map(|(_, t)| t.statement_rows).sum();
+        assert_eq!(n, u64::from(day.n));
+        assert_eq!(n, sg_rows.iter().map(|(_, t)| t.ledger_rows).sum::<u64>());
+        for x in &s.findings.unexplained {
+            assert_eq!((x.business_date, x.account_id.as_str()), (d, "ACC-SG-0001"));
+            assert!(x.key == id(&late) || x.key == id(&early), "{x:?}");
+            assert_eq!(x.result, "field_mismatch");
+        }
+    }
+}
