@@ -28,8 +28,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BooleanArray, Date32Array, Decimal128Array, Int64Array, RecordBatch, StringArray,
-    TimestampMicrosecondArray,
+    ArrayRef, BooleanBuilder, Date32Builder, Decimal128Builder, Int64Builder, RecordBatch,
+    StringArray, StringBuilder, TimestampMicrosecondArray, TimestampMicrosecondBuilder,
 };
 use arrow::datatypes::DataType;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -305,21 +305,27 @@ pub(crate) struct Out {
 
 /// A column being built.
 pub(crate) enum Col {
-    Str(Vec<Option<String>>),
-    Date(Vec<i32>),
-    Dec(Vec<Option<i128>>, u8, i8),
-    Int(Vec<Option<i64>>),
-    Bool(Vec<bool>),
-    Ts(Vec<Option<i64>>),
+    Str(StringBuilder),
+    Date(Date32Builder),
+    Dec(Decimal128Builder, u8, i8),
+    Int(Int64Builder),
+    Bool(BooleanBuilder),
+    Ts(TimestampMicrosecondBuilder),
 }
 
 /// One cell of a row.
-pub(crate) enum Cell {
-    S(Option<String>),
+pub(crate) enum Cell<'a> {
+    /// Text.
+    S(Option<&'a str>),
+    /// `Date32`.
     D(i32),
+    /// Decimal units.
     N(Option<i128>),
+    /// Integer.
     I(Option<i64>),
+    /// Boolean.
     B(bool),
+    /// Instant, UTC microseconds.
     T(Option<i64>),
 }
 
@@ -334,12 +340,12 @@ impl Out {
             .iter()
             .filter(|f| !f.name().starts_with('_'))
             .map(|f| match f.data_type() {
-                DataType::Utf8 => Col::Str(Vec::new()),
-                DataType::Date32 => Col::Date(Vec::new()),
-                DataType::Decimal128(p, s) => Col::Dec(Vec::new(), *p, *s),
-                DataType::Int64 => Col::Int(Vec::new()),
-                DataType::Boolean => Col::Bool(Vec::new()),
-                _ => Col::Ts(Vec::new()),
+                DataType::Utf8 => Col::Str(StringBuilder::new()),
+                DataType::Date32 => Col::Date(Date32Builder::new()),
+                DataType::Decimal128(p, s) => Col::Dec(Decimal128Builder::new(), *p, *s),
+                DataType::Int64 => Col::Int(Int64Builder::new()),
+                DataType::Boolean => Col::Bool(BooleanBuilder::new()),
+                _ => Col::Ts(TimestampMicrosecondBuilder::new()),
             })
             .collect();
         Out {
@@ -351,16 +357,16 @@ impl Out {
     }
 
     /// Appends a row: one cell per column of the table, lineage excluded, in schema order.
-    pub(crate) fn push(&mut self, lineage: &Lineage, cells: Vec<Cell>) -> Result<(), LoadError> {
+    pub(crate) fn push(&mut self, lineage: &Lineage, cells: &[Cell<'_>]) -> Result<(), LoadError> {
         debug_assert_eq!(cells.len(), self.cols.len());
         for (c, v) in self.cols.iter_mut().zip(cells) {
             match (c, v) {
-                (Col::Str(a), Cell::S(v)) => a.push(v),
-                (Col::Date(a), Cell::D(v)) => a.push(v),
-                (Col::Dec(a, _, _), Cell::N(v)) => a.push(v),
-                (Col::Int(a), Cell::I(v)) => a.push(v),
-                (Col::Bool(a), Cell::B(v)) => a.push(v),
-                (Col::Ts(a), Cell::T(v)) => a.push(v),
+                (Col::Str(a), Cell::S(v)) => a.append_option(*v),
+                (Col::Date(a), Cell::D(v)) => a.append_value(*v),
+                (Col::Dec(a, _, _), Cell::N(v)) => a.append_option(*v),
+                (Col::Int(a), Cell::I(v)) => a.append_option(*v),
+                (Col::Bool(a), Cell::B(v)) => a.append_value(*v),
+                (Col::Ts(a), Cell::T(v)) => a.append_option(*v),
                 _ => {
                     return Err(LoadError::Arrow(arrow::error::ArrowError::SchemaError(
                         format!("{}: a cell does not fit its column", self.table.name),
@@ -383,16 +389,12 @@ impl Out {
         let mut arrays: Vec<ArrayRef> = Vec::with_capacity(self.cols.len() + 2);
         for c in &mut self.cols {
             let a: ArrayRef = match c {
-                Col::Str(v) => Arc::new(StringArray::from(std::mem::take(v))),
-                Col::Date(v) => Arc::new(Date32Array::from(std::mem::take(v))),
-                Col::Dec(v, p, s) => Arc::new(
-                    Decimal128Array::from(std::mem::take(v)).with_precision_and_scale(*p, *s)?,
-                ),
-                Col::Int(v) => Arc::new(Int64Array::from(std::mem::take(v))),
-                Col::Bool(v) => Arc::new(BooleanArray::from(std::mem::take(v))),
-                Col::Ts(v) => Arc::new(
-                    TimestampMicrosecondArray::from(std::mem::take(v)).with_timezone("UTC"),
-                ),
+                Col::Str(b) => Arc::new(b.finish()),
+                Col::Date(b) => Arc::new(b.finish()),
+                Col::Dec(b, p, s) => Arc::new(b.finish().with_precision_and_scale(*p, *s)?),
+                Col::Int(b) => Arc::new(b.finish()),
+                Col::Bool(b) => Arc::new(b.finish()),
+                Col::Ts(b) => Arc::new(b.finish().with_timezone("UTC")),
             };
             arrays.push(a);
         }
@@ -481,7 +483,15 @@ pub async fn reconcile(
         lineage,
     };
     let mut join = match &cfg.orders {
-        Some(path) => Some(orders::OrderJoin::load(path, cfg, &zones).await?),
+        Some(path) => {
+            let j = orders::OrderJoin::load(path, cfg, &zones).await?;
+            tracing::info!(
+                orders = j.orders_read,
+                secs = started.elapsed().as_secs_f64(),
+                "orders loaded"
+            );
+            Some(j)
+        }
         None => None,
     };
     for a in &accounts {
@@ -497,9 +507,11 @@ pub async fn reconcile(
             &mut out,
         )
         .await?;
+        tracing::info!(account = %a, secs = started.elapsed().as_secs_f64(), "account reconciled");
     }
     if let Some(j) = join {
         j.finish(cfg, &zones, &quarantine, &mut findings, &mut out)?;
+        tracing::info!(secs = started.elapsed().as_secs_f64(), "orders joined");
     }
     let days = (day_number(cfg.start), day_number(cfg.end));
     let Outputs {
@@ -528,6 +540,10 @@ pub async fn reconcile(
             order_status.finish(&lineage, dest, &accounts, days).await?,
         );
     }
+    tracing::info!(
+        secs = started.elapsed().as_secs_f64(),
+        "result tables written"
+    );
     findings.unexplained.sort();
     findings.statements_not_loaded.sort();
     let exit = if findings.unexplained_count > cfg.tolerance {

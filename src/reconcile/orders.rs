@@ -27,10 +27,10 @@ use super::{
 use crate::transform::decimal::parse_decimal;
 use crate::transform::statements::CsvRecords;
 
-/// Rows of orders per spill bucket (about 100 MB of memory when joined).
-const ORDERS_PER_BUCKET: u64 = 600_000;
-/// CSV bytes per spill bucket.
-const CSV_BYTES_PER_BUCKET: u64 = 48 * 1024 * 1024;
+/// Orders per spill bucket (a bucket's orders and transactions take about 100 MB joined).
+const ORDERS_PER_BUCKET: u64 = 200_000;
+/// CSV bytes per spill bucket (about as many orders).
+const CSV_BYTES_PER_BUCKET: u64 = 16 * 1024 * 1024;
 /// CSV read chunk.
 const CHUNK: usize = 8 * 1024 * 1024;
 
@@ -792,7 +792,6 @@ fn join_one(
         pay_day.unwrap_or(0)
     };
     let first = pays.first().copied();
-    let lineage = out.lineage.clone();
     let diff_row = |result: &str,
                     classification: &str,
                     difference: Option<i128>,
@@ -816,32 +815,32 @@ fn join_one(
             classification: classification.to_string(),
             detail: detail.clone(),
         });
+        let channel = o
+            .and_then(|o| o.channel.as_deref())
+            .or_else(|| first.and_then(|p| p.channel.as_deref()));
         out.orders.push(
-            &lineage,
-            vec![
-                Cell::S(Some(account.to_string())),
+            &out.lineage,
+            &[
+                Cell::S(Some(account)),
                 Cell::D(day),
-                Cell::S(Some(order_id.to_string())),
-                Cell::S(
-                    o.and_then(|o| o.channel.clone())
-                        .or_else(|| first.and_then(|p| p.channel.clone())),
-                ),
-                Cell::S(Some(result.to_string())),
-                Cell::S(Some(classification.to_string())),
+                Cell::S(Some(order_id)),
+                Cell::S(channel),
+                Cell::S(Some(result)),
+                Cell::S(Some(classification)),
                 Cell::B(classification != UNEXPLAINED),
-                Cell::S(o.map(|o| o.currency.clone())),
+                Cell::S(o.map(|o| o.currency.as_str())),
                 Cell::N(o.map(|o| o.amount)),
                 Cell::T(o.and_then(|o| o.time_us)),
-                Cell::S(first.map(|p| p.transaction_id.clone())),
-                Cell::S(first.map(|p| p.currency.clone())),
+                Cell::S(first.map(|p| p.transaction_id.as_str())),
+                Cell::S(first.map(|p| p.currency.as_str())),
                 Cell::N(first.map(|_| pays.iter().map(|t| t.gross).sum())),
                 Cell::N(first.map(|_| pays.iter().map(|t| t.fee).sum())),
                 Cell::N(first.map(|_| -refunded)),
-                Cell::S(first.and_then(|p| p.original_currency.clone())),
+                Cell::S(first.and_then(|p| p.original_currency.as_deref())),
                 Cell::N(first.and_then(|p| p.original_amount)),
                 Cell::N(first.and_then(|p| p.fx_rate)),
                 Cell::N(difference),
-                Cell::S(Some(detail)),
+                Cell::S(Some(&detail)),
             ],
         )?;
         Ok(())
@@ -939,26 +938,26 @@ fn join_one(
         }
     }
     let last = ts.last().map(|t| t.created_us);
+    let channel = o
+        .channel
+        .as_deref()
+        .or_else(|| first.and_then(|p| p.channel.as_deref()));
     out.order_status.push(
-        &lineage,
-        vec![
-            Cell::S(Some(o.account.clone())),
+        &out.lineage,
+        &[
+            Cell::S(Some(&o.account)),
             Cell::D(day),
-            Cell::S(Some(o.order.clone())),
-            Cell::S(
-                o.channel
-                    .clone()
-                    .or_else(|| first.and_then(|p| p.channel.clone())),
-            ),
-            Cell::S(Some(o.currency.clone())),
+            Cell::S(Some(&o.order)),
+            Cell::S(channel),
+            Cell::S(Some(&o.currency)),
             Cell::N(Some(o.amount)),
             Cell::T(o.time_us),
-            Cell::S(Some(status.to_string())),
-            Cell::S(first.map(|p| p.currency.clone())),
+            Cell::S(Some(status)),
+            Cell::S(first.map(|p| p.currency.as_str())),
             Cell::N(first.map(|_| pays.iter().map(|t| t.gross).sum())),
             Cell::N((refunded != 0).then_some(-refunded)),
             Cell::N(has_chargeback.then_some(-disputed)),
-            Cell::S(first.map(|p| p.transaction_id.clone())),
+            Cell::S(first.map(|p| p.transaction_id.as_str())),
             Cell::T(last),
         ],
     )?;

@@ -62,12 +62,12 @@ fn emit(
     }
     out.settlements.push(
         &out.lineage,
-        vec![
-            Cell::S(Some(account.to_string())),
+        &[
+            Cell::S(Some(account)),
             Cell::D(day),
-            Cell::S(Some(currency.to_string())),
-            Cell::S(Some(id.to_string())),
-            Cell::S(batch.map(|b| b.status.clone())),
+            Cell::S(Some(currency)),
+            Cell::S(Some(id)),
+            Cell::S(batch.map(|b| b.status.as_str())),
             Cell::I(batch.map(|b| b.count)),
             Cell::I(Some(led.count)),
             Cell::N(batch.map(|b| b.gross)),
@@ -76,10 +76,10 @@ fn emit(
             Cell::N(Some(led.fee)),
             Cell::N(batch.map(|b| b.net)),
             Cell::N(Some(led.net)),
-            Cell::S(Some(result.to_string())),
-            Cell::S(Some(classification.to_string())),
+            Cell::S(Some(result)),
+            Cell::S(Some(classification)),
             Cell::B(classification != UNEXPLAINED),
-            Cell::S(detail),
+            Cell::S(detail.as_deref()),
         ],
     )
 }

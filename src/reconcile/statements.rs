@@ -64,20 +64,22 @@ fn emit(row: Row<'_>, findings: &mut Findings, out: &mut Outputs) -> Result<(), 
         classification: row.classification.to_string(),
         detail,
     });
+    let fields = (!row.fields.is_empty()).then(|| row.fields.join(","));
+    let (sv, lv) = (join(&row.stmt), join(&row.ledger));
     out.statements.push(
         &out.lineage,
-        vec![
-            Cell::S(Some(row.account.to_string())),
+        &[
+            Cell::S(Some(row.account)),
             Cell::D(row.day),
-            Cell::S(Some(row.id)),
-            Cell::S(Some(row.currency)),
-            Cell::S(Some(row.result.to_string())),
-            Cell::S((!row.fields.is_empty()).then(|| row.fields.join(","))),
-            Cell::S(join(&row.stmt)),
-            Cell::S(join(&row.ledger)),
+            Cell::S(Some(&row.id)),
+            Cell::S(Some(&row.currency)),
+            Cell::S(Some(row.result)),
+            Cell::S(fields.as_deref()),
+            Cell::S(sv.as_deref()),
+            Cell::S(lv.as_deref()),
             Cell::N(row.stmt_net),
             Cell::N(row.ledger_net),
-            Cell::S(Some(row.classification.to_string())),
+            Cell::S(Some(row.classification)),
             Cell::B(row.classification != UNEXPLAINED),
         ],
     )
