@@ -321,7 +321,7 @@ async fn each_planted_discrepancy_is_found_with_its_classification() {
             (
                 x.check,
                 x.key.clone(),
-                x.result.clone(),
+                x.result.to_string(),
                 x.business_date.to_string(),
             )
         })

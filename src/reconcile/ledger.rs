@@ -349,19 +349,19 @@ pub(crate) async fn reconcile_account(
                         && let Some(k) = TxnKind::of(kind.value(i))
                     {
                         j.push_txn(&super::orders::TxnRec {
-                            account: account.to_string(),
-                            order: o.to_string(),
-                            transaction_id: id.value(i).to_string(),
+                            account,
+                            order: o,
+                            transaction_id: id.value(i),
                             kind: k,
-                            currency: currency.to_string(),
+                            currency,
                             gross: gross.value(i),
                             fee: fee.value(i),
-                            original_currency: opt(ocur, i).map(str::to_string),
+                            original_currency: opt(ocur, i),
                             original_amount: opt_dec(oamt, i),
                             fx_rate: opt_dec(rate, i),
                             created_us,
                             local_day: local,
-                            channel: opt(channel, i).map(str::to_string),
+                            channel: opt(channel, i),
                         })?;
                     }
                 }

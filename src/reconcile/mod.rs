@@ -160,9 +160,9 @@ pub struct Difference {
     /// Batch, transaction or order id.
     pub key: String,
     /// What differs (`mismatch`, `missing_in_ledger`, `amount_difference`, …).
-    pub result: String,
+    pub result: &'static str,
     /// `unexplained`, or the explanation (`fee`, `fx_conversion`, `timing`, …).
-    pub classification: String,
+    pub classification: &'static str,
     /// Human detail.
     pub detail: String,
 }
@@ -208,10 +208,10 @@ pub type TotalsKey = (NaiveDate, String, String);
 /// What the checks collect while running.
 #[derive(Debug, Default)]
 pub struct Findings {
-    /// Totals per day, account and currency.
+    /// Totals per day, account and currency (filled in when the run ends).
     pub totals: BTreeMap<TotalsKey, DayTotals>,
     /// Differences per (check, classification).
-    pub by_class: BTreeMap<(Check, String), u64>,
+    pub by_class: BTreeMap<(Check, &'static str), u64>,
     /// Unexplained differences (the first `limit`).
     pub unexplained: Vec<Difference>,
     /// Unexplained differences in all.
@@ -222,6 +222,8 @@ pub struct Findings {
     pub statements_not_loaded: Vec<(String, NaiveDate)>,
     /// Accounts without a time zone in `accounts` (read as UTC).
     pub unknown_zones: Vec<String>,
+    /// Totals while running: day → account → currency (looked up without allocating).
+    acc: HashMap<NaiveDate, HashMap<String, HashMap<String, DayTotals>>>,
     limit: usize,
 }
 
@@ -235,9 +237,26 @@ impl Findings {
 
     /// The totals entry of a key.
     pub fn day(&mut self, date: NaiveDate, account: &str, currency: &str) -> &mut DayTotals {
-        self.totals
-            .entry((date, account.to_string(), currency.to_string()))
-            .or_default()
+        let by_account = self.acc.entry(date).or_default();
+        if !by_account.contains_key(account) {
+            by_account.insert(account.to_string(), HashMap::new());
+        }
+        let by_currency = by_account.get_mut(account).expect("inserted above");
+        if !by_currency.contains_key(currency) {
+            by_currency.insert(currency.to_string(), DayTotals::default());
+        }
+        by_currency.get_mut(currency).expect("inserted above")
+    }
+
+    /// Moves the running totals into [`Findings::totals`].
+    fn settle_totals(&mut self) {
+        for (d, accounts) in std::mem::take(&mut self.acc) {
+            for (a, currencies) in accounts {
+                for (c, t) in currencies {
+                    self.totals.insert((d, a.clone(), c), t);
+                }
+            }
+        }
     }
 
     /// Records one difference.
@@ -249,10 +268,7 @@ impl Findings {
         } else {
             t.unexplained += 1;
         }
-        *self
-            .by_class
-            .entry((d.check, d.classification.clone()))
-            .or_default() += 1;
+        *self.by_class.entry((d.check, d.classification)).or_default() += 1;
         if explained {
             self.explained_count += 1;
         } else {
@@ -544,6 +560,7 @@ pub async fn reconcile(
         secs = started.elapsed().as_secs_f64(),
         "result tables written"
     );
+    findings.settle_totals();
     findings.unexplained.sort();
     findings.statements_not_loaded.sort();
     let exit = if findings.unexplained_count > cfg.tolerance {

@@ -73,23 +73,23 @@ impl TxnKind {
 
 /// One ledger transaction of an order.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TxnRec {
+pub struct TxnRec<'a> {
     /// Account.
-    pub account: String,
+    pub account: &'a str,
     /// `external_order_id`.
-    pub order: String,
+    pub order: &'a str,
     /// `transaction_id`.
-    pub transaction_id: String,
+    pub transaction_id: &'a str,
     /// Type.
     pub kind: TxnKind,
     /// Wallet currency.
-    pub currency: String,
+    pub currency: &'a str,
     /// Gross (`Decimal128(18, 4)` units).
     pub gross: i128,
     /// Fee.
     pub fee: i128,
     /// Buyer's currency of a converted payment.
-    pub original_currency: Option<String>,
+    pub original_currency: Option<&'a str>,
     /// Buyer's amount.
     pub original_amount: Option<i128>,
     /// Units of `currency` per one `original_currency`, scaled by 10^10.
@@ -99,16 +99,16 @@ pub struct TxnRec {
     /// Account-local business day (`Date32`).
     pub local_day: i32,
     /// Channel.
-    pub channel: Option<String>,
+    pub channel: Option<&'a str>,
 }
 
 /// One seller order.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct OrderRec {
-    account: String,
-    order: String,
-    channel: Option<String>,
-    currency: String,
+struct OrderRec<'a> {
+    account: &'a str,
+    order: &'a str,
+    channel: Option<&'a str>,
+    currency: &'a str,
     amount: i128,
     time_us: Option<i64>,
     /// Account-local day of the order time; `i32::MIN` when the order has no time.
@@ -163,11 +163,11 @@ impl<'a> Dec<'a> {
     fn u8(&mut self) -> u8 {
         self.take(1)[0]
     }
-    fn str(&mut self) -> String {
+    fn str(&mut self) -> &'a str {
         let n = u32::from_le_bytes(self.take(4).try_into().expect("4 bytes")) as usize;
-        String::from_utf8_lossy(self.take(n)).into_owned()
+        std::str::from_utf8(self.take(n)).unwrap_or("")
     }
-    fn opt_str(&mut self) -> Option<String> {
+    fn opt_str(&mut self) -> Option<&'a str> {
         (self.u8() == 1).then(|| self.str())
     }
     fn i128(&mut self) -> i128 {
@@ -181,23 +181,23 @@ impl<'a> Dec<'a> {
     }
 }
 
-fn encode_txn(b: &mut Vec<u8>, t: &TxnRec) {
-    put_str(b, &t.account);
-    put_str(b, &t.order);
-    put_str(b, &t.transaction_id);
+fn encode_txn(b: &mut Vec<u8>, t: &TxnRec<'_>) {
+    put_str(b, t.account);
+    put_str(b, t.order);
+    put_str(b, t.transaction_id);
     b.push(t.kind.code());
-    put_str(b, &t.currency);
+    put_str(b, t.currency);
     put_i128(b, t.gross);
     put_i128(b, t.fee);
-    put_opt_str(b, t.original_currency.as_deref());
+    put_opt_str(b, t.original_currency);
     put_opt_i128(b, t.original_amount);
     put_opt_i128(b, t.fx_rate);
     put_i64(b, t.created_us);
     put_i64(b, i64::from(t.local_day));
-    put_opt_str(b, t.channel.as_deref());
+    put_opt_str(b, t.channel);
 }
 
-fn decode_txn(d: &mut Dec<'_>) -> TxnRec {
+fn decode_txn<'a>(d: &mut Dec<'a>) -> TxnRec<'a> {
     TxnRec {
         account: d.str(),
         order: d.str(),
@@ -215,11 +215,11 @@ fn decode_txn(d: &mut Dec<'_>) -> TxnRec {
     }
 }
 
-fn encode_order(b: &mut Vec<u8>, o: &OrderRec) {
-    put_str(b, &o.account);
-    put_str(b, &o.order);
-    put_opt_str(b, o.channel.as_deref());
-    put_str(b, &o.currency);
+fn encode_order(b: &mut Vec<u8>, o: &OrderRec<'_>) {
+    put_str(b, o.account);
+    put_str(b, o.order);
+    put_opt_str(b, o.channel);
+    put_str(b, o.currency);
     put_i128(b, o.amount);
     match o.time_us {
         Some(t) => {
@@ -231,7 +231,7 @@ fn encode_order(b: &mut Vec<u8>, o: &OrderRec) {
     put_i64(b, i64::from(o.day));
 }
 
-fn decode_order(d: &mut Dec<'_>) -> OrderRec {
+fn decode_order<'a>(d: &mut Dec<'a>) -> OrderRec<'a> {
     OrderRec {
         account: d.str(),
         order: d.str(),
@@ -249,6 +249,30 @@ fn bucket_of(account: &str, order: &str, k: usize) -> usize {
     order.hash(&mut h);
     (h.finish() % k as u64) as usize
 }
+
+/// FxHash (rustc's hasher): the join's keys are not attacker-chosen hash-flooding material
+/// worth SipHash's cost — they are the merchant's own order ids.
+#[derive(Default)]
+struct Fx(u64);
+
+impl Hasher for Fx {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let w = u64::from_le_bytes(c.try_into().expect("8 bytes"));
+            self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+        }
+    }
+}
+
+type FxMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<Fx>>;
 
 /// The spill folder, removed on drop.
 struct SpillDir(PathBuf);
@@ -417,14 +441,14 @@ impl OrderJoin {
             let mut push = |fields: &[&str], line: u64, l: &Layout| -> Result<(), ReconcileError> {
                 let get = |i: Option<usize>| i.and_then(|i| fields.get(i)).map(|s| s.trim());
                 let account = match get(l.account).filter(|s| !s.is_empty()) {
-                    Some(a) => a.to_string(),
-                    None => cfg.orders_account.clone().ok_or_else(|| {
+                    Some(a) => a,
+                    None => cfg.orders_account.as_deref().ok_or_else(|| {
                         oerr(format!(
                             "row {line}: no account_id (add the column or pass --orders-account)"
                         ))
                     })?,
                 };
-                let order = get(Some(l.order)).unwrap_or("").to_string();
+                let order = get(Some(l.order)).unwrap_or("");
                 if order.is_empty() {
                     return Err(oerr(format!("row {line}: empty external_order_id")));
                 }
@@ -432,7 +456,7 @@ impl OrderJoin {
                 let amount_text = get(Some(l.amount)).unwrap_or("");
                 let amount = parse_decimal(amount_text, 18, 4, 4)
                     .map_err(|e| oerr(format!("row {line}: amount: {e}")))?;
-                let tz = zones.get(&account).copied().unwrap_or(Tz::UTC);
+                let tz = zones.get(account).copied().unwrap_or(Tz::UTC);
                 let time_us = get(l.time).and_then(|t| parse_time(t, tz));
                 if get(l.time).is_some_and(|t| !t.is_empty()) && time_us.is_none() {
                     return Err(oerr(format!(
@@ -442,14 +466,14 @@ impl OrderJoin {
                 }
                 let rec = OrderRec {
                     day: time_us.map_or(i32::MIN, |t| local_day(tz, t)),
-                    channel: get(l.channel).filter(|s| !s.is_empty()).map(str::to_string),
+                    channel: get(l.channel).filter(|s| !s.is_empty()),
                     account,
                     order,
-                    currency,
+                    currency: &currency,
                     amount,
                     time_us,
                 };
-                let i = bucket_of(&rec.account, &rec.order, k);
+                let i = bucket_of(rec.account, rec.order, k);
                 encode_order(&mut ob.buf, &rec);
                 ob.write(i)?;
                 n += 1;
@@ -472,8 +496,8 @@ impl OrderJoin {
     }
 
     /// Adds one ledger transaction with an order id.
-    pub fn push_txn(&mut self, t: &TxnRec) -> Result<(), ReconcileError> {
-        let i = bucket_of(&t.account, &t.order, self.k);
+    pub fn push_txn(&mut self, t: &TxnRec<'_>) -> Result<(), ReconcileError> {
+        let i = bucket_of(t.account, t.order, self.k);
         encode_txn(&mut self.txns.buf, t);
         self.txns_read += 1;
         self.txns.write(i)
@@ -493,40 +517,38 @@ impl OrderJoin {
         for (op, tp) in self.orders.iter().zip(&txn_paths) {
             let ob = std::fs::read(op).map_err(|e| spill_err(op, e))?;
             let _ = std::fs::remove_file(op);
-            let mut orders: HashMap<(String, String), OrderRec> = HashMap::new();
+            let mut orders: FxMap<(&str, &str), OrderRec<'_>> = FxMap::default();
             let mut dups: Vec<OrderRec> = Vec::new();
             let mut d = Dec { b: &ob, p: 0 };
             while !d.done() {
                 let o = decode_order(&mut d);
-                match orders.entry((o.account.clone(), o.order.clone())) {
+                match orders.entry((o.account, o.order)) {
                     std::collections::hash_map::Entry::Occupied(_) => dups.push(o),
                     std::collections::hash_map::Entry::Vacant(v) => {
                         v.insert(o);
                     }
                 }
             }
-            drop(ob);
             let tb = std::fs::read(tp).map_err(|e| spill_err(tp, e))?;
             let _ = std::fs::remove_file(tp);
-            let mut txns: HashMap<(String, String), Vec<TxnRec>> = HashMap::new();
+            let mut txns: FxMap<(&str, &str), Vec<TxnRec<'_>>> = FxMap::default();
             let mut d = Dec { b: &tb, p: 0 };
             while !d.done() {
                 let t = decode_txn(&mut d);
-                txns.entry((t.account.clone(), t.order.clone()))
+                txns.entry((t.account, t.order))
                     .or_default()
                     .push(t);
             }
-            drop(tb);
             for o in dups {
                 if o.day >= window.0 && o.day < window.1 {
                     findings.note(Difference {
                         check: Check::Orders,
                         business_date: date_of(o.day),
-                        account_id: o.account.clone(),
-                        currency: o.currency.clone(),
-                        key: o.order.clone(),
-                        result: "duplicate_order".into(),
-                        classification: UNEXPLAINED.into(),
+                        account_id: o.account.to_string(),
+                        currency: o.currency.to_string(),
+                        key: o.order.to_string(),
+                        result: "duplicate_order",
+                        classification: UNEXPLAINED,
                         detail: "the order appears more than once in the seller's file".into(),
                     });
                 }
@@ -688,12 +710,12 @@ fn convert(amount: i128, rate: i128, currency: &str) -> i128 {
 /// Compares an order with its payments: `None` when equal, else the classification, the
 /// difference in the payment currency (expected − ledger) and a detail.
 fn classify_amount(
-    o: &OrderRec,
-    pays: &[&TxnRec],
+    o: &OrderRec<'_>,
+    pays: &[&TxnRec<'_>],
     refunded: i128,
 ) -> Option<(&'static str, Option<i128>, String)> {
     let p = pays[0];
-    let c = p.currency.as_str();
+    let c = p.currency;
     let gross: i128 = pays.iter().map(|t| t.gross).sum();
     let fee: i128 = pays.iter().map(|t| t.fee).sum();
     if o.currency == c {
@@ -703,7 +725,7 @@ fn classify_amount(
         }
         let detail = format!(
             "order {} {}, payment gross {} {c}",
-            fmt_amount(o.amount, &o.currency),
+            fmt_amount(o.amount, o.currency),
             o.currency,
             fmt_amount(gross, c)
         );
@@ -723,7 +745,7 @@ fn classify_amount(
         }
         return Some((UNEXPLAINED, Some(diff), detail));
     }
-    if p.original_currency.as_deref() == Some(o.currency.as_str())
+    if p.original_currency == Some(o.currency)
         && let Some(rate) = p.fx_rate
     {
         let orig: i128 = pays.iter().filter_map(|t| t.original_amount).sum();
@@ -732,14 +754,14 @@ fn classify_amount(
         let unit = 10i128.pow(4 - digits(c).min(4));
         let detail = format!(
             "order {} {} at fx_rate {} = {} {c}; payment gross {} {c} (buyer paid {} {})",
-            fmt_amount(o.amount, &o.currency),
+            fmt_amount(o.amount, o.currency),
             o.currency,
             crate::transform::decimal::format_decimal(rate, 10, 10)
                 .trim_end_matches('0')
                 .trim_end_matches('.'),
             fmt_amount(conv, c),
             fmt_amount(gross, c),
-            fmt_amount(orig, &o.currency),
+            fmt_amount(orig, o.currency),
             o.currency
         );
         if o.amount == orig || diff.abs() <= unit {
@@ -759,8 +781,8 @@ fn classify_amount(
 
 /// Reconciles one (account, order id): the order (if the seller has it) and its transactions.
 fn join_one(
-    o: Option<&OrderRec>,
-    ts: Vec<TxnRec>,
+    o: Option<&OrderRec<'_>>,
+    ts: Vec<TxnRec<'_>>,
     window: (i32, i32),
     quarantine: &Quarantined,
     findings: &mut Findings,
@@ -769,7 +791,7 @@ fn join_one(
     let in_window = |d: i32| d >= window.0 && d < window.1;
     let mut ts = ts;
     ts.sort_by(|a, b| (a.created_us, &a.transaction_id).cmp(&(b.created_us, &b.transaction_id)));
-    let pays: Vec<&TxnRec> = ts.iter().filter(|t| t.kind == TxnKind::Payment).collect();
+    let pays: Vec<&TxnRec<'_>> = ts.iter().filter(|t| t.kind == TxnKind::Payment).collect();
     let refunded: i128 = ts
         .iter()
         .filter(|t| t.kind == TxnKind::Refund)
@@ -792,8 +814,8 @@ fn join_one(
         pay_day.unwrap_or(0)
     };
     let first = pays.first().copied();
-    let diff_row = |result: &str,
-                    classification: &str,
+    let diff_row = |result: &'static str,
+                    classification: &'static str,
                     difference: Option<i128>,
                     detail: String,
                     account: &str,
@@ -802,22 +824,23 @@ fn join_one(
                     out: &mut Outputs|
      -> Result<(), ReconcileError> {
         let currency = first
-            .map(|p| p.currency.clone())
-            .or_else(|| o.map(|o| o.currency.clone()))
-            .unwrap_or_default();
+            .map(|p| p.currency)
+            .or_else(|| o.map(|o| o.currency))
+            .unwrap_or_default()
+            .to_string();
         findings.note(Difference {
             check: Check::Orders,
             business_date: date_of(day),
             account_id: account.to_string(),
             currency,
             key: order_id.to_string(),
-            result: result.to_string(),
-            classification: classification.to_string(),
+            result,
+            classification,
             detail: detail.clone(),
         });
         let channel = o
-            .and_then(|o| o.channel.as_deref())
-            .or_else(|| first.and_then(|p| p.channel.as_deref()));
+            .and_then(|o| o.channel)
+            .or_else(|| first.and_then(|p| p.channel));
         out.orders.push(
             &out.lineage,
             &[
@@ -828,15 +851,15 @@ fn join_one(
                 Cell::S(Some(result)),
                 Cell::S(Some(classification)),
                 Cell::B(classification != UNEXPLAINED),
-                Cell::S(o.map(|o| o.currency.as_str())),
+                Cell::S(o.map(|o| o.currency)),
                 Cell::N(o.map(|o| o.amount)),
                 Cell::T(o.and_then(|o| o.time_us)),
-                Cell::S(first.map(|p| p.transaction_id.as_str())),
-                Cell::S(first.map(|p| p.currency.as_str())),
+                Cell::S(first.map(|p| p.transaction_id)),
+                Cell::S(first.map(|p| p.currency)),
                 Cell::N(first.map(|_| pays.iter().map(|t| t.gross).sum())),
                 Cell::N(first.map(|_| pays.iter().map(|t| t.fee).sum())),
                 Cell::N(first.map(|_| -refunded)),
-                Cell::S(first.and_then(|p| p.original_currency.as_deref())),
+                Cell::S(first.and_then(|p| p.original_currency)),
                 Cell::N(first.and_then(|p| p.original_amount)),
                 Cell::N(first.and_then(|p| p.fx_rate)),
                 Cell::N(difference),
@@ -848,8 +871,8 @@ fn join_one(
     let Some(o) = o else {
         // Paid, unknown to the seller.
         let p = first.expect("a payment in the window");
-        let account = p.account.clone();
-        let order = p.order.clone();
+        let account = p.account;
+        let order = p.order;
         diff_row(
             "paid_not_in_orders",
             UNEXPLAINED,
@@ -857,19 +880,19 @@ fn join_one(
             format!(
                 "payment {} of {} {} has no seller order",
                 p.transaction_id,
-                fmt_amount(p.gross, &p.currency),
+                fmt_amount(p.gross, p.currency),
                 p.currency
             ),
-            &account,
-            &order,
+            account,
+            order,
             findings,
             out,
         )?;
         return Ok(());
     };
     // Totals are kept in the wallet currency the order was paid in.
-    let tcur = first.map_or(o.currency.as_str(), |p| p.currency.as_str());
-    findings.day(date_of(day), &o.account, tcur).orders += 1;
+    let tcur = first.map_or(o.currency, |p| p.currency);
+    findings.day(date_of(day), o.account, tcur).orders += 1;
     let status = if has_chargeback {
         "disputed"
     } else if pays.is_empty() {
@@ -887,7 +910,7 @@ fn join_one(
     if pays.is_empty() {
         let classification = if quarantine
             .orders
-            .contains(&(o.account.clone(), o.order.clone()))
+            .contains(&(o.account.to_string(), o.order.to_string()))
         {
             "quarantined"
         } else {
@@ -899,11 +922,11 @@ fn join_one(
             None,
             format!(
                 "order of {} {} has no payment in the ledger",
-                fmt_amount(o.amount, &o.currency),
+                fmt_amount(o.amount, o.currency),
                 o.currency
             ),
-            &o.account,
-            &o.order,
+            o.account,
+            o.order,
             findings,
             out,
         )?;
@@ -917,47 +940,44 @@ fn join_one(
                 date_of(pays[0].local_day),
                 pays[0].transaction_id
             ),
-            &o.account,
-            &o.order,
+            o.account,
+            o.order,
             findings,
             out,
         )?;
     } else {
-        findings.day(date_of(day), &o.account, tcur).orders_matched += 1;
+        findings.day(date_of(day), o.account, tcur).orders_matched += 1;
         if let Some((class, diff, detail)) = classify_amount(o, &pays, refunded) {
             diff_row(
                 "amount_difference",
                 class,
                 diff,
                 detail,
-                &o.account,
-                &o.order,
+                o.account,
+                o.order,
                 findings,
                 out,
             )?;
         }
     }
     let last = ts.last().map(|t| t.created_us);
-    let channel = o
-        .channel
-        .as_deref()
-        .or_else(|| first.and_then(|p| p.channel.as_deref()));
+    let channel = o.channel.or_else(|| first.and_then(|p| p.channel));
     out.order_status.push(
         &out.lineage,
         &[
-            Cell::S(Some(&o.account)),
+            Cell::S(Some(o.account)),
             Cell::D(day),
-            Cell::S(Some(&o.order)),
+            Cell::S(Some(o.order)),
             Cell::S(channel),
-            Cell::S(Some(&o.currency)),
+            Cell::S(Some(o.currency)),
             Cell::N(Some(o.amount)),
             Cell::T(o.time_us),
             Cell::S(Some(status)),
-            Cell::S(first.map(|p| p.currency.as_str())),
+            Cell::S(first.map(|p| p.currency)),
             Cell::N(first.map(|_| pays.iter().map(|t| t.gross).sum())),
             Cell::N((refunded != 0).then_some(-refunded)),
             Cell::N(has_chargeback.then_some(-disputed)),
-            Cell::S(first.map(|p| p.transaction_id.as_str())),
+            Cell::S(first.map(|p| p.transaction_id)),
             Cell::T(last),
         ],
     )?;

@@ -49,8 +49,9 @@ impl Summary {
     pub fn count(&self, check: Check, classification: &str) -> u64 {
         self.findings
             .by_class
-            .get(&(check, classification.to_string()))
-            .copied()
+            .iter()
+            .find(|((c, k), _)| *c == check && *k == classification)
+            .map(|(_, n)| *n)
             .unwrap_or(0)
     }
 

@@ -42,8 +42,8 @@ fn emit(
     id: &str,
     batch: Option<&Stored>,
     led: &BatchSums,
-    result: &str,
-    classification: &str,
+    result: &'static str,
+    classification: &'static str,
     detail: Option<String>,
     findings: &mut Findings,
     out: &mut Outputs,
@@ -55,8 +55,8 @@ fn emit(
             account_id: account.to_string(),
             currency: currency.to_string(),
             key: id.to_string(),
-            result: result.to_string(),
-            classification: classification.to_string(),
+            result,
+            classification,
             detail: detail.clone().unwrap_or_default(),
         });
     }

@@ -60,8 +60,8 @@ fn emit(row: Row<'_>, findings: &mut Findings, out: &mut Outputs) -> Result<(), 
         account_id: row.account.to_string(),
         currency: row.currency.clone(),
         key: row.id.clone(),
-        result: row.result.to_string(),
-        classification: row.classification.to_string(),
+        result: row.result,
+        classification: row.classification,
         detail,
     });
     let fields = (!row.fields.is_empty()).then(|| row.fields.join(","));
