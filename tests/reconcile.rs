@@ -521,3 +521,163 @@ async fn local_business_days_span_two_utc_partitions() {
         }
     }
 }
+
+/// A Parquet orders file without `account_id` (`orders_account` instead): an order recorded net
+/// of its fee, one net of a partial refund, one the ledger never saw — classified `fee`,
+/// `partial_refund` and `unexplained`; every other order matches.
+#[tokio::test]
+async fn parquet_orders_with_fee_partial_refund_and_unknown_orders() {
+    use std::sync::Arc;
+
+    use arrow::array::{Decimal128Array, StringArray, TimestampMicrosecondArray};
+    use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+
+    let sb = Sandbox::start(config(Discrepancies::none())).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let wh = dir.path().join("wh");
+    sync(&sb, &wh).await;
+    sb.shutdown().await;
+    let w = World::new(config(Discrepancies::none()).world_params());
+    let sg = &w.accounts[0];
+    // Refunds synced (created up to the end of the synced window) by the payment they refund.
+    // Refunds by payment, and payments refunded (again) after the window, whose ledger
+    // refunds the test does not pin down.
+    let mut refunds: BTreeMap<(NaiveDate, u32), i64> = BTreeMap::new();
+    let mut refunded_later = std::collections::BTreeSet::new();
+    for t in txns(&w, DAYS.0, "2026-03-13") {
+        if t.day.account == 0
+            && matches!(t.kind, TxnType::Refund | TxnType::Chargeback)
+            && let Some(r) = t.related
+        {
+            if t.day.date < date(DAYS.1) && t.kind == TxnType::Refund {
+                *refunds.entry(r).or_default() += t.gross;
+            } else {
+                refunded_later.insert(r);
+            }
+        }
+    }
+    let pays: Vec<Txn> = txns(&w, DAYS.0, DAYS.1)
+        .into_iter()
+        .filter(|t| t.day.account == 0 && t.kind == TxnType::Payment && !t.failed)
+        .collect();
+    let fee_one = pays
+        .iter()
+        .find(|t| {
+            t.original.is_none() && t.fee > 0 && !refunds.contains_key(&(t.day.date, t.index))
+        })
+        .unwrap()
+        .clone();
+    let partial = pays
+        .iter()
+        .find(|t| {
+            t.original.is_none()
+                && !refunded_later.contains(&(t.day.date, t.index))
+                && refunds
+                    .get(&(t.day.date, t.index))
+                    .is_some_and(|r| -r < t.gross)
+        })
+        .unwrap()
+        .clone();
+    let (mut ids, mut amounts, mut currencies, mut times, mut channels) =
+        (vec![], vec![], vec![], vec![], vec![]);
+    let scale = |minor: i64, digits: u8| i128::from(minor) * 10i128.pow(4 - u32::from(digits));
+    for t in &pays {
+        let (od, oi) = t.order_of.unwrap();
+        ids.push(w.order_id(0, t.channel.unwrap(), od, oi));
+        let (cur, minor, digits) = match t.original {
+            Some(o) => (o.currency, o.amount, o.digits),
+            None => (t.currency, t.gross, t.digits),
+        };
+        let minor = if t.index == fee_one.index && t.day.date == fee_one.day.date {
+            t.gross - t.fee
+        } else if t.index == partial.index && t.day.date == partial.day.date {
+            t.gross + refunds[&(t.day.date, t.index)]
+        } else {
+            minor
+        };
+        amounts.push(scale(minor, digits));
+        currencies.push(cur.to_string());
+        times.push(t.created_ms * 1000);
+        channels.push(t.channel.unwrap().to_string());
+    }
+    ids.push("ORD-NEVER-PAID-1".into());
+    amounts.push(12_3400);
+    currencies.push("SGD".into());
+    times.push(pays[0].created_ms * 1000);
+    channels.push("OTHER".into());
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("external_order_id", DataType::Utf8, false),
+        Field::new("amount", DataType::Decimal128(18, 4), false),
+        Field::new("currency", DataType::Utf8, false),
+        Field::new(
+            "order_time",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            false,
+        ),
+        Field::new("channel", DataType::Utf8, true),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(StringArray::from(ids)),
+            Arc::new(
+                Decimal128Array::from(amounts)
+                    .with_precision_and_scale(18, 4)
+                    .unwrap(),
+            ),
+            Arc::new(StringArray::from(currencies)),
+            Arc::new(TimestampMicrosecondArray::from(times).with_timezone("UTC")),
+            Arc::new(StringArray::from(channels)),
+        ],
+    )
+    .unwrap();
+    let path = dir.path().join("orders.parquet");
+    let mut wr =
+        parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), schema, None)
+            .unwrap();
+    wr.write(&batch).unwrap();
+    wr.close().unwrap();
+
+    let cfg = ReconcileConfig {
+        orders: Some(path),
+        orders_account: Some(sg.id.clone()),
+        accounts: Some(vec![sg.id.clone()]),
+        ..ReconcileConfig::new(date(DAYS.0), date(DAYS.1))
+    };
+    let s = reconcile(&Destination::local(&wh).unwrap(), &cfg)
+        .await
+        .unwrap();
+    let order = |t: &Txn| {
+        let (od, oi) = t.order_of.unwrap();
+        w.order_id(0, t.channel.unwrap(), od, oi)
+    };
+    assert_eq!(s.unexplained(), 1, "{}", s.text());
+    let u = &s.findings.unexplained[0];
+    assert_eq!(
+        (u.key.as_str(), u.result),
+        ("ORD-NEVER-PAID-1", "ordered_not_paid")
+    );
+    assert_eq!(s.count(Check::Orders, "fee"), 1);
+    assert_eq!(s.count(Check::Orders, "partial_refund"), 1);
+    let fx = pays.iter().filter(|t| t.original.is_some()).count() as u64;
+    assert_eq!(s.count(Check::Orders, "fx_conversion"), fx);
+    assert_eq!(s.explained(), fx + 2);
+    let rows = rows(
+        &wh,
+        "recon_orders",
+        &["external_order_id", "classification"],
+    );
+    assert!(rows.contains(&vec![order(&fee_one), "fee".into()]));
+    assert!(rows.contains(&vec![order(&partial), "partial_refund".into()]));
+    let status = rows_of_status(&wh);
+    assert_eq!(status[&order(&partial)], "partially_refunded");
+    assert_eq!(status[&order(&fee_one)], "paid");
+    assert_eq!(status["ORD-NEVER-PAID-1"], "missing");
+}
+
+fn rows_of_status(wh: &Path) -> BTreeMap<String, String> {
+    rows(wh, "order_status", &["external_order_id", "status"])
+        .into_iter()
+        .map(|r| (r[0].clone(), r[1].clone()))
+        .collect()
+}

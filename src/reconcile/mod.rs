@@ -21,6 +21,7 @@ pub mod ledger;
 pub mod orders;
 pub mod report;
 pub mod settlements;
+mod stage;
 pub mod statements;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -268,7 +269,10 @@ impl Findings {
         } else {
             t.unexplained += 1;
         }
-        *self.by_class.entry((d.check, d.classification)).or_default() += 1;
+        *self
+            .by_class
+            .entry((d.check, d.classification))
+            .or_default() += 1;
         if explained {
             self.explained_count += 1;
         } else {
@@ -317,6 +321,7 @@ pub(crate) struct Out {
     writer: TableWriter,
     cols: Vec<Col>,
     rows: usize,
+    staging: Option<stage::Staging>,
 }
 
 /// A column being built.
@@ -369,12 +374,23 @@ impl Out {
             writer: TableWriter::new(dest, table, WriteMode::Replace, WriterConfig::default()),
             cols,
             rows: 0,
+            staging: None,
         }
+    }
+
+    /// From now on, rows are staged in `groups` local files by partition and written when the
+    /// table finishes (for rows arriving in no partition order).
+    pub(crate) fn stage(&mut self, dir: &std::path::Path, groups: usize) -> Result<(), LoadError> {
+        self.staging = Some(stage::Staging::create(dir, self.table.name, groups)?);
+        Ok(())
     }
 
     /// Appends a row: one cell per column of the table, lineage excluded, in schema order.
     pub(crate) fn push(&mut self, lineage: &Lineage, cells: &[Cell<'_>]) -> Result<(), LoadError> {
         debug_assert_eq!(cells.len(), self.cols.len());
+        if let Some(s) = self.staging.as_mut() {
+            return s.push(cells);
+        }
         for (c, v) in self.cols.iter_mut().zip(cells) {
             match (c, v) {
                 (Col::Str(a), Cell::S(v)) => a.append_option(*v),
@@ -435,6 +451,16 @@ impl Out {
         accounts: &[String],
         days: (i32, i32),
     ) -> Result<u64, LoadError> {
+        if let Some(s) = self.staging.take() {
+            for p in s.close()? {
+                let bytes = std::fs::read(&p).map_err(|e| LoadError::Io {
+                    path: p.display().to_string(),
+                    source: e,
+                })?;
+                let _ = std::fs::remove_file(&p);
+                stage::replay(&bytes, |cells| self.push(lineage, cells))?;
+            }
+        }
         self.flush(lineage)?;
         let summary = self.writer.finish().await?;
         let written: HashSet<&str> = summary.partitions.iter().map(|p| p.path.as_str()).collect();
@@ -451,6 +477,40 @@ impl Out {
             }
         }
         Ok(summary.rows_written)
+    }
+}
+
+/// Result rows per staging group (each group replayed whole, its partitions written at once).
+const STAGE_ROWS_PER_GROUP: u64 = 150_000;
+
+/// A local scratch folder, removed on drop.
+pub(crate) struct SpillDir(pub(crate) PathBuf);
+
+static SCRATCH_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+impl SpillDir {
+    /// A fresh folder under `base` (the system temp folder when `None`).
+    pub(crate) fn create(
+        base: Option<&std::path::Path>,
+        what: &str,
+    ) -> Result<SpillDir, ReconcileError> {
+        let base = base.map_or_else(std::env::temp_dir, std::path::Path::to_path_buf);
+        let dir = base.join(format!(
+            "maribank-recon-{what}-{}-{}",
+            std::process::id(),
+            SCRATCH_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).map_err(|e| ReconcileError::Spill {
+            path: dir.display().to_string(),
+            source: e,
+        })?;
+        Ok(SpillDir(dir))
+    }
+}
+
+impl Drop for SpillDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -498,9 +558,16 @@ pub async fn reconcile(
         order_status: Out::new(dest, &ORDER_STATUS, &lineage),
         lineage,
     };
+    let mut staging_dir = None;
     let mut join = match &cfg.orders {
         Some(path) => {
             let j = orders::OrderJoin::load(path, cfg, &zones).await?;
+            // The join emits rows by hash bucket: stage them by partition.
+            let dir = SpillDir::create(cfg.spill_dir.as_deref(), "stage")?;
+            let groups = (j.orders_read / STAGE_ROWS_PER_GROUP + 1) as usize;
+            out.orders.stage(&dir.0, groups)?;
+            out.order_status.stage(&dir.0, groups)?;
+            staging_dir = Some(dir);
             tracing::info!(
                 orders = j.orders_read,
                 secs = started.elapsed().as_secs_f64(),
@@ -530,6 +597,7 @@ pub async fn reconcile(
         tracing::info!(secs = started.elapsed().as_secs_f64(), "orders joined");
     }
     let days = (day_number(cfg.start), day_number(cfg.end));
+    let _staging_dir = staging_dir;
     let Outputs {
         lineage,
         settlements,

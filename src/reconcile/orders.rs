@@ -11,7 +11,6 @@ use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::compute::cast;
@@ -274,17 +273,6 @@ impl Hasher for Fx {
 
 type FxMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<Fx>>;
 
-/// The spill folder, removed on drop.
-struct SpillDir(PathBuf);
-
-impl Drop for SpillDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-static SEQ: AtomicU64 = AtomicU64::new(0);
-
 /// One side's buckets.
 struct Buckets {
     files: Vec<BufWriter<std::fs::File>>,
@@ -332,7 +320,7 @@ fn spill_err(p: &Path, e: std::io::Error) -> ReconcileError {
 
 /// The orders side loaded into buckets, collecting the ledger side as the accounts are read.
 pub struct OrderJoin {
-    _dir: SpillDir,
+    _dir: super::SpillDir,
     k: usize,
     orders: Vec<PathBuf>,
     txns: Buckets,
@@ -426,14 +414,7 @@ impl OrderJoin {
             Some(n) => n / ORDERS_PER_BUCKET + 1,
             None => meta.len() / CSV_BYTES_PER_BUCKET + 1,
         } as usize;
-        let base = cfg.spill_dir.clone().unwrap_or_else(std::env::temp_dir);
-        let dir = base.join(format!(
-            "maribank-recon-{}-{}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).map_err(|e| spill_err(&dir, e))?;
-        let dir = SpillDir(dir);
+        let dir = super::SpillDir::create(cfg.spill_dir.as_deref(), "join")?;
         let mut ob = Buckets::create(&dir.0, "orders", k)?;
         let txns = Buckets::create(&dir.0, "txns", k)?;
         let mut n = 0u64;
@@ -535,9 +516,7 @@ impl OrderJoin {
             let mut d = Dec { b: &tb, p: 0 };
             while !d.done() {
                 let t = decode_txn(&mut d);
-                txns.entry((t.account, t.order))
-                    .or_default()
-                    .push(t);
+                txns.entry((t.account, t.order)).or_default().push(t);
             }
             for o in dups {
                 if o.day >= window.0 && o.day < window.1 {
