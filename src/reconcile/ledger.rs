@@ -25,6 +25,42 @@ pub fn local_day(tz: Tz, us: i64) -> i32 {
     (secs + i64::from(off.local_minus_utc())).div_euclid(86_400) as i32
 }
 
+/// [`local_day`] remembering the offset of the last quarter hour it looked up (zone offsets
+/// change on quarter-hour boundaries), for rows that come roughly in time order.
+struct DayOf {
+    tz: Tz,
+    slot: i64,
+    offset: i64,
+}
+
+impl DayOf {
+    fn new(tz: Tz) -> DayOf {
+        DayOf {
+            tz,
+            slot: i64::MIN,
+            offset: 0,
+        }
+    }
+
+    fn day(&mut self, us: i64) -> i32 {
+        let secs = us.div_euclid(1_000_000);
+        let slot = secs.div_euclid(900);
+        if slot != self.slot {
+            let Some(utc) = chrono::DateTime::from_timestamp(slot * 900, 0) else {
+                return local_day(self.tz, us);
+            };
+            self.offset = i64::from(
+                self.tz
+                    .offset_from_utc_datetime(&utc.naive_utc())
+                    .fix()
+                    .local_minus_utc(),
+            );
+            self.slot = slot;
+        }
+        (secs + self.offset).div_euclid(86_400) as i32
+    }
+}
+
 /// Account zones from the `accounts` table.
 pub async fn zones(dest: &Destination) -> Result<Zones, LoadError> {
     let mut out = Zones::new();
@@ -280,6 +316,7 @@ pub(crate) async fn reconcile_account(
     }
     let mut days: HashMap<i32, HashMap<String, LedgerRow>> = HashMap::new();
     let mut sums: HashMap<String, BatchSums> = HashMap::new();
+    let mut day_of = DayOf::new(tz);
     for u in (start - 1)..=(end + extra) {
         if let Some(path) = txn_files.get(&u) {
             let shown = path.to_string();
@@ -304,7 +341,7 @@ pub(crate) async fn reconcile_account(
                 let channel = str_col(b, "channel");
                 for i in 0..b.num_rows() {
                     let created_us = created.value(i);
-                    let local = local_day(tz, created_us);
+                    let local = day_of.day(created_us);
                     let currency = cur.value(i);
                     if let Some(bid) = opt(batch, i) {
                         let s = match sums.get_mut(bid) {
@@ -408,4 +445,23 @@ pub(crate) async fn reconcile_account(
     )
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cached_local_days_equal_direct_ones_across_dst() {
+        let la: Tz = "America/Los_Angeles".parse().unwrap();
+        let mut c = DayOf::new(la);
+        // Around the 2026-03-08 switch, every 7 minutes, forwards then backwards.
+        let start = chrono::DateTime::parse_from_rfc3339("2026-03-07T00:00:00Z")
+            .unwrap()
+            .timestamp_micros();
+        let steps: Vec<i64> = (0..1200).map(|k| start + k * 420_000_000).collect();
+        for &us in steps.iter().chain(steps.iter().rev()) {
+            assert_eq!(c.day(us), local_day(la, us), "{us}");
+        }
+    }
 }

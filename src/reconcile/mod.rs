@@ -203,6 +203,21 @@ pub struct DayTotals {
     pub unexplained: u64,
 }
 
+impl DayTotals {
+    fn add(&mut self, o: &DayTotals) {
+        self.statement_rows += o.statement_rows;
+        self.ledger_rows += o.ledger_rows;
+        self.statement_net += o.statement_net;
+        self.ledger_net += o.ledger_net;
+        self.batches += o.batches;
+        self.batches_matched += o.batches_matched;
+        self.orders += o.orders;
+        self.orders_matched += o.orders_matched;
+        self.explained += o.explained;
+        self.unexplained += o.unexplained;
+    }
+}
+
 /// Key of [`DayTotals`]: (business day, account, currency).
 pub type TotalsKey = (NaiveDate, String, String);
 
@@ -229,7 +244,7 @@ pub struct Findings {
 }
 
 impl Findings {
-    fn new(limit: usize) -> Findings {
+    pub(crate) fn new(limit: usize) -> Findings {
         Findings {
             limit,
             ..Default::default()
@@ -247,6 +262,27 @@ impl Findings {
             by_currency.insert(currency.to_string(), DayTotals::default());
         }
         by_currency.get_mut(currency).expect("inserted above")
+    }
+
+    /// Adds what another collector found (a join thread's).
+    pub(crate) fn merge(&mut self, other: Findings) {
+        for (d, accounts) in other.acc {
+            for (a, currencies) in accounts {
+                for (c, t) in currencies {
+                    self.day(d, &a, &c).add(&t);
+                }
+            }
+        }
+        for (k, n) in other.by_class {
+            *self.by_class.entry(k).or_default() += n;
+        }
+        self.unexplained_count += other.unexplained_count;
+        self.explained_count += other.explained_count;
+        for d in other.unexplained {
+            if self.unexplained.len() < self.limit {
+                self.unexplained.push(d);
+            }
+        }
     }
 
     /// Moves the running totals into [`Findings::totals`].
@@ -321,7 +357,8 @@ pub(crate) struct Out {
     writer: TableWriter,
     cols: Vec<Col>,
     rows: usize,
-    staging: Option<stage::Staging>,
+    /// Rows staged elsewhere (the orders join), written when the table finishes.
+    staged: Vec<PathBuf>,
 }
 
 /// A column being built.
@@ -374,23 +411,18 @@ impl Out {
             writer: TableWriter::new(dest, table, WriteMode::Replace, WriterConfig::default()),
             cols,
             rows: 0,
-            staging: None,
+            staged: Vec::new(),
         }
     }
 
-    /// From now on, rows are staged in `groups` local files by partition and written when the
-    /// table finishes (for rows arriving in no partition order).
-    pub(crate) fn stage(&mut self, dir: &std::path::Path, groups: usize) -> Result<(), LoadError> {
-        self.staging = Some(stage::Staging::create(dir, self.table.name, groups)?);
-        Ok(())
+    /// Adds staged row files (see [`stage`]), written group by group when the table finishes.
+    pub(crate) fn adopt(&mut self, files: Vec<PathBuf>) {
+        self.staged.extend(files);
     }
 
     /// Appends a row: one cell per column of the table, lineage excluded, in schema order.
     pub(crate) fn push(&mut self, lineage: &Lineage, cells: &[Cell<'_>]) -> Result<(), LoadError> {
         debug_assert_eq!(cells.len(), self.cols.len());
-        if let Some(s) = self.staging.as_mut() {
-            return s.push(cells);
-        }
         for (c, v) in self.cols.iter_mut().zip(cells) {
             match (c, v) {
                 (Col::Str(a), Cell::S(v)) => a.append_option(*v),
@@ -451,8 +483,23 @@ impl Out {
         accounts: &[String],
         days: (i32, i32),
     ) -> Result<u64, LoadError> {
-        if let Some(s) = self.staging.take() {
-            for p in s.close()? {
+        // Group i of every staging thread together: each partition arrives whole.
+        let mut staged = std::mem::take(&mut self.staged);
+        staged.sort_by_key(|p| {
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let group = name
+                .trim_end_matches(".rows")
+                .rsplit('-')
+                .next()
+                .and_then(|g| g.parse::<u64>().ok())
+                .unwrap_or(0);
+            (group, name)
+        });
+        {
+            for p in staged {
                 let bytes = std::fs::read(&p).map_err(|e| LoadError::Io {
                     path: p.display().to_string(),
                     source: e,
@@ -481,7 +528,7 @@ impl Out {
 }
 
 /// Result rows per staging group (each group replayed whole, its partitions written at once).
-const STAGE_ROWS_PER_GROUP: u64 = 150_000;
+pub(crate) const STAGE_ROWS_PER_GROUP: u64 = 150_000;
 
 /// A local scratch folder, removed on drop.
 pub(crate) struct SpillDir(pub(crate) PathBuf);
@@ -562,12 +609,7 @@ pub async fn reconcile(
     let mut join = match &cfg.orders {
         Some(path) => {
             let j = orders::OrderJoin::load(path, cfg, &zones).await?;
-            // The join emits rows by hash bucket: stage them by partition.
-            let dir = SpillDir::create(cfg.spill_dir.as_deref(), "stage")?;
-            let groups = (j.orders_read / STAGE_ROWS_PER_GROUP + 1) as usize;
-            out.orders.stage(&dir.0, groups)?;
-            out.order_status.stage(&dir.0, groups)?;
-            staging_dir = Some(dir);
+            staging_dir = Some(SpillDir::create(cfg.spill_dir.as_deref(), "stage")?);
             tracing::info!(
                 orders = j.orders_read,
                 secs = started.elapsed().as_secs_f64(),
@@ -593,7 +635,11 @@ pub async fn reconcile(
         tracing::info!(account = %a, secs = started.elapsed().as_secs_f64(), "account reconciled");
     }
     if let Some(j) = join {
-        j.finish(cfg, &zones, &quarantine, &mut findings, &mut out)?;
+        // The join emits rows by hash bucket: they are staged by partition, then written.
+        let dir = staging_dir.as_ref().expect("made with the join");
+        let (o, st) = j.finish(cfg, &quarantine, &mut findings, &dir.0)?;
+        out.orders.adopt(o);
+        out.order_status.adopt(st);
         tracing::info!(secs = started.elapsed().as_secs_f64(), "orders joined");
     }
     let days = (day_number(cfg.start), day_number(cfg.end));

@@ -19,9 +19,10 @@ use chrono::{NaiveDate, NaiveDateTime, TimeZone};
 use chrono_tz::Tz;
 
 use super::ledger::{Quarantined, local_day};
+use super::stage::Staging;
 use super::{
-    Cell, Check, Difference, Findings, Outputs, ReconcileConfig, ReconcileError, UNEXPLAINED,
-    Zones, date_of, day_number, digits, fmt_amount,
+    Cell, Check, Difference, Findings, ReconcileConfig, ReconcileError, UNEXPLAINED, Zones,
+    date_of, day_number, digits, fmt_amount,
 };
 use crate::transform::decimal::parse_decimal;
 use crate::transform::statements::CsvRecords;
@@ -484,64 +485,131 @@ impl OrderJoin {
         self.txns.write(i)
     }
 
-    /// Joins bucket by bucket and writes `recon_orders` and `order_status`.
+    /// Joins the buckets, two at a time on two threads, staging `recon_orders` and
+    /// `order_status` rows by partition under `stage_dir`; returns the staged files of each.
     pub(crate) fn finish(
         self,
         cfg: &ReconcileConfig,
-        _zones: &Zones,
         quarantine: &Quarantined,
         findings: &mut Findings,
-        out: &mut Outputs,
-    ) -> Result<(), ReconcileError> {
+        stage_dir: &Path,
+    ) -> Result<(Vec<PathBuf>, Vec<PathBuf>), ReconcileError> {
         let window = (day_number(cfg.start), day_number(cfg.end));
         let txn_paths = self.txns.close()?;
-        for (op, tp) in self.orders.iter().zip(&txn_paths) {
-            let ob = std::fs::read(op).map_err(|e| spill_err(op, e))?;
-            let _ = std::fs::remove_file(op);
-            let mut orders: FxMap<(&str, &str), OrderRec<'_>> = FxMap::default();
-            let mut dups: Vec<OrderRec> = Vec::new();
-            let mut d = Dec { b: &ob, p: 0 };
-            while !d.done() {
-                let o = decode_order(&mut d);
-                match orders.entry((o.account, o.order)) {
-                    std::collections::hash_map::Entry::Occupied(_) => dups.push(o),
-                    std::collections::hash_map::Entry::Vacant(v) => {
-                        v.insert(o);
-                    }
-                }
-            }
-            let tb = std::fs::read(tp).map_err(|e| spill_err(tp, e))?;
-            let _ = std::fs::remove_file(tp);
-            let mut txns: FxMap<(&str, &str), Vec<TxnRec<'_>>> = FxMap::default();
-            let mut d = Dec { b: &tb, p: 0 };
-            while !d.done() {
-                let t = decode_txn(&mut d);
-                txns.entry((t.account, t.order)).or_default().push(t);
-            }
-            for o in dups {
-                if o.day >= window.0 && o.day < window.1 {
-                    findings.note(Difference {
-                        check: Check::Orders,
-                        business_date: date_of(o.day),
-                        account_id: o.account.to_string(),
-                        currency: o.currency.to_string(),
-                        key: o.order.to_string(),
-                        result: "duplicate_order",
-                        classification: UNEXPLAINED,
-                        detail: "the order appears more than once in the seller's file".into(),
-                    });
-                }
-            }
-            for (key, o) in &orders {
-                let ts = txns.remove(key).unwrap_or_default();
-                join_one(Some(o), ts, window, quarantine, findings, out)?;
-            }
-            for (_, ts) in txns {
-                join_one(None, ts, window, quarantine, findings, out)?;
+        let groups = (self.orders_read / super::STAGE_ROWS_PER_GROUP + 1) as usize;
+        let pairs: Vec<(&PathBuf, &PathBuf)> = self.orders.iter().zip(&txn_paths).collect();
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let workers = JOIN_THREADS.min(pairs.len()).max(1);
+        let results: Vec<Result<(Findings, Sink), ReconcileError>> = std::thread::scope(|sc| {
+            let handles: Vec<_> = (0..workers)
+                .map(|w| {
+                    let (pairs, next) = (&pairs, &next);
+                    sc.spawn(move || -> Result<(Findings, Sink), ReconcileError> {
+                        let mut f = Findings::new(cfg.report_limit);
+                        let mut sink = Sink {
+                            orders: Staging::create(
+                                stage_dir,
+                                &format!("recon_orders-{w}"),
+                                groups,
+                            )?,
+                            status: Staging::create(
+                                stage_dir,
+                                &format!("order_status-{w}"),
+                                groups,
+                            )?,
+                        };
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some((op, tp)) = pairs.get(i) else {
+                                return Ok((f, sink));
+                            };
+                            join_bucket(op, tp, window, quarantine, &mut f, &mut sink)?;
+                        }
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(ReconcileError::Config("join thread panicked".into()))
+                    })
+                })
+                .collect()
+        });
+        let (mut orders, mut status) = (Vec::new(), Vec::new());
+        for r in results {
+            let (f, sink) = r?;
+            findings.merge(f);
+            orders.extend(sink.orders.close()?);
+            status.extend(sink.status.close()?);
+        }
+        Ok((orders, status))
+    }
+}
+
+/// Threads joining buckets.
+const JOIN_THREADS: usize = 2;
+
+/// Where one join thread stages its rows.
+struct Sink {
+    orders: Staging,
+    status: Staging,
+}
+
+/// Joins one bucket: its orders and its transactions.
+fn join_bucket(
+    op: &Path,
+    tp: &Path,
+    window: (i32, i32),
+    quarantine: &Quarantined,
+    findings: &mut Findings,
+    sink: &mut Sink,
+) -> Result<(), ReconcileError> {
+    let ob = std::fs::read(op).map_err(|e| spill_err(op, e))?;
+    let _ = std::fs::remove_file(op);
+    let mut orders: FxMap<(&str, &str), OrderRec<'_>> = FxMap::default();
+    let mut dups: Vec<OrderRec> = Vec::new();
+    let mut d = Dec { b: &ob, p: 0 };
+    while !d.done() {
+        let o = decode_order(&mut d);
+        match orders.entry((o.account, o.order)) {
+            std::collections::hash_map::Entry::Occupied(_) => dups.push(o),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(o);
             }
         }
-        Ok(())
     }
+    let tb = std::fs::read(tp).map_err(|e| spill_err(tp, e))?;
+    let _ = std::fs::remove_file(tp);
+    let mut txns: FxMap<(&str, &str), Vec<TxnRec<'_>>> = FxMap::default();
+    let mut d = Dec { b: &tb, p: 0 };
+    while !d.done() {
+        let t = decode_txn(&mut d);
+        txns.entry((t.account, t.order)).or_default().push(t);
+    }
+    for o in dups {
+        if o.day >= window.0 && o.day < window.1 {
+            findings.note(Difference {
+                check: Check::Orders,
+                business_date: date_of(o.day),
+                account_id: o.account.to_string(),
+                currency: o.currency.to_string(),
+                key: o.order.to_string(),
+                result: "duplicate_order",
+                classification: UNEXPLAINED,
+                detail: "the order appears more than once in the seller's file".into(),
+            });
+        }
+    }
+    for (key, o) in &orders {
+        let ts = txns.remove(key).unwrap_or_default();
+        join_one(Some(o), ts, window, quarantine, findings, sink)?;
+    }
+    for (_, ts) in txns {
+        join_one(None, ts, window, quarantine, findings, sink)?;
+    }
+    Ok(())
 }
 
 /// Receives one order row: its fields, its row number and the file's column layout.
@@ -765,7 +833,7 @@ fn join_one(
     window: (i32, i32),
     quarantine: &Quarantined,
     findings: &mut Findings,
-    out: &mut Outputs,
+    sink: &mut Sink,
 ) -> Result<(), ReconcileError> {
     let in_window = |d: i32| d >= window.0 && d < window.1;
     let mut ts = ts;
@@ -800,7 +868,7 @@ fn join_one(
                     account: &str,
                     order_id: &str,
                     findings: &mut Findings,
-                    out: &mut Outputs|
+                    sink: &mut Sink|
      -> Result<(), ReconcileError> {
         let currency = first
             .map(|p| p.currency)
@@ -820,31 +888,28 @@ fn join_one(
         let channel = o
             .and_then(|o| o.channel)
             .or_else(|| first.and_then(|p| p.channel));
-        out.orders.push(
-            &out.lineage,
-            &[
-                Cell::S(Some(account)),
-                Cell::D(day),
-                Cell::S(Some(order_id)),
-                Cell::S(channel),
-                Cell::S(Some(result)),
-                Cell::S(Some(classification)),
-                Cell::B(classification != UNEXPLAINED),
-                Cell::S(o.map(|o| o.currency)),
-                Cell::N(o.map(|o| o.amount)),
-                Cell::T(o.and_then(|o| o.time_us)),
-                Cell::S(first.map(|p| p.transaction_id)),
-                Cell::S(first.map(|p| p.currency)),
-                Cell::N(first.map(|_| pays.iter().map(|t| t.gross).sum())),
-                Cell::N(first.map(|_| pays.iter().map(|t| t.fee).sum())),
-                Cell::N(first.map(|_| -refunded)),
-                Cell::S(first.and_then(|p| p.original_currency)),
-                Cell::N(first.and_then(|p| p.original_amount)),
-                Cell::N(first.and_then(|p| p.fx_rate)),
-                Cell::N(difference),
-                Cell::S(Some(&detail)),
-            ],
-        )?;
+        sink.orders.push(&[
+            Cell::S(Some(account)),
+            Cell::D(day),
+            Cell::S(Some(order_id)),
+            Cell::S(channel),
+            Cell::S(Some(result)),
+            Cell::S(Some(classification)),
+            Cell::B(classification != UNEXPLAINED),
+            Cell::S(o.map(|o| o.currency)),
+            Cell::N(o.map(|o| o.amount)),
+            Cell::T(o.and_then(|o| o.time_us)),
+            Cell::S(first.map(|p| p.transaction_id)),
+            Cell::S(first.map(|p| p.currency)),
+            Cell::N(first.map(|_| pays.iter().map(|t| t.gross).sum())),
+            Cell::N(first.map(|_| pays.iter().map(|t| t.fee).sum())),
+            Cell::N(first.map(|_| -refunded)),
+            Cell::S(first.and_then(|p| p.original_currency)),
+            Cell::N(first.and_then(|p| p.original_amount)),
+            Cell::N(first.and_then(|p| p.fx_rate)),
+            Cell::N(difference),
+            Cell::S(Some(&detail)),
+        ])?;
         Ok(())
     };
     let Some(o) = o else {
@@ -865,7 +930,7 @@ fn join_one(
             account,
             order,
             findings,
-            out,
+            sink,
         )?;
         return Ok(());
     };
@@ -907,7 +972,7 @@ fn join_one(
             o.account,
             o.order,
             findings,
-            out,
+            sink,
         )?;
     } else if order_in && pays.iter().all(|t| t.local_day >= window.1) {
         diff_row(
@@ -922,7 +987,7 @@ fn join_one(
             o.account,
             o.order,
             findings,
-            out,
+            sink,
         )?;
     } else {
         findings.day(date_of(day), o.account, tcur).orders_matched += 1;
@@ -935,30 +1000,99 @@ fn join_one(
                 o.account,
                 o.order,
                 findings,
-                out,
+                sink,
             )?;
         }
     }
     let last = ts.last().map(|t| t.created_us);
     let channel = o.channel.or_else(|| first.and_then(|p| p.channel));
-    out.order_status.push(
-        &out.lineage,
-        &[
-            Cell::S(Some(o.account)),
-            Cell::D(day),
-            Cell::S(Some(o.order)),
-            Cell::S(channel),
-            Cell::S(Some(o.currency)),
-            Cell::N(Some(o.amount)),
-            Cell::T(o.time_us),
-            Cell::S(Some(status)),
-            Cell::S(first.map(|p| p.currency)),
-            Cell::N(first.map(|_| pays.iter().map(|t| t.gross).sum())),
-            Cell::N((refunded != 0).then_some(-refunded)),
-            Cell::N(has_chargeback.then_some(-disputed)),
-            Cell::S(first.map(|p| p.transaction_id)),
-            Cell::T(last),
-        ],
-    )?;
+    sink.status.push(&[
+        Cell::S(Some(o.account)),
+        Cell::D(day),
+        Cell::S(Some(o.order)),
+        Cell::S(channel),
+        Cell::S(Some(o.currency)),
+        Cell::N(Some(o.amount)),
+        Cell::T(o.time_us),
+        Cell::S(Some(status)),
+        Cell::S(first.map(|p| p.currency)),
+        Cell::N(first.map(|_| pays.iter().map(|t| t.gross).sum())),
+        Cell::N((refunded != 0).then_some(-refunded)),
+        Cell::N(has_chargeback.then_some(-disputed)),
+        Cell::S(first.map(|p| p.transaction_id)),
+        Cell::T(last),
+    ])?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pay<'a>(currency: &'a str, gross: i128, fee: i128) -> TxnRec<'a> {
+        TxnRec {
+            account: "A",
+            order: "O",
+            transaction_id: "T",
+            kind: TxnKind::Payment,
+            currency,
+            gross,
+            fee,
+            original_currency: None,
+            original_amount: None,
+            fx_rate: None,
+            created_us: 0,
+            local_day: 0,
+            channel: None,
+        }
+    }
+
+    fn order(currency: &str, amount: i128) -> OrderRec<'_> {
+        OrderRec {
+            account: "A",
+            order: "O",
+            channel: None,
+            currency,
+            amount,
+            time_us: None,
+            day: 0,
+        }
+    }
+
+    #[test]
+    fn amount_differences_are_classified() {
+        let p = pay("SGD", 100_0000, 3_2000);
+        assert_eq!(classify_amount(&order("SGD", 100_0000), &[&p], 0), None);
+        let c = |o: OrderRec<'_>, refunded| classify_amount(&o, &[&p], refunded).unwrap().0;
+        assert_eq!(c(order("SGD", 96_8000), 0), "fee");
+        assert_eq!(c(order("SGD", 60_0000), -40_0000), "partial_refund");
+        assert_eq!(c(order("SGD", 99_9900), 0), UNEXPLAINED);
+        assert_eq!(c(order("EUR", 70_0000), 0), UNEXPLAINED);
+        // 68.97 EUR at 1.45 SGD per EUR = 100.0065 → 100.01 SGD: one cent off the gross, FX.
+        let mut fx = pay("SGD", 100_0000, 0);
+        fx.original_currency = Some("EUR");
+        fx.original_amount = Some(68_9700);
+        fx.fx_rate = Some(14_500_000_000);
+        let o = order("EUR", 68_9700);
+        let (class, diff, _) = classify_amount(&o, &[&fx], 0).unwrap();
+        assert_eq!((class, diff), ("fx_conversion", Some(100)));
+        let wrong = order("EUR", 80_0000);
+        assert_eq!(classify_amount(&wrong, &[&fx], 0).unwrap().0, UNEXPLAINED);
+        // JPY has no minor digits: conversion rounds to whole yen.
+        assert_eq!(convert(1_2345, 1_000_000_000_000, "JPY"), 123_0000);
+    }
+
+    #[test]
+    fn order_times_parse_in_the_account_zone() {
+        let sg = chrono_tz::Asia::Singapore;
+        let utc = parse_time("2026-03-06T15:30:00Z", sg).unwrap();
+        assert_eq!(parse_time("2026-03-06T23:30:00+08:00", sg), Some(utc));
+        assert_eq!(parse_time("2026-03-06 23:30:00", sg), Some(utc));
+        assert_eq!(
+            local_day(sg, utc),
+            day_number(NaiveDate::from_ymd_opt(2026, 3, 6).unwrap())
+        );
+        assert_eq!(parse_time("", sg), None);
+        assert_eq!(parse_time("yesterday", sg), None);
+    }
 }

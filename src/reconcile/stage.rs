@@ -170,3 +170,51 @@ pub(crate) fn replay(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_replay_as_staged() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Staging::create(dir.path(), "t", 3).unwrap();
+        let rows: Vec<Vec<Cell<'_>>> = (0..50)
+            .map(|i| {
+                vec![
+                    Cell::S(Some(if i % 2 == 0 { "ACC-1" } else { "ACC-2" })),
+                    Cell::D(20_000 + i % 5),
+                    Cell::S(None),
+                    Cell::N(Some(-(i as i128) * 10_000)),
+                    Cell::N(None),
+                    Cell::I(Some(i as i64)),
+                    Cell::B(i % 3 == 0),
+                    Cell::T(Some(1_700_000_000_000_000 + i as i64)),
+                    Cell::T(None),
+                ]
+            })
+            .collect();
+        for r in &rows {
+            s.push(r).unwrap();
+        }
+        let mut seen = Vec::new();
+        for p in s.close().unwrap() {
+            let bytes = std::fs::read(p).unwrap();
+            replay(&bytes, |cells| {
+                let key = match (&cells[1], &cells[5]) {
+                    (Cell::D(d), Cell::I(Some(i))) => (*d, *i),
+                    _ => panic!("cell types"),
+                };
+                assert!(matches!(cells[4], Cell::N(None)));
+                assert!(matches!(cells[3], Cell::N(Some(v)) if v == -(key.1 as i128) * 10_000));
+                seen.push(key);
+                Ok(())
+            })
+            .unwrap();
+        }
+        seen.sort();
+        let mut want: Vec<(i32, i64)> = (0..50).map(|i| (20_000 + i as i32 % 5, i)).collect();
+        want.sort();
+        assert_eq!(seen, want);
+    }
+}
