@@ -95,6 +95,11 @@ pub enum Plan {
         /// Where a first run starts.
         first_start: Option<DateTime<Utc>>,
     },
+    /// Load the statement of one business day for the selected accounts.
+    Statement {
+        /// The account-local business day.
+        date: NaiveDate,
+    },
     /// Pull `[start, end)` in checkpointed windows; a rerun resumes.
     Backfill {
         /// Start (inclusive).
@@ -109,6 +114,7 @@ impl Plan {
         match self {
             Plan::Sync { .. } => "sync",
             Plan::Incremental { .. } => "sync --incremental",
+            Plan::Statement { .. } => "statement",
             Plan::Backfill { .. } => "backfill",
         }
     }
@@ -410,6 +416,11 @@ impl Runner {
                 }
             }
             Plan::Backfill { start, end } => self.backfill(&accounts, *start, *end).await?,
+            Plan::Statement { date } => {
+                for a in &accounts {
+                    self.statement(a, *date).await?;
+                }
+            }
             Plan::Incremental { first_start } => self.incremental(&accounts, *first_start).await?,
         }
         Ok(())
