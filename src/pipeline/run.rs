@@ -418,7 +418,7 @@ impl Runner {
             Plan::Backfill { start, end } => self.backfill(&accounts, *start, *end).await?,
             Plan::Statement { date } => {
                 for a in &accounts {
-                    self.statement(a, *date).await?;
+                    self.statement(a, *date, true).await?;
                 }
             }
             Plan::Incremental { first_start } => self.incremental(&accounts, *first_start).await?,
@@ -537,7 +537,7 @@ impl Runner {
                 }
             };
             for d in dates {
-                records += self.statement(a, d).await?;
+                records += self.statement(a, d, false).await?;
             }
         }
         Ok(records)
@@ -691,11 +691,18 @@ impl Runner {
         Ok(tally.records)
     }
 
-    /// Downloads one statement into `statement_lines`; a statement not generated yet is
-    /// noted and left for a later run.
-    async fn statement(&self, a: &AccountInfo, date: NaiveDate) -> Result<u64, RunError> {
+    /// Downloads one statement into `statement_lines`.
+    /// A statement not generated yet is an error when `required` (the caller was told it is
+    /// ready), and otherwise noted and left for a later run.
+    async fn statement(
+        &self,
+        a: &AccountInfo,
+        date: NaiveDate,
+        required: bool,
+    ) -> Result<u64, RunError> {
         let file = match self.client.statement(&a.id, date).await {
             Ok(f) => f,
+            Err(e @ ExtractError::StatementNotReady { .. }) if required => return Err(e.into()),
             Err(ExtractError::StatementNotReady { .. }) => {
                 tracing::info!(account = %a.id, %date, "statement not ready yet; a later run loads it");
                 let (s, e) = local_day_bounds(a.tz, date);
