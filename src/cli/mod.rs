@@ -1,6 +1,7 @@
 //! The command line: raw arguments (clap) and the commands they run.
 
 pub mod sandbox;
+pub mod webhook;
 
 use std::process::ExitCode;
 
@@ -23,6 +24,8 @@ pub struct Cli {
 pub enum Command {
     /// Serve the embedded MariBank API sandbox (deterministic data, rate limits, faults).
     Sandbox(sandbox::SandboxArgs),
+    /// Receive MariBank's webhook events and turn them into pulls.
+    Webhook(webhook::WebhookArgs),
 }
 
 /// Parses the command line and runs it.
@@ -42,6 +45,7 @@ pub fn main() -> ExitCode {
     let result = rt.block_on(async move {
         match cli.command {
             Command::Sandbox(args) => sandbox::run(args).await,
+            Command::Webhook(args) => webhook::run(args).await,
         }
     });
     match result {

@@ -110,6 +110,7 @@ impl SandboxArgs {
             page_token_ttl: Duration::from_secs(self.page_token_ttl),
             now: self.now,
             keys,
+            webhook: None,
         })
     }
 }
