@@ -1,5 +1,9 @@
 //! The command line: raw arguments (clap) and the commands they run.
 
+pub mod accounts;
+pub mod check;
+pub mod demo;
+pub mod run;
 pub mod sandbox;
 pub mod webhook;
 
@@ -22,6 +26,16 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Start the sandbox in-process, sync a month of every account, print a summary.
+    Demo(demo::DemoArgs),
+    /// Pull a window (or what changed since the last pass) into the warehouse.
+    Sync(run::SyncArgs),
+    /// Pull a long range in checkpointed windows; rerun the same command to resume.
+    Backfill(run::BackfillArgs),
+    /// Check credentials, clock skew, permissions per product and the destination.
+    Check(check::CheckArgs),
+    /// List the key's accounts (JSON for scripts and Airflow, or a table).
+    Accounts(accounts::AccountsArgs),
     /// Serve the embedded MariBank API sandbox (deterministic data, rate limits, faults).
     Sandbox(sandbox::SandboxArgs),
     /// Receive MariBank's webhook events and turn them into pulls.
@@ -44,6 +58,11 @@ pub fn main() -> ExitCode {
     };
     let result = rt.block_on(async move {
         match cli.command {
+            Command::Demo(args) => demo::run(args).await,
+            Command::Sync(args) => Ok(run::sync(args).await),
+            Command::Check(args) => Ok(check::run(args).await),
+            Command::Accounts(args) => Ok(accounts::run(args).await),
+            Command::Backfill(args) => Ok(run::backfill(args).await),
             Command::Sandbox(args) => sandbox::run(args).await,
             Command::Webhook(args) => webhook::run(args).await,
         }

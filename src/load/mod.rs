@@ -1,1 +1,59 @@
 //! The load stage: Hive-partitioned Parquet on a local path or an object store.
+//!
+//! [`Destination`] turns a URL into a store and a root; [`TableWriter`] splits batches into
+//! Hive partitions ([`partition`]), buffers them within a row budget, and writes each partition
+//! as a single file with one `put` ([`parquet`] holds the writer properties) — replacing it or
+//! merging with what is stored, deduplicated on the primary key.
+
+pub mod destination;
+pub mod parquet;
+pub mod partition;
+pub mod writer;
+
+use thiserror::Error;
+
+pub use destination::{Destination, DestinationOptions, StoreKind};
+pub use partition::PartitionKey;
+pub use writer::{FILE_NAME, PartitionSummary, TableWriter, WriteMode, WriteSummary, WriterConfig};
+
+/// Why loading failed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// The destination URL or its settings are unusable.
+    #[error("destination: {0}")]
+    Destination(String),
+    /// The object store refused an operation.
+    #[error("object store, {path}: {source}")]
+    Store {
+        /// Object path.
+        path: String,
+        /// Cause.
+        #[source]
+        source: object_store::Error,
+    },
+    /// Encoding or decoding Parquet failed.
+    #[error("parquet, {path}: {source}")]
+    Parquet {
+        /// File.
+        path: String,
+        /// Cause.
+        #[source]
+        source: ::parquet::errors::ParquetError,
+    },
+    /// An Arrow kernel failed (schemas that do not match).
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    /// A local spill file failed.
+    #[error("spill file {path}: {source}")]
+    Io {
+        /// File.
+        path: String,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A blocking encode task panicked or was cancelled.
+    #[error("encode task: {0}")]
+    Join(String),
+}

@@ -4,4 +4,5 @@
 pub mod alerts;
 pub mod config;
 pub mod report;
+pub mod run;
 pub mod state;

@@ -63,6 +63,17 @@ pub struct LeaseInfo {
     pub expires_at: DateTime<Utc>,
 }
 
+impl LeaseInfo {
+    /// Whether the holder was a process on this host that no longer runs (killed or crashed):
+    /// its lease can be taken over at once instead of waiting for it to expire.
+    pub fn holder_is_gone(&self) -> bool {
+        self.host == host_name()
+            && self.pid != std::process::id()
+            && std::path::Path::new("/proc/self").exists()
+            && !std::path::Path::new(&format!("/proc/{}", self.pid)).exists()
+    }
+}
+
 /// Incremental cursors: per stream and account, the `updated_at` watermark reached.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Cursor {
@@ -178,9 +189,11 @@ impl StateStore {
                 Err(e) => return Err(Self::store_err(&path)(e)),
             }
             match self.get_json::<LeaseInfo>("lease.json").await? {
-                Some(held) if held.expires_at > now => return Err(self.busy(held)),
+                Some(held) if held.expires_at > now && !held.holder_is_gone() => {
+                    return Err(self.busy(held));
+                }
                 _ => {
-                    tracing::warn!(pipeline = %self.pipeline, "taking over an expired lease");
+                    tracing::warn!(pipeline = %self.pipeline, "taking over an expired lease, or one whose process is gone");
                     match self.store.delete(&path).await {
                         Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
                         Err(e) => return Err(Self::store_err(&path)(e)),

@@ -1,1 +1,159 @@
-//! The transform stage: API pages and statement files into typed Arrow record batches.
+//! The transform stage: API pages and statement files into typed Arrow record batches, with quarantine.
+//!
+//! Items arrive as raw JSON text (what extract received, one item per `&str`); each stream's
+//! decoder ([`streams`]) validates an item against the contract and appends it to typed column
+//! builders, or sends it to the `quarantine` table with a [`Reason`]. Money is parsed from its
+//! decimal text into `Decimal128(18, 4)` ([`decimal`]), instants into UTC microseconds
+//! ([`time`]). Statement CSV files go through [`statements`]. [`dedupe`] keeps the latest
+//! version of every primary key; [`schema`] is the warehouse contract in Arrow terms.
+
+pub mod decimal;
+pub mod dedupe;
+pub mod json;
+pub mod quarantine;
+pub mod schema;
+pub mod statements;
+pub mod streams;
+pub mod time;
+
+use arrow::array::RecordBatch;
+use chrono::{DateTime, Utc};
+
+use crate::contract::Stream;
+pub use quarantine::{QuarantineCounts, Reason, Reject};
+pub use schema::TableDef;
+pub use statements::{StatementError, StatementFile, decode_statement};
+use streams::RowDecoder;
+
+/// Where rows came from: the run and the extraction instant (the lineage columns).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lineage {
+    /// `_run_id`.
+    pub run_id: String,
+    /// `_extracted_at`, UTC microseconds.
+    pub extracted_at_us: i64,
+}
+
+impl Lineage {
+    /// Lineage of a run.
+    pub fn new(run_id: impl Into<String>, extracted_at: DateTime<Utc>) -> Lineage {
+        Lineage {
+            run_id: run_id.into(),
+            extracted_at_us: extracted_at.timestamp_micros(),
+        }
+    }
+}
+
+/// What decoding produced: the table's rows, the quarantined records, and counts per reason.
+#[derive(Debug, Clone)]
+pub struct Decoded {
+    /// Rows of the stream's table.
+    pub rows: RecordBatch,
+    /// Rows of the `quarantine` table.
+    pub quarantine: RecordBatch,
+    /// Quarantined records per reason.
+    pub counts: QuarantineCounts,
+}
+
+/// Decodes the JSON items of one stream, page after page, into batches of its table.
+pub struct Transformer {
+    stream: Stream,
+    lineage: Lineage,
+    decoder: Box<dyn RowDecoder>,
+    quarantine: quarantine::QuarantineBuilder,
+}
+
+impl Transformer {
+    /// A transformer for a JSON stream. `None` for [`Stream::Statements`], which is CSV
+    /// (see [`decode_statement`]).
+    pub fn new(stream: Stream, lineage: Lineage) -> Option<Transformer> {
+        let decoder: Box<dyn RowDecoder> = match stream {
+            Stream::Transactions => Box::<streams::transactions::TransactionsDecoder>::default(),
+            Stream::Settlements => Box::<streams::settlements::SettlementsDecoder>::default(),
+            Stream::Accounts => Box::<streams::accounts::AccountsDecoder>::default(),
+            Stream::FxRates => Box::<streams::fx_rates::FxRatesDecoder>::default(),
+            Stream::Statements => return None,
+        };
+        Some(Transformer {
+            stream,
+            quarantine: quarantine::QuarantineBuilder::new(stream.name(), lineage.clone()),
+            lineage,
+            decoder,
+        })
+    }
+
+    /// The stream.
+    pub fn stream(&self) -> Stream {
+        self.stream
+    }
+
+    /// The table its rows go to.
+    pub fn table(&self) -> &'static TableDef {
+        self.decoder.table()
+    }
+
+    /// Decodes one item (its raw JSON text); a contract-breaking one is quarantined.
+    /// Returns whether the item was accepted.
+    pub fn push_item(&mut self, raw: &str) -> bool {
+        let r = streams::fields(raw).and_then(|f| self.decoder.push(&f, &self.lineage));
+        match r {
+            Ok(()) => true,
+            Err(rej) => {
+                self.quarantine.push(raw, &rej);
+                false
+            }
+        }
+    }
+
+    /// Decodes a page of items.
+    pub fn push_page<'a>(&mut self, items: impl IntoIterator<Item = &'a str>) {
+        for it in items {
+            self.push_item(it);
+        }
+    }
+
+    /// Rows decoded and not yet taken.
+    pub fn pending_rows(&self) -> usize {
+        self.decoder.len()
+    }
+
+    /// Quarantined records not yet taken.
+    pub fn pending_quarantine(&self) -> usize {
+        self.quarantine.len()
+    }
+
+    /// The decoded rows so far (possibly empty); the transformer starts a new batch.
+    pub fn take_rows(&mut self) -> RecordBatch {
+        self.decoder.finish()
+    }
+
+    /// The quarantined records so far (possibly empty).
+    pub fn take_quarantine(&mut self) -> RecordBatch {
+        self.quarantine.finish()
+    }
+
+    /// Quarantined records per reason since the transformer was made.
+    pub fn counts(&self) -> &QuarantineCounts {
+        self.quarantine.counts()
+    }
+
+    /// Everything pending, as one [`Decoded`].
+    pub fn finish(&mut self) -> Decoded {
+        Decoded {
+            rows: self.take_rows(),
+            quarantine: self.take_quarantine(),
+            counts: self.counts().clone(),
+        }
+    }
+}
+
+/// Decodes one page of items of `stream` in one call (`None` for statements).
+pub fn decode_page<'a>(
+    stream: Stream,
+    lineage: &Lineage,
+    items: impl IntoIterator<Item = &'a str>,
+) -> Option<Decoded> {
+    let mut t = Transformer::new(stream, lineage.clone())?;
+    t.push_page(items);
+    Some(t.finish())
+}

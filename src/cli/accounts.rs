@@ -1,0 +1,108 @@
+//! `maribank-etl accounts`: the key's accounts, for scripts and the Airflow DAG's fan-out.
+
+use std::process::ExitCode;
+
+use clap::{Args, ValueEnum};
+use futures::TryStreamExt;
+
+use crate::ExitStatus;
+use crate::extract::{Client, ClientConfig, ListRequest};
+use crate::pipeline::config::ApiEnv;
+
+/// Output format.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Format {
+    /// A JSON array of account ids.
+    Json,
+    /// One line per account: id, status, zone, currencies.
+    Table,
+}
+
+/// Options of `accounts`.
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  maribank-etl accounts --status ACTIVE --format json")]
+pub struct AccountsArgs {
+    /// Only accounts with this status (ACTIVE, FROZEN, CLOSED).
+    #[arg(long)]
+    pub status: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+}
+
+/// Lists the accounts.
+pub async fn run(args: AccountsArgs) -> ExitCode {
+    let api = match ApiEnv::from_env() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(ExitStatus::Usage as u8);
+        }
+    };
+    let mut cfg = ClientConfig::new(api.base_url, api.credentials);
+    cfg.archive = false;
+    let client = match Client::new(cfg) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(ExitStatus::Usage as u8);
+        }
+    };
+    let pages = client.list(ListRequest::accounts());
+    tokio::pin!(pages);
+    let mut rows: Vec<serde_json::Value> = Vec::new();
+    loop {
+        match pages.try_next().await {
+            Ok(Some(p)) => rows.extend(
+                p.items
+                    .iter()
+                    .filter_map(|i| serde_json::from_str(i.get()).ok()),
+            ),
+            Ok(None) => break,
+            Err(e) => {
+                eprintln!("error: {e}");
+                let code = match e.class() {
+                    crate::extract::ErrorClass::Auth => ExitStatus::Auth,
+                    _ => ExitStatus::Transient,
+                };
+                return ExitCode::from(code as u8);
+            }
+        }
+    }
+    rows.retain(|a| {
+        args.status
+            .as_deref()
+            .is_none_or(|s| a["status"].as_str() == Some(s))
+    });
+    match args.format {
+        Format::Json => {
+            let ids: Vec<&str> = rows
+                .iter()
+                .filter_map(|a| a["account_id"].as_str())
+                .collect();
+            println!(
+                "{}",
+                serde_json::to_string(&ids).expect("strings serialise")
+            );
+        }
+        Format::Table => {
+            for a in &rows {
+                println!(
+                    "{:<14} {:<7} {:<20} {}",
+                    a["account_id"].as_str().unwrap_or(""),
+                    a["status"].as_str().unwrap_or(""),
+                    a["timezone"].as_str().unwrap_or(""),
+                    a["currencies"]
+                        .as_array()
+                        .map(|c| c
+                            .iter()
+                            .filter_map(|x| x.as_str())
+                            .collect::<Vec<_>>()
+                            .join(","))
+                        .unwrap_or_default()
+                );
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,235 @@
+//! `maribank-etl check`: credentials, reachability, clock skew, permissions per product and the
+//! destination — one line per check, with the fix when one fails.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use chrono::{Duration, Utc};
+use clap::Args;
+use futures::TryStreamExt;
+use object_store::{ObjectStoreExt, PutPayload};
+
+use super::run::PipelineArgs;
+use crate::ExitStatus;
+use crate::extract::{Client, ClientConfig, ErrorClass, ExtractError, ListRequest, TimeWindow};
+use crate::pipeline::config::{ApiEnv, ENV_ACCESS_KEY_ID, ENV_BASE_URL, ENV_SECRET};
+
+/// Options of `check`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Example:\n  MARIBANK_BASE_URL=… MARIBANK_ACCESS_KEY_ID=… MARIBANK_SECRET_ACCESS_KEY=… maribank-etl check --dest ./warehouse"
+)]
+pub struct CheckArgs {
+    /// Pipeline options (the destination is checked when given).
+    #[command(flatten)]
+    pub pipeline: PipelineArgs,
+}
+
+struct Lines {
+    worst: ExitStatus,
+}
+
+impl Lines {
+    fn ok(&self, what: &str, detail: impl std::fmt::Display) {
+        println!("[ ok ] {what:<24} {detail}");
+    }
+    fn fail(&mut self, what: &str, detail: impl std::fmt::Display, status: ExitStatus) {
+        println!("[FAIL] {what:<24} {detail}");
+        if self.worst == ExitStatus::Success || (status as u8) < (self.worst as u8) {
+            self.worst = status;
+        }
+    }
+    fn api_fail(&mut self, what: &str, e: &ExtractError) {
+        let status = match e.class() {
+            ErrorClass::Auth => ExitStatus::Auth,
+            _ => ExitStatus::Transient,
+        };
+        self.fail(what, e, status);
+    }
+}
+
+/// Runs the checks with the environment's credentials.
+pub async fn run(args: CheckArgs) -> ExitCode {
+    ExitCode::from(check(ApiEnv::from_env(), &args).await as u8)
+}
+
+/// Runs the checks; the worst outcome decides the exit status.
+pub async fn check(
+    api: Result<ApiEnv, crate::pipeline::config::ConfigError>,
+    args: &CheckArgs,
+) -> ExitStatus {
+    let mut out = Lines {
+        worst: ExitStatus::Success,
+    };
+    let api = match api {
+        Ok(a) => {
+            out.ok(
+                "credentials",
+                format!(
+                    "{ENV_ACCESS_KEY_ID}={} and a secret from the environment; base URL {}",
+                    a.credentials.access_key_id, a.base_url
+                ),
+            );
+            a
+        }
+        Err(e) => {
+            out.fail(
+                "credentials",
+                format!("{e}; set {ENV_BASE_URL}, {ENV_ACCESS_KEY_ID} and {ENV_SECRET}"),
+                ExitStatus::Usage,
+            );
+            return out.worst;
+        }
+    };
+    // Reachability and clock skew from an unsigned request: the server answers 401 with its Date.
+    let t0 = Instant::now();
+    match reqwest::Client::new()
+        .get(format!("{}/v1/accounts", api.base_url))
+        .timeout(std::time::Duration::from_secs(10))
+        .send()
+        .await
+    {
+        Ok(r) => {
+            out.ok(
+                "reachability",
+                format!(
+                    "{} answered HTTP {} in {} ms",
+                    api.base_url,
+                    r.status().as_u16(),
+                    t0.elapsed().as_millis()
+                ),
+            );
+            match r
+                .headers()
+                .get(reqwest::header::DATE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| chrono::DateTime::parse_from_rfc2822(v).ok())
+            {
+                Some(server) => {
+                    let skew = (Utc::now() - server.with_timezone(&Utc)).num_milliseconds() as f64
+                        / 1000.0;
+                    if skew.abs() > 240.0 {
+                        out.fail("clock skew", format!("{skew:+.1} s against the server (limit 300 s): sync the clock with NTP (e.g. `timedatectl set-ntp true`)"), ExitStatus::Auth);
+                    } else {
+                        out.ok("clock skew", format!("{skew:+.1} s against the server's Date header (limit 300 s; ±1 s resolution)"));
+                    }
+                }
+                None => out.ok("clock skew", "the server sent no Date header; not measured"),
+            }
+        }
+        Err(e) => {
+            out.fail(
+                "reachability",
+                format!(
+                    "{} is unreachable: {e}; check the URL, proxy (HTTPS_PROXY) and firewall",
+                    api.base_url
+                ),
+                ExitStatus::Transient,
+            );
+            return out.worst;
+        }
+    }
+    let mut cfg = ClientConfig::new(api.base_url.clone(), api.credentials.clone());
+    cfg.retry.max_retries = 1;
+    cfg.archive = false;
+    let client = match Client::new(cfg) {
+        Ok(c) => c,
+        Err(e) => {
+            out.fail("client", e, ExitStatus::Usage);
+            return out.worst;
+        }
+    };
+    let first_account = {
+        let pages = client.list(ListRequest::accounts().page_size(1));
+        tokio::pin!(pages);
+        match pages.try_next().await {
+            Ok(Some(p)) => {
+                out.ok(
+                    "authentication",
+                    format!("signed request accepted (trace {})", p.trace_id),
+                );
+                p.items
+                    .first()
+                    .and_then(|i| serde_json::from_str::<serde_json::Value>(i.get()).ok())
+                    .and_then(|v| v["account_id"].as_str().map(str::to_string))
+            }
+            Ok(None) => None,
+            Err(e) => {
+                out.api_fail("authentication", &e);
+                return out.worst;
+            }
+        }
+    };
+    let Some(account) = first_account else {
+        out.fail(
+            "accounts",
+            "the key sees no account: ask MariBank to link the key to your merchant accounts",
+            ExitStatus::Auth,
+        );
+        return out.worst;
+    };
+    let now = Utc::now();
+    let window = TimeWindow::new(now - Duration::hours(1), now).expect("an hour");
+    let probes: [(&str, ListRequest); 3] = [
+        (
+            "product transactions",
+            ListRequest::transactions(account.clone(), window).page_size(1),
+        ),
+        (
+            "product settlements",
+            ListRequest::settlements(account.clone(), window).page_size(1),
+        ),
+        (
+            "product fx",
+            ListRequest::fx_rates(now.date_naive()).page_size(1),
+        ),
+    ];
+    for (what, req) in probes {
+        let pages = client.list(req);
+        tokio::pin!(pages);
+        match pages.try_next().await {
+            Ok(_) => out.ok(what, "granted"),
+            Err(e) => out.api_fail(what, &e),
+        }
+    }
+    match client
+        .statement(&account, (now - Duration::days(2)).date_naive())
+        .await
+    {
+        Ok(_) | Err(ExtractError::StatementNotReady { .. }) => {
+            out.ok("product statements", "granted")
+        }
+        Err(e) => out.api_fail("product statements", &e),
+    }
+    // The destination, when one is configured.
+    if let Ok(s) = args.pipeline.settings() {
+        match crate::load::Destination::parse(&s.destination, &Default::default()) {
+            Ok(d) => {
+                let probe = d
+                    .root
+                    .clone()
+                    .join("_state")
+                    .join(s.name.as_str())
+                    .join("check-probe");
+                let r = async {
+                    d.store.put(&probe, PutPayload::from_static(b"ok")).await?;
+                    d.store.delete(&probe).await
+                }
+                .await;
+                match r {
+                    Ok(()) => out.ok("destination", format!("{} is writable", d.url)),
+                    Err(e) => out.fail(
+                        "destination",
+                        format!(
+                            "{}: {e}; check the path or the AWS_* credentials and bucket policy",
+                            d.url
+                        ),
+                        ExitStatus::Transient,
+                    ),
+                }
+            }
+            Err(e) => out.fail("destination", e, ExitStatus::Usage),
+        }
+    }
+    out.worst
+}

@@ -1,0 +1,223 @@
+//! The warehouse tables' Arrow schemas, partition keys and primary keys (the warehouse contract).
+
+use std::sync::{Arc, LazyLock};
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+use super::decimal::{AMOUNT_PRECISION, AMOUNT_SCALE, RATE_PRECISION, RATE_SCALE};
+
+/// One warehouse table.
+#[derive(Debug)]
+pub struct TableDef {
+    /// Folder name under the root, e.g. `transactions`.
+    pub name: &'static str,
+    /// Columns, partition columns and lineage included.
+    pub schema: SchemaRef,
+    /// Hive partition columns, outermost first.
+    pub partition_by: &'static [&'static str],
+    /// Columns identifying a row; empty for tables deduplicated on every column.
+    pub primary_key: &'static [&'static str],
+    /// Column whose greatest value wins among rows with one key (`updated_at`), if any.
+    pub version_column: Option<&'static str>,
+}
+
+/// Money: `Decimal128(18, 4)`.
+pub fn amount() -> DataType {
+    DataType::Decimal128(AMOUNT_PRECISION, AMOUNT_SCALE)
+}
+/// Fx rates: `Decimal128(20, 10)`.
+pub fn rate() -> DataType {
+    DataType::Decimal128(RATE_PRECISION, RATE_SCALE)
+}
+/// Instants: `Timestamp(Microsecond, "UTC")`.
+pub fn instant() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+
+fn f(name: &str, dt: DataType, nullable: bool) -> Field {
+    Field::new(name, dt, nullable)
+}
+
+fn with_lineage(mut fields: Vec<Field>) -> SchemaRef {
+    fields.push(f("_run_id", DataType::Utf8, false));
+    fields.push(f("_extracted_at", instant(), false));
+    Arc::new(Schema::new(fields))
+}
+
+/// `transactions`: the ledger.
+pub static TRANSACTIONS: LazyLock<TableDef> = LazyLock::new(|| TableDef {
+    name: "transactions",
+    schema: with_lineage(vec![
+        f("transaction_id", DataType::Utf8, false),
+        f("account_id", DataType::Utf8, false),
+        f("type", DataType::Utf8, false),
+        f("status", DataType::Utf8, false),
+        f("currency", DataType::Utf8, false),
+        f("gross_amount", amount(), false),
+        f("fee_amount", amount(), false),
+        f("net_amount", amount(), false),
+        f("original_currency", DataType::Utf8, true),
+        f("original_amount", amount(), true),
+        f("fx_rate", rate(), true),
+        f("created_at", instant(), false),
+        f("updated_at", instant(), false),
+        f("settled_at", instant(), true),
+        f("settlement_batch_id", DataType::Utf8, true),
+        f("external_order_id", DataType::Utf8, true),
+        f("related_transaction_id", DataType::Utf8, true),
+        f("channel", DataType::Utf8, true),
+        f("description", DataType::Utf8, true),
+        f("metadata", DataType::Utf8, true),
+        f("created_date", DataType::Date32, false),
+        f("_extra", DataType::Utf8, true),
+    ]),
+    partition_by: &["account_id", "created_date"],
+    primary_key: &["transaction_id"],
+    version_column: Some("updated_at"),
+});
+
+/// `settlements`: settlement batches.
+pub static SETTLEMENTS: LazyLock<TableDef> = LazyLock::new(|| TableDef {
+    name: "settlements",
+    schema: with_lineage(vec![
+        f("settlement_batch_id", DataType::Utf8, false),
+        f("account_id", DataType::Utf8, false),
+        f("currency", DataType::Utf8, false),
+        f("business_date", DataType::Date32, false),
+        f("status", DataType::Utf8, false),
+        f("transaction_count", DataType::Int64, false),
+        f("gross_amount", amount(), false),
+        f("fee_amount", amount(), false),
+        f("net_amount", amount(), false),
+        f("created_at", instant(), false),
+        f("updated_at", instant(), false),
+        f("closed_at", instant(), true),
+        f("paid_at", instant(), true),
+        f("_extra", DataType::Utf8, true),
+    ]),
+    partition_by: &["account_id", "business_date"],
+    primary_key: &["settlement_batch_id"],
+    version_column: Some("updated_at"),
+});
+
+/// `accounts`: the account list.
+pub static ACCOUNTS: LazyLock<TableDef> = LazyLock::new(|| TableDef {
+    name: "accounts",
+    schema: with_lineage(vec![
+        f("account_id", DataType::Utf8, false),
+        f("account_name", DataType::Utf8, true),
+        f("status", DataType::Utf8, false),
+        f("timezone", DataType::Utf8, false),
+        f(
+            "currencies",
+            DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
+            true,
+        ),
+        f("created_at", instant(), false),
+        f("_extra", DataType::Utf8, true),
+    ]),
+    partition_by: &[],
+    primary_key: &["account_id"],
+    version_column: None,
+});
+
+/// `fx_rates`: daily reference rates.
+pub static FX_RATES: LazyLock<TableDef> = LazyLock::new(|| TableDef {
+    name: "fx_rates",
+    schema: with_lineage(vec![
+        f("date", DataType::Date32, false),
+        f("base_currency", DataType::Utf8, false),
+        f("quote_currency", DataType::Utf8, false),
+        f("rate", rate(), false),
+        f("_extra", DataType::Utf8, true),
+    ]),
+    partition_by: &["date"],
+    primary_key: &["date", "base_currency", "quote_currency"],
+    version_column: None,
+});
+
+/// `statement_lines`: rows of the daily statement files.
+pub static STATEMENT_LINES: LazyLock<TableDef> = LazyLock::new(|| TableDef {
+    name: "statement_lines",
+    schema: with_lineage(vec![
+        f("account_id", DataType::Utf8, false),
+        f("business_date", DataType::Date32, false),
+        f("transaction_id", DataType::Utf8, false),
+        f("transaction_type", DataType::Utf8, false),
+        f("status", DataType::Utf8, false),
+        f("currency", DataType::Utf8, false),
+        f("gross_amount", amount(), false),
+        f("fee_amount", amount(), false),
+        f("net_amount", amount(), false),
+        f("transaction_time", DataType::Utf8, false),
+        f("transaction_time_utc", instant(), false),
+        f("settlement_batch_id", DataType::Utf8, true),
+        f("external_order_id", DataType::Utf8, true),
+        f("description", DataType::Utf8, true),
+        f("statement_sha256", DataType::Utf8, false),
+    ]),
+    partition_by: &["account_id", "business_date"],
+    primary_key: &["account_id", "business_date", "transaction_id"],
+    version_column: None,
+});
+
+/// `quarantine`: records that broke the contract.
+pub static QUARANTINE: LazyLock<TableDef> = LazyLock::new(|| TableDef {
+    name: "quarantine",
+    schema: with_lineage(vec![
+        f("stream", DataType::Utf8, false),
+        f("reason", DataType::Utf8, false),
+        f("raw", DataType::Utf8, false),
+        f("extracted_date", DataType::Date32, false),
+    ]),
+    partition_by: &["stream", "extracted_date"],
+    primary_key: &["stream", "reason", "raw"],
+    version_column: None,
+});
+
+/// Every table, in a fixed order.
+pub fn all_tables() -> [&'static TableDef; 6] {
+    [
+        &TRANSACTIONS,
+        &SETTLEMENTS,
+        &STATEMENT_LINES,
+        &ACCOUNTS,
+        &FX_RATES,
+        &QUARANTINE,
+    ]
+}
+
+/// The stable name of an Arrow type as `schemas/tables/*.json` spells it.
+pub fn type_name(dt: &DataType) -> String {
+    match dt {
+        DataType::Decimal128(p, s) => format!("Decimal128({p},{s})"),
+        DataType::Timestamp(u, tz) => {
+            format!("Timestamp({u:?},{})", tz.as_deref().unwrap_or("none"))
+        }
+        DataType::List(inner) => format!("List({})", type_name(inner.data_type())),
+        other => format!("{other:?}"),
+    }
+}
+
+/// The table's description as stored in `schemas/tables/<name>.json`.
+pub fn describe(t: &TableDef) -> serde_json::Value {
+    let columns: Vec<serde_json::Value> = t
+        .schema
+        .fields()
+        .iter()
+        .map(|c| {
+            serde_json::json!({
+                "name": c.name(),
+                "type": type_name(c.data_type()),
+                "nullable": c.is_nullable(),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "table": t.name,
+        "partition_by": t.partition_by,
+        "primary_key": t.primary_key,
+        "version_column": t.version_column,
+        "columns": columns,
+    })
+}

@@ -1,0 +1,277 @@
+//! One decoder per JSON stream (accounts, transactions, settlements, fx rates) and the field
+//! readers they share: each decoder validates an item completely before appending anything.
+
+pub mod accounts;
+pub mod fx_rates;
+pub mod settlements;
+pub mod transactions;
+
+use std::borrow::Cow;
+
+use arrow::array::RecordBatch;
+use serde_json::value::RawValue;
+
+use super::Lineage;
+use super::decimal::{AMOUNT_PRECISION, AMOUNT_SCALE, DecimalError, parse_decimal};
+use super::json::{Fields, JsonStr, as_str};
+use super::quarantine::{Reason, Reject};
+use super::schema::TableDef;
+use super::time::{parse_date, parse_instant_us};
+use crate::contract::currency::minor_units;
+
+/// Decodes one stream's items into column builders.
+pub trait RowDecoder: Send {
+    /// The table the rows belong to.
+    fn table(&self) -> &'static TableDef;
+    /// Validates one item and appends it, or refuses it having appended nothing.
+    fn push(&mut self, fields: &Fields<'_>, lineage: &Lineage) -> Result<(), Reject>;
+    /// Rows appended since the last `finish`.
+    fn len(&self) -> usize;
+    /// Whether no rows wait.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The rows so far as a batch; the builders start over.
+    fn finish(&mut self) -> RecordBatch;
+}
+
+/// An item's fields sorted into the decoder's known names, plus the unknown ones.
+pub struct Slots<'a, const N: usize> {
+    /// Raw values of the known fields, by position in the names list.
+    pub known: [Option<&'a RawValue>; N],
+    /// Fields the contract does not know (kept in `_extra`).
+    pub extra: Vec<(&'a str, &'a RawValue)>,
+}
+
+impl<'a, const N: usize> Slots<'a, N> {
+    /// Sorts `fields` by `names`.
+    pub fn new(fields: &'a Fields<'_>, names: &[&str; N]) -> Slots<'a, N> {
+        let mut known = [None; N];
+        let mut extra = Vec::new();
+        // Items usually list their fields in the contract's order: try the next name first.
+        let mut next = 0;
+        for (k, v) in &fields.0 {
+            let k: &str = &k.0;
+            let hit = if next < N && names[next] == k {
+                Some(next)
+            } else {
+                names.iter().position(|n| *n == k)
+            };
+            match hit {
+                Some(i) => {
+                    known[i] = Some(*v);
+                    next = i + 1;
+                }
+                None => extra.push((k, *v)),
+            }
+        }
+        Slots { known, extra }
+    }
+}
+
+pub(crate) fn req_str<'a>(v: Option<&'a RawValue>, name: &str) -> Result<Cow<'a, str>, Reject> {
+    match v.map(as_str) {
+        Some(JsonStr::Str(s)) => Ok(s),
+        None | Some(JsonStr::Null) => Err(Reject::new(
+            Reason::MissingField,
+            format!("{name} is missing"),
+        )),
+        Some(JsonStr::Other(t)) => Err(Reject::new(
+            Reason::MalformedRecord,
+            format!("{name} is not a string: {t}"),
+        )),
+    }
+}
+
+pub(crate) fn opt_str<'a>(
+    v: Option<&'a RawValue>,
+    name: &str,
+) -> Result<Option<Cow<'a, str>>, Reject> {
+    match v.map(as_str) {
+        Some(JsonStr::Str(s)) => Ok(Some(s)),
+        None | Some(JsonStr::Null) => Ok(None),
+        Some(JsonStr::Other(t)) => Err(Reject::new(
+            Reason::MalformedRecord,
+            format!("{name} is not a string: {t}"),
+        )),
+    }
+}
+
+pub(crate) fn pk_str<'a>(v: Option<&'a RawValue>, name: &str) -> Result<Cow<'a, str>, Reject> {
+    match v.map(as_str) {
+        Some(JsonStr::Str(s)) if !s.is_empty() => Ok(s),
+        Some(JsonStr::Other(t)) => Err(Reject::new(
+            Reason::MalformedRecord,
+            format!("{name} is not a string: {t}"),
+        )),
+        _ => Err(Reject::new(
+            Reason::MissingPrimaryKey,
+            format!("{name} is missing or empty"),
+        )),
+    }
+}
+
+/// A currency code and its minor-unit digits.
+pub(crate) fn currency<'a>(
+    v: Option<&'a RawValue>,
+    name: &str,
+) -> Result<(Cow<'a, str>, u8), Reject> {
+    let c = match v.map(as_str) {
+        Some(JsonStr::Str(s)) => s,
+        None | Some(JsonStr::Null) => {
+            return Err(Reject::new(
+                Reason::MissingField,
+                format!("{name} is missing"),
+            ));
+        }
+        Some(JsonStr::Other(t)) => {
+            return Err(Reject::new(
+                Reason::UnknownCurrency,
+                format!("{name} is not a string: {t}"),
+            ));
+        }
+    };
+    check_currency(c, name)
+}
+
+/// Minor units of every three-letter upper-case code, computed once (`u8::MAX`: not ISO 4217).
+static DIGITS: std::sync::LazyLock<Vec<u8>> = std::sync::LazyLock::new(|| {
+    let mut t = vec![u8::MAX; 26 * 26 * 26];
+    for (i, slot) in t.iter_mut().enumerate() {
+        let code = [
+            b'A' + (i / 676) as u8,
+            b'A' + (i / 26 % 26) as u8,
+            b'A' + (i % 26) as u8,
+        ];
+        let code = std::str::from_utf8(&code).expect("ASCII");
+        if let Some(d) = minor_units(code) {
+            *slot = d;
+        }
+    }
+    t
+});
+
+/// [`minor_units`] through a lookup table (the hot path checks one or two codes per item).
+pub(crate) fn currency_digits(code: &str) -> Option<u8> {
+    match code.as_bytes() {
+        [a @ b'A'..=b'Z', b @ b'A'..=b'Z', c @ b'A'..=b'Z'] => {
+            let i =
+                usize::from(a - b'A') * 676 + usize::from(b - b'A') * 26 + usize::from(c - b'A');
+            Some(DIGITS[i]).filter(|d| *d != u8::MAX)
+        }
+        _ => None,
+    }
+}
+
+pub(crate) fn check_currency<'a>(
+    c: Cow<'a, str>,
+    name: &str,
+) -> Result<(Cow<'a, str>, u8), Reject> {
+    match currency_digits(&c) {
+        Some(d) => Ok((c, d)),
+        None => Err(Reject::new(
+            Reason::UnknownCurrency,
+            format!("{name} `{c}` is not an ISO 4217 code"),
+        )),
+    }
+}
+
+pub(crate) fn decimal_reject(name: &str, e: DecimalError) -> Reject {
+    let reason = match e {
+        DecimalError::Malformed(_) => Reason::MalformedAmount,
+        DecimalError::TooManyDigits { .. } => Reason::TooManyDigits,
+        DecimalError::OutOfRange { .. } => Reason::AmountOutOfRange,
+    };
+    Reject::new(reason, format!("{name}: {e}"))
+}
+
+/// Money in `Decimal128(18, 4)` from decimal text with at most `digits` fractional digits.
+pub(crate) fn amount_text(text: &str, digits: u8, name: &str) -> Result<i128, Reject> {
+    parse_decimal(text, AMOUNT_PRECISION, AMOUNT_SCALE, u32::from(digits))
+        .map_err(|e| decimal_reject(name, e))
+}
+
+fn decimal_value<'a>(v: Option<&'a RawValue>, name: &str) -> Result<Option<Cow<'a, str>>, Reject> {
+    match v.map(as_str) {
+        Some(JsonStr::Str(s)) => Ok(Some(s)),
+        None | Some(JsonStr::Null) => Ok(None),
+        Some(JsonStr::Other(t)) => Err(Reject::new(
+            Reason::MalformedAmount,
+            format!("{name} must be a decimal string, got {t}"),
+        )),
+    }
+}
+
+pub(crate) fn req_amount(v: Option<&RawValue>, digits: u8, name: &str) -> Result<i128, Reject> {
+    match decimal_value(v, name)? {
+        Some(s) => amount_text(&s, digits, name),
+        None => Err(Reject::new(
+            Reason::MissingField,
+            format!("{name} is missing"),
+        )),
+    }
+}
+
+pub(crate) fn opt_decimal(
+    v: Option<&RawValue>,
+    precision: u8,
+    scale: i8,
+    digits: u32,
+    name: &str,
+) -> Result<Option<i128>, Reject> {
+    match decimal_value(v, name)? {
+        Some(s) => parse_decimal(&s, precision, scale, digits)
+            .map(Some)
+            .map_err(|e| decimal_reject(name, e)),
+        None => Ok(None),
+    }
+}
+
+pub(crate) fn opt_instant(v: Option<&RawValue>, name: &str) -> Result<Option<i64>, Reject> {
+    match v.map(as_str) {
+        None | Some(JsonStr::Null) => Ok(None),
+        Some(JsonStr::Str(s)) => parse_instant_us(&s).map(Some).ok_or_else(|| {
+            Reject::new(
+                Reason::BadTimestamp,
+                format!("{name} `{s}` is not an RFC 3339 instant"),
+            )
+        }),
+        Some(JsonStr::Other(t)) => Err(Reject::new(
+            Reason::BadTimestamp,
+            format!("{name} is not a string: {t}"),
+        )),
+    }
+}
+
+pub(crate) fn req_instant(v: Option<&RawValue>, name: &str) -> Result<i64, Reject> {
+    opt_instant(v, name)?
+        .ok_or_else(|| Reject::new(Reason::MissingField, format!("{name} is missing")))
+}
+
+pub(crate) fn req_date(
+    v: Option<&RawValue>,
+    name: &str,
+    reason_if_missing: Reason,
+) -> Result<i32, Reject> {
+    match v.map(as_str) {
+        None | Some(JsonStr::Null) => {
+            Err(Reject::new(reason_if_missing, format!("{name} is missing")))
+        }
+        Some(JsonStr::Str(s)) => parse_date(&s).ok_or_else(|| {
+            Reject::new(
+                Reason::BadTimestamp,
+                format!("{name} `{s}` is not a YYYY-MM-DD date"),
+            )
+        }),
+        Some(JsonStr::Other(t)) => Err(Reject::new(
+            Reason::BadTimestamp,
+            format!("{name} is not a string: {t}"),
+        )),
+    }
+}
+
+/// Parses one raw item into its fields.
+pub(crate) fn fields(raw: &str) -> Result<Fields<'_>, Reject> {
+    serde_json::from_str::<Fields<'_>>(raw)
+        .map_err(|e| Reject::new(Reason::MalformedRecord, format!("not a JSON object: {e}")))
+}
