@@ -634,3 +634,45 @@ async fn killed_child_process_loses_no_acknowledged_event() {
     child.0.wait().unwrap();
     restart_and_check(dir.path(), false).await;
 }
+
+#[tokio::test]
+async fn sandbox_delivery_task_follows_the_data_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let actions = Arc::new(FakeActions::default());
+    let sink = Arc::new(MemorySink::default());
+    let rx = start(config(dir.path(), 50), &actions, &sink).await;
+    let mut delivery = WebhookDelivery::new(rx.url());
+    delivery.follow_clock = Some(Duration::from_millis(50));
+    let t0 = instant("2026-03-02T00:00:00Z");
+    let sb = Sandbox::start(SandboxConfig {
+        from: "2026-03-02".parse().unwrap(),
+        to: "2026-03-02".parse().unwrap(),
+        txns_per_day: 5,
+        now: Some(t0),
+        webhook: Some(delivery),
+        ..SandboxConfig::default()
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(rx.stats().accepted, 0, "a still clock sends nothing");
+    let t1 = instant("2026-03-04T00:00:00Z");
+    sb.set_now(t1);
+    let n = events_between(sb.world(), t0.timestamp_millis(), t1.timestamp_millis()).len() as u64;
+    assert!(n > 3);
+    wait_for("the day's events", || {
+        let s = rx.stats();
+        s.accepted == n && s.events_done == n
+    })
+    .await;
+    assert_eq!(
+        actions
+            .succeeded()
+            .keys()
+            .filter(|a| matches!(a, Action::Statement { .. }))
+            .count(),
+        3
+    );
+    sb.shutdown().await;
+    rx.shutdown().await;
+}
