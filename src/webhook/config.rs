@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::journal::JournalOptions;
 use crate::contract::signing::Secret;
 
 /// Largest timestamp skew accepted, either way (§8: five minutes).
@@ -96,8 +97,8 @@ pub struct ReceiverConfig {
     pub tolerance: Duration,
     /// Body size limit ([`DEFAULT_MAX_BODY_BYTES`]); larger bodies get 413.
     pub max_body_bytes: usize,
-    /// Dedupe memory for completed events ([`DEFAULT_DEDUPE_RETENTION`]).
-    pub dedupe_retention: Duration,
+    /// Dedupe memory and compaction of the journal.
+    pub journal: JournalOptions,
     /// The worker.
     pub worker: WorkerConfig,
     /// Time source for the tolerance check and `received_at` ([`system_clock`]).
@@ -112,7 +113,7 @@ impl std::fmt::Debug for ReceiverConfig {
             .field("secrets", &self.secrets)
             .field("tolerance", &self.tolerance)
             .field("max_body_bytes", &self.max_body_bytes)
-            .field("dedupe_retention", &self.dedupe_retention)
+            .field("journal", &self.journal)
             .field("worker", &self.worker)
             .finish_non_exhaustive()
     }
@@ -127,7 +128,7 @@ impl ReceiverConfig {
             secrets,
             tolerance: DEFAULT_TOLERANCE,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
-            dedupe_retention: DEFAULT_DEDUPE_RETENTION,
+            journal: JournalOptions::default(),
             worker: WorkerConfig::default(),
             clock: system_clock(),
         }

@@ -6,10 +6,12 @@
 //! action succeeded), `seen` (a done event kept for dedupe after compaction). Opening replays
 //! the file, drops a torn last line (never acknowledged: the fsync comes first), forgets done
 //! events older than the retention, and rewrites the file compactly (temp file, fsync, rename).
-//! One writer thread owns the file; an exclusive lock on `journal.lock` keeps a second
-//! receiver off the same folder.
+//! The writer compacts the same way while running once the file outgrows
+//! [`JournalOptions::compact_over_bytes`] (and twice its last compacted size), so neither the
+//! file nor the dedupe memory grows without bound. One writer thread owns the file; an
+//! exclusive lock on `journal.lock` keeps a second receiver off the same folder.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -26,6 +28,27 @@ pub const JOURNAL_FILE: &str = "journal.jsonl";
 pub const LOCK_FILE: &str = "journal.lock";
 /// Most commands written under one fsync.
 pub const MAX_GROUP: usize = 4096;
+/// Journal size above which the running writer compacts it.
+pub const DEFAULT_COMPACT_OVER_BYTES: u64 = 64 * 1024 * 1024;
+
+/// How the journal keeps itself small.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JournalOptions {
+    /// Done events are remembered (for dedupe) this long after they were received
+    /// ([`DEFAULT_DEDUPE_RETENTION`](super::config::DEFAULT_DEDUPE_RETENTION)).
+    pub retention: Duration,
+    /// Compact while running once the file is larger ([`DEFAULT_COMPACT_OVER_BYTES`]).
+    pub compact_over_bytes: u64,
+}
+
+impl Default for JournalOptions {
+    fn default() -> Self {
+        JournalOptions {
+            retention: super::config::DEFAULT_DEDUPE_RETENTION,
+            compact_over_bytes: DEFAULT_COMPACT_OVER_BYTES,
+        }
+    }
+}
 
 /// A journal failure.
 #[derive(Debug, thiserror::Error)]
@@ -165,42 +188,27 @@ fn sync_dir(dir: &Path) -> Result<(), JournalError> {
         .map_err(io_err(dir))
 }
 
-/// Rewrites the journal with only what is still needed; returns the pending events.
-fn compact(
+/// Writes `done` (as `seen` lines) and `pending` (as `ack` lines) to a temp file, syncs it and
+/// renames it over the journal; returns the new length.
+fn write_compacted(
     dir: &Path,
-    retention: Duration,
-    now_ms: i64,
-) -> Result<(Vec<StoredEvent>, HashSet<String>), JournalError> {
+    done: &HashMap<String, i64>,
+    pending: &HashMap<String, StoredEvent>,
+) -> Result<u64, JournalError> {
     let path = dir.join(JOURNAL_FILE);
-    let r = replay(&path)?;
-    if r.skipped > 0 {
-        tracing::warn!(
-            journal = %path.display(),
-            skipped = r.skipped,
-            "journal lines unreadable (torn write at a crash), skipped"
-        );
-    }
-    let horizon = now_ms - retention.as_millis() as i64;
-    let mut buf = Vec::new();
-    let mut seen = HashSet::with_capacity(r.done.len() + r.pending.len());
-    let mut done: Vec<(String, i64)> = r
-        .done
-        .into_iter()
-        .filter(|(_, at)| *at >= horizon)
-        .collect();
-    done.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
-    for (event_id, received_at_ms) in done {
+    let mut buf = Vec::with_capacity(done.len() * 64 + pending.len() * 512);
+    let mut d: Vec<(&String, &i64)> = done.iter().collect();
+    d.sort_by(|a, b| a.1.cmp(b.1).then_with(|| a.0.cmp(b.0)));
+    for (event_id, received_at_ms) in d {
         write_line(
             &mut buf,
             &Line::Seen {
                 event_id: event_id.clone(),
-                received_at_ms,
+                received_at_ms: *received_at_ms,
             },
         );
-        seen.insert(event_id);
     }
-    for ev in &r.pending {
-        seen.insert(ev.event_id.clone());
+    for ev in pending_in_order(pending) {
         write_line(&mut buf, &Line::Ack(ev.clone()));
     }
     let tmp = dir.join(format!("{JOURNAL_FILE}.tmp"));
@@ -210,7 +218,19 @@ fn compact(
     drop(f);
     std::fs::rename(&tmp, &path).map_err(io_err(&path))?;
     sync_dir(dir)?;
-    Ok((r.pending, seen))
+    Ok(buf.len() as u64)
+}
+
+/// Pending events by reception time (ties by id).
+fn pending_in_order(pending: &HashMap<String, StoredEvent>) -> Vec<&StoredEvent> {
+    let mut v: Vec<&StoredEvent> = pending.values().collect();
+    v.sort_by(|a, b| (a.received_at_ms, &a.event_id).cmp(&(b.received_at_ms, &b.event_id)));
+    v
+}
+
+fn forget_old(done: &mut HashMap<String, i64>, retention: Duration, now_ms: i64) {
+    let horizon = now_ms.saturating_sub(retention.as_millis() as i64);
+    done.retain(|_, at| *at >= horizon);
 }
 
 /// Handle on the journal's writer thread; cheap to clone.
@@ -232,7 +252,7 @@ impl Journal {
     /// once durable.
     pub fn open(
         dir: &Path,
-        retention: Duration,
+        opts: JournalOptions,
         now_ms: i64,
         forward: Option<tmpsc::UnboundedSender<StoredEvent>>,
     ) -> Result<(Journal, Vec<StoredEvent>), JournalError> {
@@ -251,19 +271,38 @@ impl Journal {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(io_err(&lock_path)(e)),
         }
-        let (pending, seen) = compact(dir, retention, now_ms)?;
         let path = dir.join(JOURNAL_FILE);
+        let r = replay(&path)?;
+        if r.skipped > 0 {
+            tracing::warn!(
+                journal = %path.display(),
+                skipped = r.skipped,
+                "journal lines unreadable (torn write at a crash), skipped"
+            );
+        }
+        let pending_list = r.pending;
+        let mut done = r.done;
+        forget_old(&mut done, opts.retention, now_ms);
+        let pending: HashMap<String, StoredEvent> = pending_list
+            .iter()
+            .map(|e| (e.event_id.clone(), e.clone()))
+            .collect();
+        let len = write_compacted(dir, &done, &pending)?;
         let file = OpenOptions::new()
             .append(true)
             .open(&path)
             .map_err(io_err(&path))?;
-        let len = file.metadata().map_err(io_err(&path))?.len();
         let (tx, rx) = mpsc::channel();
         let writer = Writer {
+            dir: dir.to_path_buf(),
             path,
-            file,
+            file: Some(file),
             len,
-            seen,
+            compact_at: opts.compact_over_bytes.max(2 * len),
+            opts,
+            now_ms,
+            done,
+            pending,
             forward,
             _lock: lock,
         };
@@ -276,7 +315,7 @@ impl Journal {
                 tx,
                 thread: Arc::new(Mutex::new(Some(thread))),
             },
-            pending,
+            pending_list,
         ))
     }
 
@@ -312,11 +351,21 @@ impl Journal {
 }
 
 struct Writer {
+    dir: PathBuf,
     path: PathBuf,
-    file: File,
+    /// `None` after a failed reopen following a compaction; retried on the next group.
+    file: Option<File>,
     /// Length of the file up to the last complete, synced group.
     len: u64,
-    seen: HashSet<String>,
+    /// Compact once `len` exceeds this.
+    compact_at: u64,
+    opts: JournalOptions,
+    /// Latest time seen in a command (the receiver's clock), for the retention horizon.
+    now_ms: i64,
+    /// Done event id → received_at_ms.
+    done: HashMap<String, i64>,
+    /// Acknowledged, not done.
+    pending: HashMap<String, StoredEvent>,
     forward: Option<tmpsc::UnboundedSender<StoredEvent>>,
     _lock: File,
 }
@@ -343,16 +392,25 @@ impl Writer {
                 n += 1;
                 match cmd {
                     Cmd::Ack(ev, reply) => {
-                        if self.seen.contains(&ev.event_id) {
+                        if self.done.contains_key(&ev.event_id)
+                            || self.pending.contains_key(&ev.event_id)
+                        {
                             replies.push(Reply::Ack(reply, AckOutcome::Duplicate));
                         } else {
-                            self.seen.insert(ev.event_id.clone());
+                            self.now_ms = self.now_ms.max(ev.received_at_ms);
+                            self.pending.insert(ev.event_id.clone(), ev.clone());
                             write_line(&mut buf, &Line::Ack(ev.clone()));
                             fresh.push(ev);
                             replies.push(Reply::Ack(reply, AckOutcome::New));
                         }
                     }
                     Cmd::Done(ids, at_ms, reply) => {
+                        self.now_ms = self.now_ms.max(at_ms);
+                        for id in &ids {
+                            let received =
+                                self.pending.remove(id).map_or(at_ms, |e| e.received_at_ms);
+                            self.done.insert(id.clone(), received);
+                        }
                         write_line(&mut buf, &Line::Done { ids, at_ms });
                         replies.push(Reply::Done(reply));
                     }
@@ -372,6 +430,9 @@ impl Writer {
                         }
                     }
                     fresh.clear();
+                    if self.len > self.compact_at {
+                        self.compact();
+                    }
                     for r in replies.drain(..) {
                         match r {
                             Reply::Ack(tx, outcome) => {
@@ -385,8 +446,10 @@ impl Writer {
                 }
                 Err(e) => {
                     tracing::error!(journal = %self.path.display(), error = %e, "journal write failed; senders get 503 and retry");
+                    // Not on disk: forget the new events (senders retry). Done records that were
+                    // not written stay done in memory; they are redone after a restart at worst.
                     for ev in fresh.drain(..) {
-                        self.seen.remove(&ev.event_id);
+                        self.pending.remove(&ev.event_id);
                     }
                     for r in replies.drain(..) {
                         let err = || JournalError::Io {
@@ -416,18 +479,42 @@ impl Writer {
         if buf.is_empty() {
             return Ok(());
         }
-        let r = self
-            .file
-            .write_all(buf)
-            .and_then(|()| self.file.sync_data());
+        if self.file.is_none() {
+            let f = OpenOptions::new().append(true).open(&self.path)?;
+            self.len = f.metadata()?.len();
+            self.file = Some(f);
+        }
+        let file = self.file.as_mut().expect("opened above");
+        let r = file.write_all(buf).and_then(|()| file.sync_data());
         match r {
             Ok(()) => {
                 self.len += buf.len() as u64;
                 Ok(())
             }
             Err(e) => {
-                let _ = self.file.set_len(self.len);
+                let _ = file.set_len(self.len);
                 Err(e)
+            }
+        }
+    }
+
+    /// Rewrites the file with what is still needed while running. On failure the old file
+    /// stays in use (it is still complete).
+    fn compact(&mut self) {
+        forget_old(&mut self.done, self.opts.retention, self.now_ms);
+        match write_compacted(&self.dir, &self.done, &self.pending) {
+            Ok(len) => {
+                self.file = OpenOptions::new().append(true).open(&self.path).ok();
+                self.len = len;
+                self.compact_at = self.opts.compact_over_bytes.max(2 * len);
+                tracing::info!(journal = %self.path.display(), bytes = len, pending = self.pending.len(), remembered = self.done.len(), "journal compacted");
+            }
+            Err(e) => {
+                // Reopen by path next time: it names the old file or, if the rename happened,
+                // the new one.
+                self.file = None;
+                self.compact_at = self.len.saturating_mul(2);
+                tracing::warn!(error = %e, "journal compaction failed; appending to the old file");
             }
         }
     }
@@ -436,6 +523,63 @@ impl Writer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn week() -> JournalOptions {
+        JournalOptions {
+            retention: Duration::from_secs(7 * 86_400),
+            ..JournalOptions::default()
+        }
+    }
+
+    fn lines(dir: &Path) -> Vec<String> {
+        std::fs::read_to_string(dir.join(JOURNAL_FILE))
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn compacts_while_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let day = 86_400_000;
+        let opts = JournalOptions {
+            retention: Duration::from_secs(86_400),
+            compact_over_bytes: 4096,
+        };
+        let (j, _) = Journal::open(dir.path(), opts, 0, None).unwrap();
+        for i in 0..200 {
+            j.ack(ev(&format!("e{i:03}"), i * day / 100)).await.unwrap();
+            if i >= 10 {
+                j.done(vec![format!("e{:03}", i - 10)], i * day / 100)
+                    .await
+                    .unwrap();
+            }
+        }
+        // Appended, it would be 200 ack and 190 done lines; compacted, one line per event at
+        // most, done ones as short `seen` lines, those older than a day dropped.
+        let l = lines(dir.path());
+        assert!(l.len() < 200, "{}", l.len());
+        assert!(l.iter().any(|l| l.contains(r#""op":"seen""#)));
+        assert!(!l.iter().any(|l| l.contains(r#""event_id":"e000""#)));
+        for id in ["e150", "e195"] {
+            assert_eq!(j.ack(ev(id, 2 * day)).await.unwrap(), AckOutcome::Duplicate);
+        }
+        j.close().await;
+        let (j, pending) = Journal::open(dir.path(), opts, 2 * day, None).unwrap();
+        let ids: Vec<_> = pending.iter().map(|e| e.event_id.clone()).collect();
+        assert_eq!(
+            ids,
+            (190..200).map(|i| format!("e{i:03}")).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            j.ack(ev("e150", 2 * day)).await.unwrap(),
+            AckOutcome::Duplicate
+        );
+        // Received more than a day before: forgotten, so new again.
+        assert_eq!(j.ack(ev("e050", 2 * day)).await.unwrap(), AckOutcome::New);
+        j.close().await;
+    }
 
     fn ev(id: &str, at: i64) -> StoredEvent {
         StoredEvent {
@@ -451,12 +595,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let day = 86_400_000;
         let (tx, mut rx) = tmpsc::unbounded_channel();
-        let (j, pending) =
-            Journal::open(dir.path(), Duration::from_secs(7 * 86_400), 0, Some(tx)).unwrap();
+        let (j, pending) = Journal::open(dir.path(), week(), 0, Some(tx)).unwrap();
         assert!(pending.is_empty());
         // A second opener is refused while the first holds the folder.
         assert!(matches!(
-            Journal::open(dir.path(), Duration::from_secs(1), 0, None),
+            Journal::open(dir.path(), week(), 0, None),
             Err(JournalError::Locked(_))
         ));
         assert_eq!(j.ack(ev("a", 0)).await.unwrap(), AckOutcome::New);
@@ -474,8 +617,7 @@ mod tests {
         f.write_all(br#"{"op":"ack","event_id":"torn","#).unwrap();
         drop(f);
 
-        let (j, pending) =
-            Journal::open(dir.path(), Duration::from_secs(7 * 86_400), 3 * day, None).unwrap();
+        let (j, pending) = Journal::open(dir.path(), week(), 3 * day, None).unwrap();
         assert_eq!(pending, vec![ev("b", day)]);
         for id in ["a", "b", "c"] {
             assert_eq!(
@@ -489,8 +631,7 @@ mod tests {
 
         // Ten days later "a" (received day 0) and "c" are past retention: forgotten; "b" and
         // "torn" are still pending, never forgotten.
-        let (j, pending) =
-            Journal::open(dir.path(), Duration::from_secs(7 * 86_400), 10 * day, None).unwrap();
+        let (j, pending) = Journal::open(dir.path(), week(), 10 * day, None).unwrap();
         let ids: Vec<_> = pending.iter().map(|e| e.event_id.as_str()).collect();
         assert_eq!(ids, ["b", "torn"]);
         assert_eq!(j.ack(ev("a", 10 * day)).await.unwrap(), AckOutcome::New);

@@ -41,7 +41,7 @@ pub mod worker;
 pub use actions::{Action, ActionError, Actions};
 pub use config::{ReceiverConfig, RetryConfig, WorkerConfig};
 pub use event::{Event, EventError};
-pub use journal::{AckOutcome, Journal, JournalError, StoredEvent};
+pub use journal::{AckOutcome, Journal, JournalError, JournalOptions, StoredEvent};
 pub use receiver::{Receiver, ReceiverStats};
 pub use sink::{EventSink, JsonLinesSink, SinkError, Verification, WebhookEventRecord};
 pub use verify::{Verifier, VerifyError};

@@ -129,10 +129,10 @@ impl Receiver {
         }
         let (fw_tx, fw_rx) = mpsc::unbounded_channel();
         let dir = cfg.journal_dir.clone();
-        let retention = cfg.dedupe_retention;
+        let opts = cfg.journal;
         let now = (cfg.clock)();
         let (journal, pending) =
-            tokio::task::spawn_blocking(move || Journal::open(&dir, retention, now, Some(fw_tx)))
+            tokio::task::spawn_blocking(move || Journal::open(&dir, opts, now, Some(fw_tx)))
                 .await
                 .expect("journal open does not panic")?;
         let listener = tokio::net::TcpListener::bind(cfg.listen)
