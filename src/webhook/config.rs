@@ -12,6 +12,9 @@ use crate::contract::signing::Secret;
 pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(5 * 60);
 /// Largest body accepted; MariBank's events are a few hundred bytes.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
+/// Longest wait for the journal before answering 503 (§8 wants an answer within 10 s; a sender
+/// retries a 503, and a write that lands late makes the retry a duplicate).
+pub const DEFAULT_ACK_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the worker waits after the first event for a pull before running it, so that a
 /// burst (e.g. every `transaction.updated` of a day close) becomes one pull.
 pub const DEFAULT_COALESCE_WINDOW: Duration = Duration::from_millis(500);
@@ -99,6 +102,8 @@ pub struct ReceiverConfig {
     pub max_body_bytes: usize,
     /// Dedupe memory and compaction of the journal.
     pub journal: JournalOptions,
+    /// Longest wait for the journal's fsync before answering 503 ([`DEFAULT_ACK_TIMEOUT`]).
+    pub ack_timeout: Duration,
     /// The worker.
     pub worker: WorkerConfig,
     /// Time source for the tolerance check and `received_at` ([`system_clock`]).
@@ -114,6 +119,7 @@ impl std::fmt::Debug for ReceiverConfig {
             .field("tolerance", &self.tolerance)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("journal", &self.journal)
+            .field("ack_timeout", &self.ack_timeout)
             .field("worker", &self.worker)
             .finish_non_exhaustive()
     }
@@ -129,6 +135,7 @@ impl ReceiverConfig {
             tolerance: DEFAULT_TOLERANCE,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             journal: JournalOptions::default(),
+            ack_timeout: DEFAULT_ACK_TIMEOUT,
             worker: WorkerConfig::default(),
             clock: system_clock(),
         }

@@ -68,6 +68,9 @@ pub enum JournalError {
     /// The writer has stopped (the receiver is shutting down).
     #[error("journal is closed")]
     Closed,
+    /// The write did not complete in time (a stalled disk); it may still land.
+    #[error("journal write took longer than {0:?}")]
+    Timeout(Duration),
 }
 
 /// An accepted event as kept in the journal.

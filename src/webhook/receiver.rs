@@ -18,7 +18,7 @@ use super::WebhookError;
 use super::actions::Actions;
 use super::config::{Clock, ReceiverConfig};
 use super::event::{Event, EventError};
-use super::journal::{AckOutcome, Journal, StoredEvent};
+use super::journal::{AckOutcome, Journal, JournalError, StoredEvent};
 use super::sink::{EventSink, Verification, WebhookEventRecord};
 use super::verify::{HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP, Verifier, VerifyError};
 use super::worker::Worker;
@@ -93,6 +93,7 @@ struct AppState {
     clock: Clock,
     counters: Arc<Counters>,
     rejected: mpsc::Sender<WebhookEventRecord>,
+    ack_timeout: std::time::Duration,
 }
 
 /// A running receiver. Drop it to simulate a crash; call [`Receiver::shutdown`] to stop well.
@@ -166,6 +167,7 @@ impl Receiver {
             clock: cfg.clock.clone(),
             counters: counters.clone(),
             rejected: rej_tx,
+            ack_timeout: cfg.ack_timeout,
         });
         let app = axum::Router::new()
             .fallback(handle)
@@ -230,7 +232,8 @@ impl Receiver {
     }
 
     /// Stops everything at once, as a crash would: no draining, pulls in flight cancelled.
-    /// Returns when the journal is released, so a new receiver can open it.
+    /// Returns when the journal is released, so a new receiver can open it. (Connections
+    /// already open are served by their own tasks until the client closes them; they get 503.)
     pub async fn kill(mut self) {
         for t in [self.server.take(), self.worker.take()]
             .into_iter()
@@ -358,7 +361,10 @@ async fn handle(
         received_at_ms: now_ms,
         payload,
     };
-    match st.journal.ack(stored).await {
+    let acked = tokio::time::timeout(st.ack_timeout, st.journal.ack(stored))
+        .await
+        .unwrap_or(Err(JournalError::Timeout(st.ack_timeout)));
+    match acked {
         Ok(AckOutcome::New) => {
             st.counters.accepted.fetch_add(1, Ordering::Relaxed);
             reply(StatusCode::OK, r#"{"status":"accepted"}"#)
