@@ -90,6 +90,8 @@ impl Worker {
         };
         let mut stopping: Option<Instant> = None;
         let mut rejected_open = true;
+        // Closed only if the journal's writer is gone; then nothing new can arrive.
+        let mut accepted_open = true;
         loop {
             if stopping.is_some() {
                 while let Ok(ev) = accepted.try_recv() {
@@ -131,14 +133,15 @@ impl Worker {
                 _ = stop.changed(), if stopping.is_none() => {
                     stopping = Some(Instant::now() + self.cfg.shutdown_grace);
                 }
-                ev = accepted.recv(), if stopping.is_none() => {
-                    if let Some(ev) = ev {
+                ev = accepted.recv(), if stopping.is_none() && accepted_open => match ev {
+                    Some(ev) => {
                         st.unrecorded.push(ev);
                         while let Ok(ev) = accepted.try_recv() {
                             st.unrecorded.push(ev);
                         }
                     }
-                }
+                    None => accepted_open = false,
+                },
                 rec = rejected.recv(), if rejected_open => match rec {
                     Some(r) => st.rejected.push(r),
                     None => rejected_open = false,
