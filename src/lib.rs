@@ -7,6 +7,7 @@
 //! - [`transform`]: pages into typed Arrow record batches, with quarantine.
 //! - [`load`]: Hive-partitioned Parquet on a local path or an object store.
 //! - [`sandbox`]: an embedded server implementing the whole contract with deterministic data.
+//! - [`webhook`]: the receiver of MariBank's event pushes, journaled and turned into pulls.
 
 pub mod cli;
 pub mod contract;
@@ -16,6 +17,7 @@ pub mod logging;
 pub mod pipeline;
 pub mod sandbox;
 pub mod transform;
+pub mod webhook;
 
 /// Process exit codes (documented in the README).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

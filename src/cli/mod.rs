@@ -5,6 +5,7 @@ pub mod check;
 pub mod demo;
 pub mod run;
 pub mod sandbox;
+pub mod webhook;
 
 use std::process::ExitCode;
 
@@ -37,6 +38,8 @@ pub enum Command {
     Accounts(accounts::AccountsArgs),
     /// Serve the embedded MariBank API sandbox (deterministic data, rate limits, faults).
     Sandbox(sandbox::SandboxArgs),
+    /// Receive MariBank's webhook events and turn them into pulls.
+    Webhook(webhook::WebhookArgs),
 }
 
 /// Parses the command line and runs it.
@@ -61,6 +64,7 @@ pub fn main() -> ExitCode {
             Command::Accounts(args) => Ok(accounts::run(args).await),
             Command::Backfill(args) => Ok(run::backfill(args).await),
             Command::Sandbox(args) => sandbox::run(args).await,
+            Command::Webhook(args) => webhook::run(args).await,
         }
     });
     match result {

@@ -23,6 +23,7 @@ pub mod render;
 pub mod rng;
 pub mod server;
 pub mod tokens;
+pub mod webhooks;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -73,6 +74,8 @@ pub struct SandboxConfig {
     pub now: Option<DateTime<Utc>>,
     /// Accepted keys.
     pub keys: Vec<ApiKey>,
+    /// Deliver webhook events to a receiver (§8); `None` sends none.
+    pub webhook: Option<webhooks::WebhookDelivery>,
 }
 
 impl Default for SandboxConfig {
@@ -94,6 +97,7 @@ impl Default for SandboxConfig {
             page_token_ttl: Duration::from_secs(crate::contract::PAGE_TOKEN_TTL_SECS),
             now: None,
             keys: auth::default_keys(),
+            webhook: None,
         }
     }
 }
@@ -186,6 +190,8 @@ pub struct Sandbox {
     shared: Arc<Shared>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
+    webhook: Option<Arc<webhooks::Deliverer>>,
+    webhook_task: Option<JoinHandle<()>>,
 }
 
 impl Sandbox {
@@ -207,12 +213,26 @@ impl Sandbox {
                 tracing::error!(error = %e, "sandbox server stopped");
             }
         });
+        let webhook = match &cfg.webhook {
+            Some(w) => Some(Arc::new(webhooks::Deliverer::new(w.clone(), cfg.seed)?)),
+            None => None,
+        };
+        let webhook_task = match (&webhook, cfg.webhook.as_ref().and_then(|w| w.follow_clock)) {
+            (Some(d), Some(every)) => Some(tokio::spawn(webhooks::follow(
+                shared.clone(),
+                d.clone(),
+                every,
+            ))),
+            _ => None,
+        };
         Ok(Sandbox {
             addr,
             base_url: format!("http://{addr}"),
             shared,
             stop: Some(tx),
             task: Some(task),
+            webhook,
+            webhook_task,
         })
     }
 
@@ -248,8 +268,28 @@ impl Sandbox {
         DateTime::from_timestamp_millis(self.shared.now_data_ms()).expect("in range")
     }
 
+    /// Delivers the webhook events of the data-clock interval `[t0, t1)` now (signed, retried,
+    /// some twice or out of order — see [`webhooks`]), and returns when all are delivered or
+    /// given up.
+    pub async fn deliver_events_between(
+        &self,
+        t0: DateTime<Utc>,
+        t1: DateTime<Utc>,
+    ) -> Result<webhooks::DeliveryReport, webhooks::NotConfigured> {
+        let d = self.webhook.as_ref().ok_or(webhooks::NotConfigured)?;
+        let events = webhooks::events_between(
+            &self.shared.world,
+            t0.timestamp_millis(),
+            t1.timestamp_millis(),
+        );
+        Ok(d.deliver(&events).await)
+    }
+
     /// Stops serving, letting requests in flight finish.
     pub async fn shutdown(mut self) {
+        if let Some(t) = self.webhook_task.take() {
+            t.abort();
+        }
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
@@ -267,6 +307,9 @@ impl Sandbox {
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
+        if let Some(t) = self.webhook_task.take() {
+            t.abort();
+        }
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
