@@ -676,3 +676,139 @@ async fn sandbox_delivery_task_follows_the_data_clock() {
     sb.shutdown().await;
     rx.shutdown().await;
 }
+
+/// The real thing: the sandbox pushes, the receiver turns each event into a pipeline pull
+/// (statement, settlements, incremental ledger) into a Parquet warehouse, and records every
+/// delivery in the `webhook_events` table.
+#[tokio::test]
+async fn events_become_pulls_into_the_warehouse() {
+    use maribank_etl::contract::signing::Credentials;
+    use maribank_etl::load::Destination;
+    use maribank_etl::pipeline::actions::PipelineActions;
+    use maribank_etl::pipeline::config::{ApiEnv, Overrides, Settings};
+    use maribank_etl::webhook::sink::ParquetSink;
+
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("warn")
+        .with_test_writer()
+        .try_init();
+    let dir = tempfile::tempdir().unwrap();
+    let wh = dir.path().join("wh");
+    let mut delivery = WebhookDelivery::new("http://127.0.0.1:9/unused");
+    delivery.follow_clock = None;
+    delivery.duplicate_rate = 0.2;
+    delivery.reorder_rate = 0.2;
+    let now = instant("2026-03-10T00:00:00Z");
+    let sb_cfg = SandboxConfig {
+        from: "2026-03-02".parse().unwrap(),
+        to: "2026-03-03".parse().unwrap(),
+        txns_per_day: 12,
+        now: Some(now),
+        ..SandboxConfig::default()
+    };
+    // The API the pulls call (no delivery of its own).
+    let api_sb = Sandbox::start(sb_cfg.clone()).await.unwrap();
+    let settings = Settings::resolve(&Overrides {
+        destination: Some(wh.display().to_string()),
+        name: Some("webhook".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    let api = ApiEnv {
+        base_url: api_sb.base_url().into(),
+        credentials: Credentials::new(
+            maribank_etl::sandbox::DEFAULT_ACCESS_KEY_ID,
+            maribank_etl::sandbox::DEFAULT_SECRET,
+        ),
+    };
+    let mut actions = PipelineActions::new(settings, api).with_clock(Arc::new(move || now));
+    // The events are a week older than the frozen clock: look back far enough for their batches.
+    actions.settlement_lookback = chrono::Duration::days(10);
+    actions.first_lookback = chrono::Duration::days(10);
+    let actions = Arc::new(actions);
+    let sink = Arc::new(ParquetSink::new(
+        Destination::local(&wh).unwrap(),
+        "webhook-test",
+    ));
+    let rx = Receiver::start(config(&dir.path().join("journal"), 300), actions, sink)
+        .await
+        .unwrap();
+    delivery.url = rx.url();
+    let pusher = Sandbox::start(SandboxConfig {
+        webhook: Some(delivery),
+        ..sb_cfg
+    })
+    .await
+    .unwrap();
+    let (t0, t1) = (
+        instant("2026-03-02T00:00:00Z"),
+        instant("2026-03-06T00:00:00Z"),
+    );
+    let report = pusher.deliver_events_between(t0, t1).await.unwrap();
+    assert!(report.failed.is_empty(), "{report:?}");
+    let n = report.events as u64;
+    wait_for("every event acted on", || {
+        let s = rx.stats();
+        s.events_done >= n && s.in_progress == 0
+    })
+    .await;
+    assert_eq!(rx.stats().actions_failed, 0);
+    // Every statement.ready event loaded its statement.
+    let expected = events_between(pusher.world(), t0.timestamp_millis(), t1.timestamp_millis());
+    let mut statements = 0;
+    for e in &expected {
+        let v: serde_json::Value = serde_json::from_str(&e.body).unwrap();
+        if e.event_type == "statement.ready" {
+            statements += 1;
+            let d = &v["data"];
+            let p = wh.join(format!(
+                "statement_lines/account_id={}/business_date={}/part-00000.parquet",
+                d["account_id"].as_str().unwrap(),
+                d["date"].as_str().unwrap()
+            ));
+            assert!(p.is_file(), "{} missing", p.display());
+        }
+    }
+    assert!(statements > 0);
+    // Incremental pulls loaded the ledger, each account under its own cursor.
+    for acc in ["ACC-SG-0001", "ACC-HK-0002", "ACC-JP-0003"] {
+        assert!(
+            wh.join(format!("transactions/account_id={acc}")).is_dir(),
+            "{acc} ledger"
+        );
+        assert!(
+            wh.join(format!("_state/webhook-{acc}/cursor.json"))
+                .is_file(),
+            "{acc} cursor"
+        );
+    }
+    assert!(wh.join("settlements").is_dir());
+    // webhook_events: one verified row per event, duplicates merged.
+    let mut rows = 0;
+    let mut ids = BTreeSet::new();
+    for e in std::fs::read_dir(wh.join("webhook_events")).unwrap() {
+        let f = e.unwrap().path().join("part-00000.parquet");
+        let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+            std::fs::File::open(f).unwrap(),
+        )
+        .unwrap()
+        .build()
+        .unwrap();
+        for b in r {
+            let b = b.unwrap();
+            rows += b.num_rows();
+            let id = b.column_by_name("event_id").unwrap();
+            let id = arrow::array::AsArray::as_string::<i32>(id);
+            ids.extend((0..b.num_rows()).map(|i| id.value(i).to_string()));
+        }
+    }
+    assert_eq!(ids.len(), expected.len());
+    assert_eq!(
+        rows,
+        expected.len(),
+        "a duplicate delivery is not a second row"
+    );
+    rx.shutdown().await;
+    pusher.shutdown().await;
+    api_sb.shutdown().await;
+}

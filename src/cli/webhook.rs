@@ -7,12 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use chrono::NaiveDate;
 use clap::{Args, Subcommand};
-use futures::future::BoxFuture;
 
+use crate::load::Destination;
+use crate::pipeline::actions::PipelineActions;
+use crate::pipeline::config::{ApiEnv, Overrides, Settings};
+use crate::webhook::sink::ParquetSink;
 use crate::webhook::verify::load_secrets;
-use crate::webhook::{ActionError, Actions, JsonLinesSink, Receiver, ReceiverConfig};
+use crate::webhook::{Receiver, ReceiverConfig};
 
 /// Options of `maribank-etl webhook`.
 #[derive(Debug, Args)]
@@ -42,6 +44,10 @@ pub struct ServeArgs {
     /// Destination URL of the warehouse the pulls load into.
     #[arg(long)]
     pub dest: String,
+    /// Pipeline TOML for the pulls (QPS, timeouts, alerts); its name prefixes the per-account
+    /// state of webhook pulls (default `webhook`).
+    #[arg(long = "config", short = 'c')]
+    pub config_file: Option<PathBuf>,
     /// Local state folder; the journal lives in `<state-dir>/webhook/`.
     #[arg(long, default_value = ".maribank-state")]
     pub state_dir: PathBuf,
@@ -75,60 +81,22 @@ impl ServeArgs {
     }
 }
 
-/// Until the extract and load stages are wired in, every pull fails: the events stay in the
-/// journal (retried with back-off) instead of being marked done without a pull.
-#[derive(Debug)]
-struct NotWiredYet {
-    dest: String,
-}
-
-impl NotWiredYet {
-    fn fail<'a>(&'a self, what: String) -> BoxFuture<'a, Result<(), ActionError>> {
-        Box::pin(async move {
-            Err(ActionError::new(format!(
-                "{what} into {}: pulls are not wired to the pipeline yet; the event stays in the journal",
-                self.dest
-            )))
-        })
-    }
-}
-
-impl Actions for NotWiredYet {
-    fn pull_statement<'a>(
-        &'a self,
-        account_id: &'a str,
-        date: NaiveDate,
-    ) -> BoxFuture<'a, Result<(), ActionError>> {
-        self.fail(format!("statement {account_id} {date}"))
-    }
-
-    fn pull_settlement_day<'a>(
-        &'a self,
-        account_id: &'a str,
-        settlement_batch_id: &'a str,
-    ) -> BoxFuture<'a, Result<(), ActionError>> {
-        self.fail(format!("settlement {account_id} {settlement_batch_id}"))
-    }
-
-    fn pull_incremental<'a>(
-        &'a self,
-        account_id: &'a str,
-    ) -> BoxFuture<'a, Result<(), ActionError>> {
-        self.fail(format!("incremental {account_id}"))
-    }
-}
-
 /// Serves until Ctrl-C, then shuts down gracefully.
 pub async fn run(args: WebhookArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         WebhookCommand::Serve(serve) => {
             let cfg = serve.config()?;
-            let sink = Arc::new(JsonLinesSink::new(
-                cfg.journal_dir.join("webhook_events.jsonl"),
-            ));
-            let actions = Arc::new(NotWiredYet {
-                dest: serve.dest.clone(),
-            });
+            let settings = Settings::resolve(&Overrides {
+                config: serve.config_file.clone(),
+                destination: Some(serve.dest.clone()),
+                name: serve.config_file.is_none().then(|| "webhook".to_string()),
+                ..Default::default()
+            })?;
+            let api = ApiEnv::from_env()?;
+            let dest = Destination::parse(&settings.destination, &Default::default())?;
+            let run_id = format!("webhook-{}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"));
+            let sink = Arc::new(ParquetSink::new(dest, run_id));
+            let actions = Arc::new(PipelineActions::new(settings, api));
             let receiver = Receiver::start(cfg, actions, sink).await.with_context(|| {
                 format!("cannot start the webhook receiver on {}", serve.listen)
             })?;

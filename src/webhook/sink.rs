@@ -143,3 +143,94 @@ impl EventSink for JsonLinesSink {
         })
     }
 }
+
+/// Writes records into the warehouse's `webhook_events` table (Parquet, partitioned by
+/// `received_date`), merging with what is stored so a record written twice is one row.
+#[derive(Debug)]
+pub struct ParquetSink {
+    dest: crate::load::Destination,
+    run_id: String,
+    /// Merges of one partition must not interleave.
+    lock: Mutex<()>,
+}
+
+impl ParquetSink {
+    /// A sink into `dest`; `run_id` fills the lineage column (one per receiver process).
+    pub fn new(dest: crate::load::Destination, run_id: impl Into<String>) -> ParquetSink {
+        ParquetSink {
+            dest,
+            run_id: run_id.into(),
+            lock: Mutex::new(()),
+        }
+    }
+
+    /// The records as a batch of the `webhook_events` table.
+    pub fn batch(
+        &self,
+        records: &[WebhookEventRecord],
+    ) -> Result<arrow::array::RecordBatch, arrow::error::ArrowError> {
+        use arrow::array::{ArrayRef, Date32Array, StringArray, TimestampMicrosecondArray};
+        use std::sync::Arc;
+        let table = &crate::transform::schema::WEBHOOK_EVENTS;
+        let us = |t: &DateTime<Utc>| t.timestamp_micros();
+        let now = Utc::now().timestamp_micros();
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from_iter_values(
+                records.iter().map(|r| r.event_id.as_str()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                records.iter().map(|r| r.event_type.as_str()),
+            )),
+            Arc::new(
+                TimestampMicrosecondArray::from_iter_values(
+                    records.iter().map(|r| us(&r.received_at)),
+                )
+                .with_timezone("UTC"),
+            ),
+            Arc::new(StringArray::from_iter(
+                records.iter().map(|r| r.payload.as_deref()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                records.iter().map(|r| r.verification.as_str()),
+            )),
+            Arc::new(Date32Array::from_iter_values(records.iter().map(|r| {
+                (r.received_at.date_naive()
+                    - chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch"))
+                .num_days() as i32
+            }))),
+            Arc::new(StringArray::from_iter_values(
+                records.iter().map(|_| self.run_id.as_str()),
+            )),
+            Arc::new(
+                TimestampMicrosecondArray::from_iter_values(records.iter().map(|_| now))
+                    .with_timezone("UTC"),
+            ),
+        ];
+        arrow::array::RecordBatch::try_new(table.schema.clone(), cols)
+    }
+}
+
+impl EventSink for ParquetSink {
+    fn write<'a>(
+        &'a self,
+        records: &'a [WebhookEventRecord],
+    ) -> BoxFuture<'a, Result<(), SinkError>> {
+        Box::pin(async move {
+            let err = |e: Box<dyn std::error::Error + Send + Sync>| SinkError {
+                target: format!("{}/webhook_events", self.dest.url),
+                source: e,
+            };
+            let batch = self.batch(records).map_err(|e| err(Box::new(e)))?;
+            let _one_at_a_time = self.lock.lock().await;
+            let mut w = crate::load::TableWriter::new(
+                &self.dest,
+                &crate::transform::schema::WEBHOOK_EVENTS,
+                crate::load::WriteMode::Merge,
+                crate::load::WriterConfig::default(),
+            );
+            w.write(&batch).map_err(|e| err(Box::new(e)))?;
+            w.finish().await.map_err(|e| err(Box::new(e)))?;
+            Ok(())
+        })
+    }
+}
