@@ -129,7 +129,9 @@ fn main() {
     let lineage = Lineage::new("bench", chrono::Utc::now());
     let start = Instant::now();
     let cpu0 = cpu_secs();
-    let mut t = Transformer::new(Stream::Transactions, lineage).unwrap();
+    let table = Transformer::new(Stream::Transactions, lineage.clone())
+        .unwrap()
+        .table();
     let mut cfg = WriterConfig::default();
     if let Some(b) = std::env::var("MB_BENCH_BUDGET")
         .ok()
@@ -143,36 +145,65 @@ fn main() {
     {
         cfg.zstd_level = z;
     }
-    let mut w = TableWriter::new(&dest, t.table(), WriteMode::Replace, cfg);
+    let mut w = TableWriter::new(&dest, table, WriteMode::Replace, cfg);
     let mut q = TableWriter::new(
         &dest,
         &QUARANTINE,
         WriteMode::Merge,
         WriterConfig::default(),
     );
-    // Pages as extract keeps them: one buffer of raw item texts per page.
-    let mut reader = BufReader::with_capacity(1 << 20, std::fs::File::open(&pages).unwrap());
-    let mut buf: Vec<u8> = Vec::with_capacity(page_size * 700);
-    let mut ends: Vec<usize> = Vec::with_capacity(page_size);
-    loop {
-        buf.clear();
-        ends.clear();
-        while ends.len() < page_size && reader.read_until(b'\n', &mut buf).unwrap() > 0 {
-            ends.push(buf.len());
-        }
-        if ends.is_empty() {
-            break;
-        }
-        let text = std::str::from_utf8(&buf).unwrap();
-        let mut start = 0;
-        t.push_page(ends.iter().map(|&e| {
-            let item = text[start..e].trim_end_matches('\n');
-            start = e;
-            item
+    // Pages are decoded by `decoders` threads (as the pipeline decodes concurrent windows),
+    // each with its own transformer; the writer takes their batches. Channels are bounded, so
+    // memory stays within a few pages per thread.
+    let decoders: usize = std::env::var("MB_BENCH_DECODERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2);
+    let (page_tx, page_rx) = std::sync::mpsc::sync_channel::<(Vec<u8>, Vec<usize>)>(decoders * 2);
+    let page_rx = std::sync::Arc::new(std::sync::Mutex::new(page_rx));
+    let (out_tx, out_rx) = std::sync::mpsc::sync_channel(decoders * 2);
+    let mut workers = Vec::new();
+    for _ in 0..decoders {
+        let (page_rx, out_tx, lineage) = (page_rx.clone(), out_tx.clone(), lineage.clone());
+        workers.push(std::thread::spawn(move || {
+            let mut t = Transformer::new(Stream::Transactions, lineage).unwrap();
+            loop {
+                let Ok((buf, ends)) = page_rx.lock().unwrap().recv() else {
+                    break;
+                };
+                let text = std::str::from_utf8(&buf).unwrap();
+                let mut start = 0;
+                t.push_page(ends.iter().map(|&e| {
+                    let item = text[start..e].trim_end_matches('\n');
+                    start = e;
+                    item
+                }));
+                out_tx.send((t.take_rows(), t.take_quarantine())).unwrap();
+            }
+            t.counts().total()
         }));
-        w.write(&t.take_rows()).unwrap();
-        q.write(&t.take_quarantine()).unwrap();
     }
+    drop(out_tx);
+    let reader_thread = std::thread::spawn(move || {
+        let mut reader = BufReader::with_capacity(1 << 20, std::fs::File::open(&pages).unwrap());
+        loop {
+            let mut buf: Vec<u8> = Vec::with_capacity(page_size * 700);
+            let mut ends: Vec<usize> = Vec::with_capacity(page_size);
+            while ends.len() < page_size && reader.read_until(b'\n', &mut buf).unwrap() > 0 {
+                ends.push(buf.len());
+            }
+            if ends.is_empty() {
+                break;
+            }
+            page_tx.send((buf, ends)).unwrap();
+        }
+    });
+    for (rows, quarantined) in out_rx {
+        w.write(&rows).unwrap();
+        q.write(&quarantined).unwrap();
+    }
+    reader_thread.join().unwrap();
+    let quarantined_total: u64 = workers.into_iter().map(|h| h.join().unwrap()).sum();
     let decoded = start.elapsed();
     let summary = rt.block_on(w.finish()).unwrap();
     rt.block_on(q.finish()).unwrap();
@@ -180,13 +211,13 @@ fn main() {
     let hwm = status_kib("VmHWM:");
     let cpu = cpu_secs() - cpu0;
     println!(
-        "transform_load: {n} rows in {secs:.2}s = {:.0} rows/s (decode+partition {:.2}s; {cpu:.2} CPU-s = {:.0} rows per CPU-s); {} partitions, {} rows written, {} quarantined; {:.0} MiB parquet; peak RSS {:.0} MiB (before timed phase {:.0} MiB)",
+        "transform_load ({decoders} decoder threads): {n} rows in {secs:.2}s = {:.0} rows/s (decode+partition {:.2}s; {cpu:.2} CPU-s = {:.0} rows per CPU-s); {} partitions, {} rows written, {} quarantined; {:.0} MiB parquet; peak RSS {:.0} MiB (before timed phase {:.0} MiB)",
         n as f64 / secs,
         decoded.as_secs_f64(),
         n as f64 / cpu,
         summary.partitions.len(),
         summary.rows_written,
-        t.counts().total(),
+        quarantined_total,
         dir_bytes(&out_dir) as f64 / 1048576.0,
         hwm as f64 / 1024.0,
         hwm_before as f64 / 1024.0,

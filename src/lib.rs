@@ -8,6 +8,7 @@
 //! - [`load`]: Hive-partitioned Parquet on a local path or an object store.
 //! - [`reconcile`]: the warehouse checked against statements, settlements and seller orders.
 //! - [`sandbox`]: an embedded server implementing the whole contract with deterministic data.
+//! - [`webhook`]: the receiver of MariBank's event pushes, journaled and turned into pulls.
 
 pub mod cli;
 pub mod contract;
@@ -18,6 +19,7 @@ pub mod pipeline;
 pub mod reconcile;
 pub mod sandbox;
 pub mod transform;
+pub mod webhook;
 
 /// Process exit codes (documented in the README).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -101,6 +101,43 @@ async fn demo_syncs_a_small_month_into_a_fresh_folder() {
     ] {
         assert!(dest.join(table).is_dir(), "{table} missing");
     }
+    // The finance queries shipped in pipelines/duckdb run against it with a real DuckDB.
+    let sql = concat!(env!("CARGO_MANIFEST_DIR"), "/pipelines/duckdb/finance.sql");
+    let script = r#"
+import sys
+try:
+    import duckdb
+except ImportError:
+    sys.exit("the DuckDB check needs the duckdb Python package: pip install duckdb")
+con = duckdb.connect()
+counts = []
+for stmt in open(sys.argv[1]).read().split(';'):
+    body = "\n".join(l for l in stmt.splitlines() if not l.strip().startswith('--')).strip()
+    if body:
+        counts.append(len(con.execute(body).fetchall()))
+print(",".join(map(str, counts)))
+"#;
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(sql)
+        .current_dir(dir.path())
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "finance.sql failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let counts = String::from_utf8_lossy(&out.stdout);
+    let n: Vec<usize> = counts
+        .trim()
+        .split(',')
+        .map(|x| x.parse().unwrap())
+        .collect();
+    // Three views, then five questions: daily net per currency and fees by channel have rows.
+    assert_eq!(n.len(), 8, "{counts}");
+    assert!(n[3] > 0 && n[4] > 0, "{counts}");
 }
 
 #[test]

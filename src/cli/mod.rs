@@ -6,6 +6,7 @@ pub mod demo;
 pub mod reconcile;
 pub mod run;
 pub mod sandbox;
+pub mod webhook;
 
 use std::process::ExitCode;
 
@@ -40,6 +41,8 @@ pub enum Command {
     Sandbox(sandbox::SandboxArgs),
     /// Reconcile the warehouse: settlement batches, daily statements and seller orders.
     Reconcile(reconcile::ReconcileArgs),
+    /// Receive MariBank's webhook events and turn them into pulls.
+    Webhook(webhook::WebhookArgs),
 }
 
 /// Parses the command line and runs it.
@@ -65,6 +68,7 @@ pub fn main() -> ExitCode {
             Command::Backfill(args) => Ok(run::backfill(args).await),
             Command::Sandbox(args) => sandbox::run(args).await,
             Command::Reconcile(args) => Ok(reconcile::run(args).await),
+            Command::Webhook(args) => webhook::run(args).await,
         }
     });
     match result {

@@ -17,7 +17,8 @@ use crate::sandbox::{ApiKey, FaultKind, Sandbox, SandboxConfig};
   maribank-etl sandbox
   maribank-etl sandbox --qps 10 --fault-rate 0.05 --offset-share 0.2 --malformed-rate 0.001
   maribank-etl sandbox --faults 429,503,stall --stall-ms 65000 --now 2026-11-25T03:00:00Z
-  maribank-etl sandbox --key MY-AK:my-secret:transactions|fx --key AK2:SK2:*:10.0.0.5")]
+  maribank-etl sandbox --key MY-AK:my-secret:transactions|fx --key AK2:SK2:*:10.0.0.5
+  maribank-etl sandbox --webhook-url http://127.0.0.1:8787/   # events as real time passes them")]
 pub struct SandboxArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
@@ -80,6 +81,10 @@ pub struct SandboxArgs {
     /// with the planted order discrepancies.
     #[arg(long)]
     pub orders_out: Option<PathBuf>,
+    /// POST webhook events (§8) to this URL as the data clock passes them, signed with the
+    /// first secret of `MARIBANK_WEBHOOK_SECRETS` (default `whsec-sandbox-0001`).
+    #[arg(long)]
+    pub webhook_url: Option<String>,
 }
 
 fn share(name: &str, v: f64) -> anyhow::Result<f64> {
@@ -123,6 +128,16 @@ impl SandboxArgs {
                 rate: share("discrepancy-rate", self.discrepancy_rate)?,
                 ..Default::default()
             },
+            webhook: self.webhook_url.as_ref().map(|url| {
+                let mut w = crate::sandbox::webhooks::WebhookDelivery::new(url.clone());
+                if let Some(first) = std::env::var(crate::webhook::verify::ENV_SECRETS)
+                    .ok()
+                    .and_then(|v| crate::webhook::verify::parse_secrets(&v).into_iter().next())
+                {
+                    w.secret = first;
+                }
+                w
+            }),
         })
     }
 }

@@ -95,6 +95,11 @@ pub enum Plan {
         /// Where a first run starts.
         first_start: Option<DateTime<Utc>>,
     },
+    /// Load the statement of one business day for the selected accounts.
+    Statement {
+        /// The account-local business day.
+        date: NaiveDate,
+    },
     /// Pull `[start, end)` in checkpointed windows; a rerun resumes.
     Backfill {
         /// Start (inclusive).
@@ -109,6 +114,7 @@ impl Plan {
         match self {
             Plan::Sync { .. } => "sync",
             Plan::Incremental { .. } => "sync --incremental",
+            Plan::Statement { .. } => "statement",
             Plan::Backfill { .. } => "backfill",
         }
     }
@@ -410,6 +416,11 @@ impl Runner {
                 }
             }
             Plan::Backfill { start, end } => self.backfill(&accounts, *start, *end).await?,
+            Plan::Statement { date } => {
+                for a in &accounts {
+                    self.statement(a, *date, true).await?;
+                }
+            }
             Plan::Incremental { first_start } => self.incremental(&accounts, *first_start).await?,
         }
         Ok(())
@@ -526,7 +537,7 @@ impl Runner {
                 }
             };
             for d in dates {
-                records += self.statement(a, d).await?;
+                records += self.statement(a, d, false).await?;
             }
         }
         Ok(records)
@@ -680,11 +691,18 @@ impl Runner {
         Ok(tally.records)
     }
 
-    /// Downloads one statement into `statement_lines`; a statement not generated yet is
-    /// noted and left for a later run.
-    async fn statement(&self, a: &AccountInfo, date: NaiveDate) -> Result<u64, RunError> {
+    /// Downloads one statement into `statement_lines`.
+    /// A statement not generated yet is an error when `required` (the caller was told it is
+    /// ready), and otherwise noted and left for a later run.
+    async fn statement(
+        &self,
+        a: &AccountInfo,
+        date: NaiveDate,
+        required: bool,
+    ) -> Result<u64, RunError> {
         let file = match self.client.statement(&a.id, date).await {
             Ok(f) => f,
+            Err(e @ ExtractError::StatementNotReady { .. }) if required => return Err(e.into()),
             Err(ExtractError::StatementNotReady { .. }) => {
                 tracing::info!(account = %a.id, %date, "statement not ready yet; a later run loads it");
                 let (s, e) = local_day_bounds(a.tz, date);

@@ -25,6 +25,7 @@ pub mod render;
 pub mod rng;
 pub mod server;
 pub mod tokens;
+pub mod webhooks;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -79,6 +80,8 @@ pub struct SandboxConfig {
     /// Discrepancies planted in statements and settlement batches (and the seller's order
     /// export, [`orders::export`]); none by default.
     pub discrepancies: Discrepancies,
+    /// Deliver webhook events to a receiver (§8); `None` sends none.
+    pub webhook: Option<webhooks::WebhookDelivery>,
 }
 
 impl Default for SandboxConfig {
@@ -101,6 +104,7 @@ impl Default for SandboxConfig {
             now: None,
             keys: auth::default_keys(),
             discrepancies: Discrepancies::none(),
+            webhook: None,
         }
     }
 }
@@ -196,6 +200,8 @@ pub struct Sandbox {
     shared: Arc<Shared>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
+    webhook: Option<Arc<webhooks::Deliverer>>,
+    webhook_task: Option<JoinHandle<()>>,
 }
 
 impl Sandbox {
@@ -217,12 +223,26 @@ impl Sandbox {
                 tracing::error!(error = %e, "sandbox server stopped");
             }
         });
+        let webhook = match &cfg.webhook {
+            Some(w) => Some(Arc::new(webhooks::Deliverer::new(w.clone(), cfg.seed)?)),
+            None => None,
+        };
+        let webhook_task = match (&webhook, cfg.webhook.as_ref().and_then(|w| w.follow_clock)) {
+            (Some(d), Some(every)) => Some(tokio::spawn(webhooks::follow(
+                shared.clone(),
+                d.clone(),
+                every,
+            ))),
+            _ => None,
+        };
         Ok(Sandbox {
             addr,
             base_url: format!("http://{addr}"),
             shared,
             stop: Some(tx),
             task: Some(task),
+            webhook,
+            webhook_task,
         })
     }
 
@@ -258,8 +278,28 @@ impl Sandbox {
         DateTime::from_timestamp_millis(self.shared.now_data_ms()).expect("in range")
     }
 
+    /// Delivers the webhook events of the data-clock interval `[t0, t1)` now (signed, retried,
+    /// some twice or out of order — see [`webhooks`]), and returns when all are delivered or
+    /// given up.
+    pub async fn deliver_events_between(
+        &self,
+        t0: DateTime<Utc>,
+        t1: DateTime<Utc>,
+    ) -> Result<webhooks::DeliveryReport, webhooks::NotConfigured> {
+        let d = self.webhook.as_ref().ok_or(webhooks::NotConfigured)?;
+        let events = webhooks::events_between(
+            &self.shared.world,
+            t0.timestamp_millis(),
+            t1.timestamp_millis(),
+        );
+        Ok(d.deliver(&events).await)
+    }
+
     /// Stops serving, letting requests in flight finish.
     pub async fn shutdown(mut self) {
+        if let Some(t) = self.webhook_task.take() {
+            t.abort();
+        }
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
@@ -277,6 +317,9 @@ impl Sandbox {
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
+        if let Some(t) = self.webhook_task.take() {
+            t.abort();
+        }
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }

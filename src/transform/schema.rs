@@ -280,8 +280,24 @@ pub static ORDER_STATUS: LazyLock<TableDef> = LazyLock::new(|| TableDef {
     version_column: None,
 });
 
+/// `webhook_events`: every delivery the webhook receiver got, verified or not.
+pub static WEBHOOK_EVENTS: LazyLock<TableDef> = LazyLock::new(|| TableDef {
+    name: "webhook_events",
+    schema: with_lineage(vec![
+        f("event_id", DataType::Utf8, false),
+        f("event_type", DataType::Utf8, false),
+        f("received_at", instant(), false),
+        f("payload", DataType::Utf8, true),
+        f("verification", DataType::Utf8, false),
+        f("received_date", DataType::Date32, false),
+    ]),
+    partition_by: &["received_date"],
+    primary_key: &["event_id", "verification", "received_at"],
+    version_column: None,
+});
+
 /// Every table, in a fixed order.
-pub fn all_tables() -> [&'static TableDef; 10] {
+pub fn all_tables() -> [&'static TableDef; 11] {
     [
         &TRANSACTIONS,
         &SETTLEMENTS,
@@ -293,6 +309,7 @@ pub fn all_tables() -> [&'static TableDef; 10] {
         &RECON_STATEMENTS,
         &RECON_ORDERS,
         &ORDER_STATUS,
+        &WEBHOOK_EVENTS,
     ]
 }
 
