@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use chrono::{DateTime, NaiveDate, Timelike, Utc};
+use clap::Parser;
 use maribank_etl::ExitStatus;
 use maribank_etl::contract::signing::Credentials;
 use maribank_etl::load::Destination;
@@ -432,6 +433,31 @@ async fn each_planted_discrepancy_is_found_with_its_classification() {
         ..ReconcileConfig::new(date(DAYS.0), date(DAYS.1))
     };
     let again = reconcile(&d2, &cfg).await.unwrap();
+    // The command line: exit 5 past the tolerance, 0 within it.
+    for (tolerance, code) in [("4", 5u8), ("5", 0)] {
+        let cli = maribank_etl::cli::Cli::try_parse_from([
+            "maribank-etl",
+            "reconcile",
+            "--dest",
+            wh.to_str().unwrap(),
+            "--start",
+            DAYS.0,
+            "--end",
+            DAYS.1,
+            "--orders",
+            cfg.orders.as_ref().unwrap().to_str().unwrap(),
+            "--tolerance",
+            tolerance,
+        ])
+        .unwrap();
+        let maribank_etl::cli::Command::Reconcile(args) = cli.command else {
+            unreachable!()
+        };
+        assert_eq!(
+            maribank_etl::cli::reconcile::run(args).await,
+            std::process::ExitCode::from(code)
+        );
+    }
     assert_eq!(again.exit, ExitStatus::Success);
     assert_eq!(again.unexplained(), 5);
     assert_eq!(

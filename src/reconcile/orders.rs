@@ -27,10 +27,11 @@ use super::{
 use crate::transform::decimal::parse_decimal;
 use crate::transform::statements::CsvRecords;
 
-/// Orders per spill bucket (a bucket's orders and transactions take about 100 MB joined).
-const ORDERS_PER_BUCKET: u64 = 200_000;
+/// Orders per spill bucket (a bucket's orders and transactions take about 60 MB joined; two
+/// buckets are joined at once).
+const ORDERS_PER_BUCKET: u64 = 100_000;
 /// CSV bytes per spill bucket (about as many orders).
-const CSV_BYTES_PER_BUCKET: u64 = 16 * 1024 * 1024;
+const CSV_BYTES_PER_BUCKET: u64 = 8 * 1024 * 1024;
 /// CSV read chunk.
 const CHUNK: usize = 8 * 1024 * 1024;
 
