@@ -389,6 +389,9 @@ pub(crate) enum Cell<'a> {
 
 const FLUSH_ROWS: usize = 64 * 1024;
 
+/// zstd level of the result tables.
+const RESULT_ZSTD_LEVEL: i32 = 1;
+
 impl Out {
     fn new(dest: &Destination, table: &'static TableDef, lineage: &Lineage) -> Out {
         let _ = lineage;
@@ -408,7 +411,16 @@ impl Out {
             .collect();
         Out {
             table,
-            writer: TableWriter::new(dest, table, WriteMode::Replace, WriterConfig::default()),
+            writer: TableWriter::new(
+                dest,
+                table,
+                WriteMode::Replace,
+                WriterConfig {
+                    // Result tables are read far less than written at this size: favour speed.
+                    zstd_level: RESULT_ZSTD_LEVEL,
+                    ..WriterConfig::default()
+                },
+            ),
             cols,
             rows: 0,
             staged: Vec::new(),

@@ -800,6 +800,10 @@ fn classify_amount(
         let conv = convert(o.amount, rate, c);
         let diff = conv - gross;
         let unit = 10i128.pow(4 - digits(c).min(4));
+        if o.amount == orig || diff.abs() <= unit {
+            // The columns hold the amounts and the rate; the detail stays short.
+            return Some(("fx_conversion", Some(diff), format!("{} → {c}", o.currency)));
+        }
         let detail = format!(
             "order {} {} at fx_rate {} = {} {c}; payment gross {} {c} (buyer paid {} {})",
             fmt_amount(o.amount, o.currency),
@@ -812,9 +816,6 @@ fn classify_amount(
             fmt_amount(orig, o.currency),
             o.currency
         );
-        if o.amount == orig || diff.abs() <= unit {
-            return Some(("fx_conversion", Some(diff), detail));
-        }
         return Some((UNEXPLAINED, Some(diff), detail));
     }
     Some((
