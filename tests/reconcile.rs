@@ -707,3 +707,71 @@ fn rows_of_status(wh: &Path) -> BTreeMap<String, String> {
         .map(|r| (r[0].clone(), r[1].clone()))
         .collect()
 }
+
+/// Discrepancies drawn at a rate from the seed: the reconciliation finds exactly the ones the
+/// sandbox's own predicates say were planted, each with its result.
+#[tokio::test]
+async fn discrepancies_drawn_at_a_rate_are_all_found() {
+    let planted = Discrepancies {
+        rate: 0.02,
+        kinds: vec![
+            DiscrepancyKind::StatementAmount,
+            DiscrepancyKind::StatementMissing,
+            DiscrepancyKind::BatchTotal,
+            DiscrepancyKind::OrderMissing,
+            DiscrepancyKind::OrderAmount,
+        ],
+        plants: vec![],
+    };
+    let sb = Sandbox::start(config(planted.clone())).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let wh = dir.path().join("wh");
+    sync(&sb, &wh).await;
+    let orders = dir.path().join("orders.csv");
+    write_orders(sb.world(), &planted, DAYS.0, "2026-03-09", &orders);
+    let cfg = ReconcileConfig {
+        orders: Some(orders),
+        report_limit: usize::MAX,
+        ..ReconcileConfig::new(date(DAYS.0), date(DAYS.1))
+    };
+    let s = reconcile(&Destination::local(&wh).unwrap(), &cfg)
+        .await
+        .unwrap();
+    sb.shutdown().await;
+
+    let w = World::new(config(planted.clone()).world_params());
+    let mut want: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+    let mut batches = std::collections::BTreeSet::new();
+    for t in txns(&w, DAYS.0, DAYS.1) {
+        let missing = planted.statement_missing(&w, &t);
+        if missing {
+            *want
+                .entry(("statements", "missing_in_statement"))
+                .or_default() += 1;
+        } else if planted.statement_delta(&w, &t) != 0 {
+            *want.entry(("statements", "field_mismatch")).or_default() += 1;
+        }
+        if !t.failed {
+            batches.insert((t.day.account, t.currency, t.day.date));
+        }
+        if t.kind == TxnType::Payment && !t.failed {
+            if planted.order_missing(&w, &t) {
+                *want.entry(("orders", "paid_not_in_orders")).or_default() += 1;
+            } else if planted.order_amount_delta(&w, &t, 1_000) != 0 {
+                *want.entry(("orders", "amount_difference")).or_default() += 1;
+            }
+        }
+    }
+    for (a, c, d) in batches {
+        if planted.batch_delta(&w, a, c, d) != 0 {
+            *want.entry(("settlements", "mismatch")).or_default() += 1;
+        }
+    }
+    let mut got: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+    for d in &s.findings.unexplained {
+        *got.entry((d.check.as_str(), d.result)).or_default() += 1;
+    }
+    assert_eq!(s.unexplained(), want.values().sum::<u64>(), "{}", s.text());
+    assert_eq!(got, want);
+    assert_eq!(want.len(), 5, "every kind planted at least once: {want:?}");
+}
