@@ -149,37 +149,44 @@ pub(crate) async fn check_day(
                 )?;
                 continue;
             };
+            // Compare raw values; text is made only for what differs.
             let mut fields = Vec::new();
             let mut sv = Vec::new();
             let mut lv = Vec::new();
-            let mut cmp = |f: &'static str, s: String, l: String| {
-                if s != l {
-                    fields.push(f);
-                    sv.push(s);
-                    lv.push(l);
-                }
+            let mut differ = |f: &'static str, s: String, l: String| {
+                fields.push(f);
+                sv.push(s);
+                lv.push(l);
             };
-            let none = || "(none)".to_string();
-            cmp("type", kind.value(i).to_string(), l.kind.clone());
-            cmp("status", status.value(i).to_string(), l.status.clone());
-            cmp("currency", currency.to_string(), l.currency.clone());
+            let none = "(none)";
+            for (f, s, l) in [
+                ("type", kind.value(i), l.kind.as_str()),
+                ("status", status.value(i), l.status.as_str()),
+                ("currency", currency, l.currency.as_str()),
+                (
+                    "settlement_batch_id",
+                    opt(batch, i).unwrap_or(none),
+                    l.batch.as_deref().unwrap_or(none),
+                ),
+                (
+                    "external_order_id",
+                    opt(order, i).unwrap_or(none),
+                    l.order.as_deref().unwrap_or(none),
+                ),
+            ] {
+                if s != l {
+                    differ(f, s.to_string(), l.to_string());
+                }
+            }
             for (f, s, lval) in [
                 ("gross_amount", gross.value(i), l.gross),
                 ("fee_amount", fee.value(i), l.fee),
                 ("net_amount", net.value(i), l.net),
             ] {
-                cmp(f, fmt_amount(s, currency), fmt_amount(lval, &l.currency));
+                if s != lval {
+                    differ(f, fmt_amount(s, currency), fmt_amount(lval, &l.currency));
+                }
             }
-            cmp(
-                "settlement_batch_id",
-                opt(batch, i).map_or_else(none, str::to_string),
-                l.batch.clone().unwrap_or_else(none),
-            );
-            cmp(
-                "external_order_id",
-                opt(order, i).map_or_else(none, str::to_string),
-                l.order.clone().unwrap_or_else(none),
-            );
             let stmt_s = time.value(i).div_euclid(1_000_000);
             let led_s = l.created_us.div_euclid(1_000_000);
             if stmt_s != led_s {
@@ -188,7 +195,7 @@ pub(crate) async fn check_day(
                         .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
                         .unwrap_or_else(|| s.to_string())
                 };
-                cmp("transaction_time", f(stmt_s), f(led_s));
+                differ("transaction_time", f(stmt_s), f(led_s));
             }
             if fields.is_empty() {
                 continue;
