@@ -748,13 +748,12 @@ async fn the_secret_never_leaks_into_logs_errors_or_archives() {
         &object_store::path::Path::from("wh"),
         "daily",
     );
-    let mut cursor = maribank_etl::pipeline::state::Cursor::default();
-    cursor
-        .watermarks
-        .entry("transactions".into())
-        .or_default()
-        .insert(acct.clone(), w.end);
-    state.save_cursor(&cursor).await.unwrap();
+    let mut cursor = maribank_etl::pipeline::state::Cursor {
+        account_id: acct.clone(),
+        ..Default::default()
+    };
+    cursor.watermarks.insert("transactions".into(), w.end);
+    state.save_cursor(&acct, &cursor).await.unwrap();
     let tokens: Vec<Option<String>> = pages.iter().map(|p| p.next_page_token.clone()).collect();
     let summary = serde_json::json!({
         "stats": client.stats().snapshot(),

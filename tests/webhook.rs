@@ -777,7 +777,7 @@ async fn events_become_pulls_into_the_warehouse() {
             "{acc} ledger"
         );
         assert!(
-            wh.join(format!("_state/webhook-{acc}/cursor.json"))
+            wh.join(format!("_state/webhook/cursors/{acc}.json"))
                 .is_file(),
             "{acc} cursor"
         );

@@ -36,6 +36,12 @@ SYNC_COMMAND = (
     " --end {{ data_interval_end.isoformat() }}"
     " --accounts ACCOUNT_ID"
 )
+# After the interval's syncs, one incremental pass (per-account cursors on updated_at) picks up
+# what the API published late and the status changes since: settlement of the day's payments.
+INCREMENTAL_COMMAND = (
+    "maribank-etl sync --config " + PIPELINE
+    + " --incremental --start {{ data_interval_start.isoformat() }}"
+)
 # The account list the sync fans out over.
 ACCOUNTS_COMMAND = ["maribank-etl", "accounts", "--status", "ACTIVE", "--format", "json"]
 
@@ -70,3 +76,5 @@ with DAG(
     sync = BashOperator.partial(task_id="sync", append_env=True).expand(
         bash_command=active_accounts()
     )
+    catch_up = BashOperator(task_id="catch_up", bash_command=INCREMENTAL_COMMAND, append_env=True)
+    sync >> catch_up

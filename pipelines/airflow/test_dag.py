@@ -30,7 +30,7 @@ def main() -> int:
     assert not bag.import_errors, bag.import_errors
     dag = bag.dags["maribank_daily"]
     assert dag.catchup is True, "catchup turns a past start_date into a backfill"
-    assert {t.task_id for t in dag.tasks} == {"active_accounts", "sync"}
+    assert {t.task_id for t in dag.tasks} == {"active_accounts", "sync", "catch_up"}
     sync = dag.get_task("sync")
     assert sync.retries == 3, sync.retries
     assert "active_accounts" in sync.upstream_task_ids
@@ -45,6 +45,11 @@ def main() -> int:
     [command] = mod.sync_commands(["ACC-SG-0001"])
     rendered = jinja2.Template(command).render(data_interval_start=start, data_interval_end=end)
     documented = readme_block("airflow-sync-command")
+    assert rendered == documented, f"\nDAG:    {rendered}\nREADME: {documented}"
+    catch_up = dag.get_task("catch_up")
+    assert "sync" in catch_up.upstream_task_ids
+    rendered = jinja2.Template(mod.INCREMENTAL_COMMAND).render(data_interval_start=start, data_interval_end=end)
+    documented = readme_block("airflow-incremental-command")
     assert rendered == documented, f"\nDAG:    {rendered}\nREADME: {documented}"
     print("airflow DAG check: 1 passed, 0 failed")
     return 0

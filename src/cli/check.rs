@@ -203,7 +203,13 @@ pub async fn check(
     }
     // The destination, when one is configured.
     if let Ok(s) = args.pipeline.settings() {
-        match crate::load::Destination::parse(&s.destination, &Default::default()) {
+        let opts = crate::load::DestinationOptions {
+            endpoint: s.storage_endpoint.clone(),
+            allow_http: s.storage_allow_http,
+            region: s.storage_region.clone(),
+            ..Default::default()
+        };
+        match crate::load::Destination::parse(&s.destination, &opts) {
             Ok(d) => {
                 let probe = d
                     .root

@@ -3,6 +3,7 @@
 //! Everything here is fixed by `schemas/openapi.yaml` and the contract document: request
 //! signing (§2), error codes (§3), currencies and their minor units (§6) and the streams (§7).
 
+pub mod business_day;
 pub mod codes;
 pub mod currency;
 pub mod signing;
@@ -21,6 +22,9 @@ pub const NONCE_TTL_MS: i64 = 15 * 60 * 1000;
 pub const PAGE_TOKEN_TTL_SECS: u64 = 600;
 /// Longest delay between a transaction's `created_at` and its appearance in lists (§7).
 pub const PUBLICATION_LAG_MS: i64 = 2 * 60 * 60 * 1000;
+/// A statement of business day D is generated at 02:00 account-local on D+1 (§7): this long
+/// after the local midnight ending D, in milliseconds.
+pub const STATEMENT_READY_AFTER_MIDNIGHT_MS: i64 = 2 * 60 * 60 * 1000;
 /// Page size bounds and default (§4).
 pub const PAGE_SIZE_MAX: u32 = 1000;
 /// Default page size when the parameter is absent (§4).

@@ -52,6 +52,9 @@ pub struct WriterConfig {
     pub spill_dir: Option<PathBuf>,
     /// Partitions encoded at once (spill threads, and partitions finished at once).
     pub concurrency: usize,
+    /// The file written in each partition ([`FILE_NAME`] when `None`). An append-only table
+    /// written by several processes (`quarantine`) gives each run a file of its own.
+    pub file_name: Option<String>,
 }
 
 impl Default for WriterConfig {
@@ -62,6 +65,7 @@ impl Default for WriterConfig {
             max_buffered_rows: 200_000,
             spill_dir: None,
             concurrency: 2,
+            file_name: None,
         }
     }
 }
@@ -267,9 +271,19 @@ impl TableWriter {
 
     /// The object path of a partition's file.
     pub fn partition_path(dest: &Destination, table: &TableDef, key: &PartitionKey) -> Path {
+        Self::partition_file(dest, table, key, FILE_NAME)
+    }
+
+    /// The object path of a named file of a partition.
+    pub fn partition_file(
+        dest: &Destination,
+        table: &TableDef,
+        key: &PartitionKey,
+        file: &str,
+    ) -> Path {
         let mut segs: Vec<&str> = vec![table.name];
         segs.extend(key.0.iter().map(String::as_str));
-        segs.push(FILE_NAME);
+        segs.push(file);
         dest.path(&segs)
     }
 
@@ -347,9 +361,15 @@ impl TableWriter {
         let mode = self.mode;
         let dest = self.dest.clone();
         let props = self.props.clone();
+        let file_name = self
+            .cfg
+            .file_name
+            .clone()
+            .unwrap_or_else(|| FILE_NAME.to_string());
+        let file_name = &file_name;
         let summaries: Vec<PartitionSummary> = futures::stream::iter(parts)
             .map(|(key, buf)| {
-                let path = Self::partition_path(&dest, table, &key);
+                let path = Self::partition_file(&dest, table, &key, file_name);
                 finish_partition(dest.store.clone(), path, table, mode, buf, props.clone())
             })
             .buffered(self.cfg.concurrency.max(1))

@@ -1,8 +1,8 @@
 //! Webhook-triggered pulls: the pipeline's implementation of [`crate::webhook::Actions`].
 //!
-//! An event is a trigger, never the data: each action runs a small pipeline run for one
-//! account — its own lease, cursor and report under the pipeline name `<name>-<account>`, so
-//! pulls of different accounts run side by side and never block the nightly sync.
+//! An event is a trigger, never the data: each action is a small pipeline run for one account
+//! under the pipeline's name, so it takes that account's lease (it waits for, and is retried
+//! after, a nightly run of the same account) and advances that account's cursor.
 
 use std::sync::Arc;
 
@@ -23,7 +23,7 @@ pub struct PipelineActions {
     settings: Settings,
     api: ApiEnv,
     now: NowFn,
-    /// One pull per account at a time (they share the account's lease and cursor).
+    /// One pull per account at a time in this process (they share the account's lease).
     per_account:
         Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
     /// Where an incremental pull of an account without a cursor starts, back from now.
@@ -58,17 +58,6 @@ impl PipelineActions {
         plan: Plan,
     ) -> Result<(), ActionError> {
         let mut s = self.settings.clone();
-        let safe: String = account
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        s.name = format!("{}-{safe}", s.name);
         s.accounts = Some(vec![account.to_string()]);
         s.streams = streams;
         let what = format!("{plan:?} for {account}");

@@ -19,6 +19,7 @@ pub fn volume_drop(
         .filter(|r| {
             matches!(r.result, RunResult::Success | RunResult::Alert)
                 && r.command == current.command
+                && accounts_of(r) == accounts_of(current)
         })
         .filter_map(RunReport::daily_volume)
         .take(trailing)
@@ -39,6 +40,15 @@ pub fn volume_drop(
             threshold * 100.0
         ),
     })
+}
+
+/// The accounts a run pulled transactions for: runs are compared only with runs of the same
+/// accounts (an Airflow task per account must not be held to another account's volume).
+fn accounts_of(r: &RunReport) -> Vec<&str> {
+    r.streams
+        .get("transactions")
+        .map(|s| s.accounts.keys().map(String::as_str).collect())
+        .unwrap_or_default()
 }
 
 /// Consecutive failures: this run and the ones before it, counted back to the last success.

@@ -249,6 +249,12 @@ impl Settings {
                 "alerts.volume_drop must be in [0, 1), got {volume_drop}"
             )));
         }
+        let lease_secs = f.windows.lease_secs.unwrap_or(900);
+        if lease_secs < 10 {
+            return Err(bad(format!(
+                "windows.lease_secs must be at least 10, got {lease_secs}"
+            )));
+        }
         let concurrency = o.concurrency.or(f.api.concurrency).unwrap_or(4);
         if concurrency == 0 {
             return Err(bad("concurrency must be at least 1"));
@@ -288,7 +294,7 @@ impl Settings {
             backfill_days,
             overlap: chrono::Duration::minutes(f.windows.overlap_minutes.unwrap_or(60) as i64),
             lag: chrono::Duration::minutes(f.windows.lag_minutes.unwrap_or(120) as i64),
-            lease_ttl: Duration::from_secs(f.windows.lease_secs.unwrap_or(900)),
+            lease_ttl: Duration::from_secs(lease_secs),
             volume_drop,
             trailing_runs: f.alerts.trailing_runs.unwrap_or(7).max(1),
             consecutive_failures: f.alerts.consecutive_failures.unwrap_or(3).max(1),

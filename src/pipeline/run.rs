@@ -154,6 +154,9 @@ struct Sums {
 /// What the loaded transactions say of each settlement batch, for the control-totals check.
 #[derive(Debug, Clone, Copy)]
 struct BatchCheck<'a> {
+    /// Only batches whose business day lies inside this window (whose transactions were all
+    /// loaded) are checked.
+    window: TimeWindow,
     /// Sums per batch id.
     sums: &'a HashMap<String, Sums>,
     /// Quarantined transactions per batch id.
@@ -278,43 +281,70 @@ impl Runner {
         self.now_override.unwrap_or_else(Utc::now)
     }
 
-    /// Runs the plan under the pipeline's lease and returns the outcome; the report is written
-    /// whatever happens, alerts are evaluated and posted.
+    /// Runs the plan under the leases of its accounts and returns the outcome; the report is
+    /// written whatever happens, alerts are evaluated and posted.
     pub async fn run(self, plan: Plan) -> Outcome {
         {
             let mut r = self.report.lock().expect("report lock");
             r.command = plan.command().to_string();
         }
         let t0 = Instant::now();
-        let result = match self
-            .state
-            .acquire_lease(&self.run_id, self.settings.lease_ttl)
-            .await
-        {
-            Err(e) => Err(RunError::State(e)),
-            Ok(mut lease) => {
-                let work = self.execute(&plan);
-                tokio::pin!(work);
-                let mut tick = tokio::time::interval(self.settings.lease_ttl / 3);
-                tick.tick().await;
-                let r = loop {
-                    tokio::select! {
-                        r = &mut work => break r,
-                        _ = tick.tick() => {
-                            if let Err(e) = self.state.renew_lease(&mut lease, self.settings.lease_ttl).await {
-                                tracing::warn!(error = %e, "lease renewal failed");
-                            }
-                        }
-                    }
-                };
-                if let Err(e) = self.state.release_lease(&lease).await {
-                    tracing::warn!(error = %e, "lease release failed");
-                }
-                r
-            }
-        };
+        let result = self.run_leased(&plan).await;
         self.progress.finish();
         self.finish(result, t0.elapsed()).await
+    }
+
+    /// Takes one lease per account (in id order, so two runs never wait on each other in a
+    /// cycle), runs the plan while renewing them, and gives them back. A run that finds it
+    /// lost a lease (it stalled past the expiry and another run took over) stops.
+    async fn run_leased(&self, plan: &Plan) -> Result<(), RunError> {
+        let accounts = self.accounts().await?;
+        let mut ids: Vec<&str> = accounts.iter().map(|a| a.id.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let ttl = self.settings.lease_ttl;
+        let mut leases = Vec::with_capacity(ids.len());
+        for id in ids {
+            match self.state.acquire_lease(id, &self.run_id, ttl).await {
+                Ok(l) => leases.push(l),
+                Err(e) => {
+                    self.release(&leases).await;
+                    return Err(e.into());
+                }
+            }
+        }
+        let work = self.execute(plan, &accounts);
+        tokio::pin!(work);
+        let mut tick = tokio::time::interval(ttl / 3);
+        tick.tick().await;
+        let r = loop {
+            tokio::select! {
+                r = &mut work => break r,
+                _ = tick.tick() => {
+                    let mut lost = None;
+                    for l in leases.iter_mut() {
+                        match self.state.renew_lease(l, ttl).await {
+                            Ok(()) => {}
+                            Err(e @ StateError::Busy { .. }) => { lost = Some(e); break; }
+                            Err(e) => tracing::warn!(error = %e, "lease renewal failed; retrying at the next tick"),
+                        }
+                    }
+                    if let Some(e) = lost {
+                        break Err(e.into());
+                    }
+                }
+            }
+        };
+        self.release(&leases).await;
+        r
+    }
+
+    async fn release(&self, leases: &[super::state::LeaseInfo]) {
+        for l in leases {
+            if let Err(e) = self.state.release_lease(l).await {
+                tracing::warn!(error = %e, account = %l.scope, "lease release failed");
+            }
+        }
     }
 
     async fn finish(self, result: Result<(), RunError>, took: Duration) -> Outcome {
@@ -380,12 +410,17 @@ impl Runner {
         }
     }
 
-    async fn execute(&self, plan: &Plan) -> Result<(), RunError> {
-        let accounts = self.accounts().await?;
+    async fn execute(&self, plan: &Plan, accounts: &[AccountInfo]) -> Result<(), RunError> {
         let streams = &self.settings.streams;
         match plan {
             Plan::Sync { start, end } => {
                 self.set_window(*start, *end);
+                if *end > self.now() - self.settings.lag {
+                    tracing::warn!(
+                        end = %end,
+                        "the window ends within the API's publication lag: transactions published late and status changes after this run are picked up by the next incremental pass"
+                    );
+                }
                 let w = TimeWindow::new(*start, *end).ok_or_else(|| {
                     ConfigError(format!("--start {start} must be before --end {end}"))
                 })?;
@@ -415,13 +450,13 @@ impl Runner {
                     self.fx_rates(utc_dates(*start, *end)).await?;
                 }
             }
-            Plan::Backfill { start, end } => self.backfill(&accounts, *start, *end).await?,
+            Plan::Backfill { start, end } => self.backfill(accounts, *start, *end).await?,
             Plan::Statement { date } => {
-                for a in &accounts {
+                for a in accounts {
                     self.statement(a, *date, true).await?;
                 }
             }
-            Plan::Incremental { first_start } => self.incremental(&accounts, *first_start).await?,
+            Plan::Incremental { first_start } => self.incremental(accounts, *first_start).await?,
         }
         Ok(())
     }
@@ -441,9 +476,13 @@ impl Runner {
         while let Some(page) = pages.try_next().await? {
             for item in &page.items {
                 t.push_item(item.get());
-                if let Ok(a) = serde_json::from_str::<RawAccount>(item.get())
-                    && let Ok(tz) = a.timezone.parse::<Tz>()
-                {
+                if let Ok(a) = serde_json::from_str::<RawAccount>(item.get()) {
+                    let tz = a.timezone.parse::<Tz>().map_err(|_| {
+                        ConfigError(format!(
+                            "account {} has time zone `{}`, which is not an IANA zone this build knows; its business days cannot be placed (update maribank-etl)",
+                            a.account_id, a.timezone
+                        ))
+                    })?;
                     all.push(AccountInfo {
                         id: a.account_id,
                         status: a.status,
@@ -511,18 +550,15 @@ impl Runner {
             }
         }
         if streams.contains(&Stream::Settlements) {
-            let sw = match field {
-                // Batches are created at the start of their business day: look back far
-                // enough to refresh the ones that changed status since.
-                TimeField::UpdatedAt => {
-                    TimeWindow::new(w.start - chrono::Duration::days(3), w.end).unwrap_or(w)
-                }
-                TimeField::CreatedAt => w,
-            };
+            // Batches are created at the start of their business day and close and get paid
+            // over the next day and a half: look back far enough to refresh the ones that
+            // changed status since an earlier window loaded them.
+            let sw = TimeWindow::new(w.start - chrono::Duration::days(3), w.end).unwrap_or(w);
             let check = field == TimeField::CreatedAt
                 && streams.contains(&Stream::Transactions)
                 && self.settings.control_totals;
             let check = check.then_some(BatchCheck {
+                window: w,
                 sums: &batch_sums,
                 quarantined: &quarantined_by_batch,
             });
@@ -593,7 +629,11 @@ impl Runner {
         }
         self.record_window(Stream::Transactions, Some(&a.id), w, &tally, "done");
         self.note_written(Stream::Transactions, summary.rows_written);
-        self.add_control_totals(&a.id, &tally.seen);
+        if field == TimeField::CreatedAt {
+            // Per-day totals only mean something for a window of whole creation days; an
+            // incremental pass holds only what changed.
+            self.add_control_totals(&a.id, &tally.seen);
+        }
         Ok(tally)
     }
 
@@ -626,7 +666,12 @@ impl Runner {
         self.load(Stream::Settlements, table, WriteMode::Replace, t.finish())
             .await?;
         self.record_window(Stream::Settlements, Some(&a.id), w, &tally, "done");
-        if let Some(BatchCheck { sums, quarantined }) = check {
+        if let Some(BatchCheck {
+            window: cw,
+            sums,
+            quarantined,
+        }) = check
+        {
             let mut mismatches = Vec::new();
             let mut latest: HashMap<&str, &RawBatch> = HashMap::new();
             for b in &batches {
@@ -640,7 +685,7 @@ impl Runner {
                     continue;
                 };
                 let (ds, de) = local_day_bounds(a.tz, day);
-                if ds < w.start || de > w.end {
+                if ds < cw.start || de > cw.end {
                     continue;
                 }
                 let got = sums
@@ -811,12 +856,18 @@ impl Runner {
                     .or_default() += n;
             }
         }
+        // Quarantine is an audit log several runs may add to at once (a nightly run, webhook
+        // pulls): each run keeps its own file per partition, merged within the run.
         let _one_at_a_time = self.quarantine_lock.lock().await;
+        let cfg = WriterConfig {
+            file_name: Some(format!("part-{}.parquet", self.run_id)),
+            ..WriterConfig::default()
+        };
         let mut w = TableWriter::new(
             &self.dest,
             &crate::transform::schema::QUARANTINE,
             WriteMode::Merge,
-            WriterConfig::default(),
+            cfg,
         );
         w.write(&rows)?;
         w.finish().await?;
@@ -832,7 +883,10 @@ impl Runner {
         self.set_window(start, end);
         let whole = TimeWindow::new(start, end)
             .ok_or_else(|| ConfigError(format!("--start {start} must be before --end {end}")))?;
-        let windows = whole.split(chrono::Duration::days(self.settings.backfill_days as i64));
+        let windows = day_windows(whole, self.settings.backfill_days as i64);
+        // A window is final only once the publication lag has passed its end: later ones are
+        // loaded but not checkpointed, so the next run pulls them again.
+        let final_before = self.now() - self.settings.lag;
         let streams: Vec<&str> = self.settings.streams.iter().map(|s| s.name()).collect();
         let job = format!(
             "{}_{}_{}d_{}",
@@ -869,20 +923,23 @@ impl Runner {
             "backfill"
         );
         self.progress.start("backfill", total as u64);
-        let aligned = is_day_aligned(&start) && is_day_aligned(&end);
-        let mode = if aligned {
-            WriteMode::Replace
-        } else {
-            WriteMode::Merge
-        };
         let job = &job;
         concurrently(self.settings.concurrency, todo.into_iter()
             .map(|(a, w, key)| -> BoxFuture<'_, _> {
                 Box::pin(async move {
+                // Windows own whole UTC days except a partial first or last day, which only
+                // that window touches: merge those, replace the rest.
+                let mode = if is_day_aligned(&w.start) && is_day_aligned(&w.end) {
+                    WriteMode::Replace
+                } else {
+                    WriteMode::Merge
+                };
                 let records = self.account_window(a, w, TimeField::CreatedAt, mode).await?;
-                self.state
-                    .finish_window(job, &key, &serde_json::json!({"run_id": self.run_id, "records": records, "finished_at": Utc::now()}))
-                    .await?;
+                if w.end <= final_before {
+                    self.state
+                        .finish_window(job, &key, &serde_json::json!({"run_id": self.run_id, "records": records, "finished_at": Utc::now()}))
+                        .await?;
+                }
                 self.progress.inc();
                 Ok::<_, RunError>(())
             })
@@ -892,6 +949,10 @@ impl Runner {
             .await?;
         for (w, key) in fx_todo {
             self.fx_rates(utc_dates(w.start, w.end)).await?;
+            if w.end > final_before {
+                self.progress.inc();
+                continue;
+            }
             self.state
                 .finish_window(
                     job,
@@ -909,23 +970,24 @@ impl Runner {
         accounts: &[AccountInfo],
         first_start: Option<DateTime<Utc>>,
     ) -> Result<(), RunError> {
-        let mut cursor = self.state.cursor().await?;
         let end = self.now() - self.settings.lag;
         let mut earliest = end;
-        let mut passes = Vec::new();
+        let mut marks = Vec::new();
         for a in accounts {
-            let from = cursor
-                .watermarks
-                .get("transactions")
-                .and_then(|m| m.get(&a.id))
-                .copied()
-                .or(first_start)
-                .ok_or_else(|| {
-                    ConfigError(format!(
-                        "no cursor for account {} yet: the first incremental run needs --start",
-                        a.id
-                    ))
-                })?;
+            let c = self.state.cursor(&a.id).await?;
+            marks.push((a, c.watermarks.get("transactions").copied()));
+        }
+        // An account without a cursor (a first run, or an account opened since) starts at
+        // --start, else where the others' cursors are.
+        let fallback = first_start.or_else(|| marks.iter().filter_map(|(_, m)| *m).min());
+        let mut passes = Vec::new();
+        for (a, mark) in marks {
+            let from = mark.or(fallback).ok_or_else(|| {
+                ConfigError(format!(
+                    "no cursor for account {} yet: the first incremental run needs --start",
+                    a.id
+                ))
+            })?;
             let start = from - self.settings.overlap;
             if start >= end {
                 tracing::info!(account = %a.id, "nothing new before now minus the publication lag");
@@ -936,7 +998,8 @@ impl Runner {
         }
         self.set_window(earliest, end);
         self.progress.start("incremental", passes.len() as u64);
-        let done: Vec<(String, DateTime<Utc>)> = concurrently(
+        let advance = self.settings.streams.contains(&Stream::Transactions);
+        concurrently(
             self.settings.concurrency,
             passes
                 .into_iter()
@@ -944,21 +1007,19 @@ impl Runner {
                     Box::pin(async move {
                         self.account_window(a, w, TimeField::UpdatedAt, WriteMode::Merge)
                             .await?;
+                        if advance {
+                            let mut c = self.state.cursor(&a.id).await?;
+                            c.account_id = a.id.clone();
+                            c.watermarks.insert("transactions".into(), w.end);
+                            self.state.save_cursor(&a.id, &c).await?;
+                        }
                         self.progress.inc();
-                        Ok::<_, RunError>((a.id.clone(), w.end))
+                        Ok::<_, RunError>(())
                     })
                 })
                 .collect(),
         )
         .await?;
-        for (id, mark) in done {
-            cursor
-                .watermarks
-                .entry("transactions".into())
-                .or_default()
-                .insert(id, mark);
-        }
-        self.state.save_cursor(&cursor).await?;
         if self.settings.streams.contains(&Stream::FxRates) && earliest < end {
             self.fx_rates(utc_dates(earliest, end)).await?;
         }
@@ -1092,6 +1153,27 @@ fn window_key(account: Option<&str>, w: &TimeWindow) -> String {
     format!("{who}_{}", w.start.format("%Y%m%dT%H%M%SZ"))
 }
 
+/// Cuts `[start, end)` into windows of `days` UTC days whose inner boundaries are UTC
+/// midnights, so no two windows share a `created_date` partition.
+fn day_windows(whole: TimeWindow, days: i64) -> Vec<TimeWindow> {
+    let mut out = Vec::new();
+    let midnight = whole
+        .start
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .expect("midnight")
+        .and_utc();
+    let mut cut = whole.start;
+    let mut next = midnight + chrono::Duration::days(days);
+    while cut < whole.end {
+        let end = next.min(whole.end);
+        out.push(TimeWindow::new(cut, end).expect("non-empty"));
+        cut = end;
+        next += chrono::Duration::days(days);
+    }
+    out
+}
+
 fn is_day_aligned(t: &DateTime<Utc>) -> bool {
     t.timestamp().rem_euclid(86_400) == 0 && t.timestamp_subsec_nanos() == 0
 }
@@ -1111,23 +1193,27 @@ fn utc_dates(start: DateTime<Utc>, end: DateTime<Utc>) -> Vec<NaiveDate> {
 /// Instants bounding an account-local business day.
 pub fn local_day_bounds(tz: Tz, date: NaiveDate) -> (DateTime<Utc>, DateTime<Utc>) {
     let start = |d: NaiveDate| {
-        DateTime::from_timestamp_millis(crate::sandbox::data::local_midnight_ms(tz, d))
+        DateTime::from_timestamp_millis(crate::contract::business_day::local_midnight_ms(tz, d))
             .expect("in range")
     };
     (start(date), start(date.succ_opt().expect("date in range")))
 }
 
-/// The business days of a window's statements: those whose local day ends inside `[start, end)`
-/// (a day's statement exists only after it ends).
+/// The business days of a window's statements: those whose statement is generated (02:00
+/// local the next day) inside `[start, end)`, so each day belongs to exactly one window and a
+/// window that has ended finds all of its statements ready.
 pub fn statement_dates(tz: Tz, start: DateTime<Utc>, end: DateTime<Utc>) -> Vec<NaiveDate> {
+    let ready_after =
+        chrono::Duration::milliseconds(crate::contract::STATEMENT_READY_AFTER_MIDNIGHT_MS);
     let mut out = Vec::new();
-    let mut d = tz.from_utc_datetime(&start.naive_utc()).date_naive() - chrono::Duration::days(1);
+    let mut d = tz.from_utc_datetime(&start.naive_utc()).date_naive() - chrono::Duration::days(2);
     loop {
         let (_, day_end) = local_day_bounds(tz, d);
-        if day_end >= end {
+        let ready = day_end + ready_after;
+        if ready >= end {
             break;
         }
-        if day_end >= start {
+        if ready >= start {
             out.push(d);
         }
         d = d.succ_opt().expect("date in range");

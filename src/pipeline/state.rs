@@ -16,11 +16,13 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 pub enum StateError {
     /// Another run holds the lease.
     #[error(
-        "another run of pipeline `{pipeline}` is in progress on this destination (run {owner} on {host}, started {started}, lease until {expires}); wait for it, or if it crashed, the lease frees itself at {expires}"
+        "another run of pipeline `{pipeline}` is in progress on this destination for account {scope} (run {owner} on {host}, started {started}, lease until {expires}); wait for it, or if it crashed, the lease frees itself at {expires}"
     )]
     Busy {
         /// Pipeline name.
         pipeline: String,
+        /// The account it holds.
+        scope: String,
         /// Run id holding it.
         owner: String,
         /// Host of that run.
@@ -51,6 +53,8 @@ pub enum StateError {
 /// The lease object.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct LeaseInfo {
+    /// What it covers: an account id.
+    pub scope: String,
     /// Run holding it.
     pub run_id: String,
     /// Host name of that run.
@@ -74,11 +78,13 @@ impl LeaseInfo {
     }
 }
 
-/// Incremental cursors: per stream and account, the `updated_at` watermark reached.
+/// The incremental cursor of one account: per stream, the `updated_at` watermark reached.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Cursor {
-    /// stream → account → watermark.
-    pub watermarks: BTreeMap<String, BTreeMap<String, DateTime<Utc>>>,
+    /// Account.
+    pub account_id: String,
+    /// stream → watermark.
+    pub watermarks: BTreeMap<String, DateTime<Utc>>,
 }
 
 /// State of one pipeline in one destination.
@@ -149,16 +155,26 @@ impl StateStore {
             .map_err(Self::store_err(&path))
     }
 
-    /// Takes the lease for `run_id`, or reports who holds it. An expired lease (a crashed run)
-    /// is taken over.
+    fn lease_rel(scope: &str) -> String {
+        format!(
+            "leases/{}.json",
+            crate::load::partition::encode_value(scope)
+        )
+    }
+
+    /// Takes the lease on `scope` (an account) for `run_id`, or reports who holds it. An
+    /// expired lease (a crashed run) is taken over.
     pub async fn acquire_lease(
         &self,
+        scope: &str,
         run_id: &str,
         ttl: std::time::Duration,
     ) -> Result<LeaseInfo, StateError> {
-        let path = self.path("lease.json");
+        let rel = Self::lease_rel(scope);
+        let path = self.path(&rel);
         let now = Utc::now();
         let me = LeaseInfo {
+            scope: scope.to_string(),
             run_id: run_id.to_string(),
             host: host_name(),
             pid: std::process::id(),
@@ -177,18 +193,18 @@ impl StateStore {
                 Err(object_store::Error::AlreadyExists { .. }) => {}
                 Err(object_store::Error::NotImplemented { .. }) => {
                     // A store without conditional writes: read, then write.
-                    if let Some(held) = self.get_json::<LeaseInfo>("lease.json").await?
+                    if let Some(held) = self.get_json::<LeaseInfo>(&rel).await?
                         && held.expires_at > now
                         && held.run_id != run_id
                     {
                         return Err(self.busy(held));
                     }
-                    self.put_json("lease.json", &me).await?;
+                    self.put_json(&rel, &me).await?;
                     return Ok(me);
                 }
                 Err(e) => return Err(Self::store_err(&path)(e)),
             }
-            match self.get_json::<LeaseInfo>("lease.json").await? {
+            match self.get_json::<LeaseInfo>(&rel).await? {
                 Some(held) if held.expires_at > now && !held.holder_is_gone() => {
                     return Err(self.busy(held));
                 }
@@ -201,7 +217,7 @@ impl StateStore {
                 }
             }
         }
-        match self.get_json::<LeaseInfo>("lease.json").await? {
+        match self.get_json::<LeaseInfo>(&rel).await? {
             Some(held) => Err(self.busy(held)),
             None => Err(StateError::Store {
                 path: path.to_string(),
@@ -216,6 +232,7 @@ impl StateStore {
     fn busy(&self, held: LeaseInfo) -> StateError {
         StateError::Busy {
             pipeline: self.pipeline.clone(),
+            scope: held.scope,
             owner: held.run_id,
             host: held.host,
             started: held.started_at,
@@ -223,23 +240,31 @@ impl StateStore {
         }
     }
 
-    /// Extends a lease we hold.
+    /// Extends a lease we hold; fails with [`StateError::Busy`] when it is no longer ours
+    /// (it lapsed and another run took it).
     pub async fn renew_lease(
         &self,
         lease: &mut LeaseInfo,
         ttl: std::time::Duration,
     ) -> Result<(), StateError> {
+        let rel = Self::lease_rel(&lease.scope);
+        if let Some(held) = self.get_json::<LeaseInfo>(&rel).await?
+            && held.run_id != lease.run_id
+        {
+            return Err(self.busy(held));
+        }
         lease.expires_at =
             Utc::now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::minutes(15));
-        self.put_json("lease.json", lease).await
+        self.put_json(&rel, lease).await
     }
 
     /// Gives the lease back (only if it is still ours).
     pub async fn release_lease(&self, lease: &LeaseInfo) -> Result<(), StateError> {
-        if let Some(held) = self.get_json::<LeaseInfo>("lease.json").await?
+        let rel = Self::lease_rel(&lease.scope);
+        if let Some(held) = self.get_json::<LeaseInfo>(&rel).await?
             && held.run_id == lease.run_id
         {
-            let path = self.path("lease.json");
+            let path = self.path(&rel);
             match self.store.delete(&path).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
                 Err(e) => return Err(Self::store_err(&path)(e)),
@@ -248,14 +273,25 @@ impl StateStore {
         Ok(())
     }
 
-    /// The incremental cursor (empty on a first run).
-    pub async fn cursor(&self) -> Result<Cursor, StateError> {
-        Ok(self.get_json("cursor.json").await?.unwrap_or_default())
+    fn cursor_rel(account: &str) -> String {
+        format!(
+            "cursors/{}.json",
+            crate::load::partition::encode_value(account)
+        )
     }
 
-    /// Saves the incremental cursor.
-    pub async fn save_cursor(&self, c: &Cursor) -> Result<(), StateError> {
-        self.put_json("cursor.json", c).await
+    /// The incremental cursor of one account (empty on its first run).
+    pub async fn cursor(&self, account: &str) -> Result<Cursor, StateError> {
+        Ok(self
+            .get_json(&Self::cursor_rel(account))
+            .await?
+            .unwrap_or_default())
+    }
+
+    /// Saves the incremental cursor of one account (one object per account, so runs of
+    /// different accounts never overwrite each other's watermarks).
+    pub async fn save_cursor(&self, account: &str, c: &Cursor) -> Result<(), StateError> {
+        self.put_json(&Self::cursor_rel(account), c).await
     }
 
     fn job_dir(job: &str) -> String {
@@ -309,42 +345,44 @@ mod tests {
     async fn a_second_run_is_refused_until_the_lease_is_released_or_expires() {
         let dir = tempfile::tempdir().unwrap();
         let s = store(dir.path());
-        let lease = s
-            .acquire_lease("run-1", Duration::from_secs(60))
-            .await
-            .unwrap();
-        let err = s
-            .acquire_lease("run-2", Duration::from_secs(60))
-            .await
-            .unwrap_err();
+        let ttl = Duration::from_secs(60);
+        let lease = s.acquire_lease("ACC-1", "run-1", ttl).await.unwrap();
+        let err = s.acquire_lease("ACC-1", "run-2", ttl).await.unwrap_err();
         assert!(matches!(err, StateError::Busy { .. }));
         assert!(err.to_string().contains("run-1"), "{err}");
+        assert!(err.to_string().contains("ACC-1"), "{err}");
+        // Another account's lease is independent.
+        let other = s.acquire_lease("ACC-2", "run-2", ttl).await.unwrap();
+        s.release_lease(&other).await.unwrap();
         s.release_lease(&lease).await.unwrap();
-        let l2 = s
-            .acquire_lease("run-2", Duration::from_millis(1))
+        let mut l2 = s
+            .acquire_lease("ACC-1", "run-2", Duration::from_millis(1))
             .await
             .unwrap();
         tokio::time::sleep(Duration::from_millis(5)).await;
-        // run-2 crashed without releasing: its lease lapses and run-3 takes over.
-        let l3 = s
-            .acquire_lease("run-3", Duration::from_secs(60))
-            .await
-            .unwrap();
+        // run-2 stalled without renewing: its lease lapses and run-3 takes over; run-2 then
+        // finds it lost the lease instead of overwriting it.
+        let l3 = s.acquire_lease("ACC-1", "run-3", ttl).await.unwrap();
         assert_ne!(l2.run_id, l3.run_id);
+        assert!(matches!(
+            s.renew_lease(&mut l2, ttl).await,
+            Err(StateError::Busy { .. })
+        ));
     }
 
     #[tokio::test]
     async fn cursor_and_checkpoints_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let s = store(dir.path());
-        assert_eq!(s.cursor().await.unwrap(), Cursor::default());
-        let mut c = Cursor::default();
-        c.watermarks
-            .entry("transactions".into())
-            .or_default()
-            .insert("ACC-SG-0001".into(), Utc::now());
-        s.save_cursor(&c).await.unwrap();
-        assert_eq!(s.cursor().await.unwrap(), c);
+        assert_eq!(s.cursor("ACC-SG-0001").await.unwrap(), Cursor::default());
+        let mut c = Cursor {
+            account_id: "ACC-SG-0001".into(),
+            ..Default::default()
+        };
+        c.watermarks.insert("transactions".into(), Utc::now());
+        s.save_cursor("ACC-SG-0001", &c).await.unwrap();
+        assert_eq!(s.cursor("ACC-SG-0001").await.unwrap(), c);
+        assert_eq!(s.cursor("ACC-HK-0002").await.unwrap(), Cursor::default());
         s.finish_window(
             "job1",
             "ACC-SG-0001_20260101",

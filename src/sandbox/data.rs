@@ -11,7 +11,7 @@
 //! - the day's batches are `OPEN` until the close, `CLOSED` at it and `PAID` at 10:00;
 //! - the day's statement file is generated at 02:00 the next day.
 
-use chrono::{Datelike, NaiveDate, TimeZone};
+use chrono::{Datelike, NaiveDate};
 use chrono_tz::Tz;
 
 use super::rng::{Rng, hash};
@@ -22,7 +22,7 @@ const HOUR_MS: i64 = 60 * MINUTE_MS;
 /// Local time after midnight at which a business day closes and its transactions settle.
 pub const CLOSE_AFTER_MIDNIGHT_MS: i64 = 30 * MINUTE_MS;
 /// Local time after midnight at which the day's statement is generated (§7).
-pub const STATEMENT_AFTER_MIDNIGHT_MS: i64 = 2 * HOUR_MS;
+pub const STATEMENT_AFTER_MIDNIGHT_MS: i64 = crate::contract::STATEMENT_READY_AFTER_MIDNIGHT_MS;
 /// Local time after midnight at which the day's batches are paid out.
 pub const PAID_AFTER_MIDNIGHT_MS: i64 = 10 * HOUR_MS;
 
@@ -147,32 +147,7 @@ pub fn accounts(p: &WorldParams) -> Vec<Account> {
         .collect()
 }
 
-/// UTC milliseconds of local midnight starting `date` in `tz` (the first instant of the day when
-/// midnight falls in a DST gap).
-pub fn local_midnight_ms(tz: Tz, date: NaiveDate) -> i64 {
-    let midnight = date.and_hms_opt(0, 0, 0).expect("midnight exists");
-    match tz.from_local_datetime(&midnight).earliest() {
-        Some(t) => t.timestamp_millis(),
-        None => {
-            // Midnight skipped by a DST change: the day starts at the first valid minute.
-            (1..=180)
-                .find_map(|m| {
-                    tz.from_local_datetime(&(midnight + chrono::Duration::minutes(m)))
-                        .earliest()
-                })
-                .expect("a DST gap is shorter than three hours")
-                .timestamp_millis()
-        }
-    }
-}
-
-/// The local business day containing the UTC instant `ms`.
-pub fn local_date(tz: Tz, ms: i64) -> NaiveDate {
-    tz.timestamp_millis_opt(ms)
-        .single()
-        .expect("every instant has one local time")
-        .date_naive()
-}
+pub use crate::contract::business_day::{local_date, local_midnight_ms};
 
 /// Day number used in hashes.
 fn day_key(d: NaiveDate) -> u64 {
