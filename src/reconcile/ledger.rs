@@ -86,7 +86,6 @@ pub async fn zones(dest: &Destination) -> Result<Zones, LoadError> {
 /// data in the warehouse.
 pub async fn accounts(
     dest: &Destination,
-    _zones: &Zones,
     only: Option<&[String]>,
 ) -> Result<Vec<String>, LoadError> {
     if let Some(o) = only {
@@ -412,10 +411,8 @@ pub(crate) async fn reconcile_account(
             pending.pop_first();
             let rows = days.remove(&d).unwrap_or_default();
             let path = &stmt_files[&d];
-            super::statements::check_day(
-                dest, account, tz, d, path, rows, quarantine, findings, out,
-            )
-            .await?;
+            super::statements::check_day(dest, account, d, path, rows, quarantine, findings, out)
+                .await?;
         }
     }
     for d in pending {
@@ -423,7 +420,6 @@ pub(crate) async fn reconcile_account(
         super::statements::check_day(
             dest,
             account,
-            tz,
             d,
             &stmt_files[&d],
             rows,

@@ -393,8 +393,7 @@ const FLUSH_ROWS: usize = 64 * 1024;
 const RESULT_ZSTD_LEVEL: i32 = 1;
 
 impl Out {
-    fn new(dest: &Destination, table: &'static TableDef, lineage: &Lineage) -> Out {
-        let _ = lineage;
+    fn new(dest: &Destination, table: &'static TableDef) -> Out {
         let cols = table
             .schema
             .fields()
@@ -602,7 +601,7 @@ pub async fn reconcile(
     let run_id = run_id(cfg.now);
     let lineage = Lineage::new(run_id.clone(), cfg.now);
     let zones = ledger::zones(dest).await?;
-    let accounts = ledger::accounts(dest, &zones, cfg.accounts.as_deref()).await?;
+    let accounts = ledger::accounts(dest, cfg.accounts.as_deref()).await?;
     let quarantine = ledger::Quarantined::read(dest).await?;
     let mut findings = Findings::new(cfg.report_limit);
     for a in &accounts {
@@ -611,10 +610,10 @@ pub async fn reconcile(
         }
     }
     let mut out = Outputs {
-        settlements: Out::new(dest, &RECON_SETTLEMENTS, &lineage),
-        statements: Out::new(dest, &RECON_STATEMENTS, &lineage),
-        orders: Out::new(dest, &RECON_ORDERS, &lineage),
-        order_status: Out::new(dest, &ORDER_STATUS, &lineage),
+        settlements: Out::new(dest, &RECON_SETTLEMENTS),
+        statements: Out::new(dest, &RECON_STATEMENTS),
+        orders: Out::new(dest, &RECON_ORDERS),
+        order_status: Out::new(dest, &ORDER_STATUS),
         lineage,
     };
     let mut staging_dir = None;

@@ -533,7 +533,9 @@ impl OrderJoin {
                 .into_iter()
                 .map(|h| {
                     h.join().unwrap_or_else(|_| {
-                        Err(ReconcileError::Config("join thread panicked".into()))
+                        Err(ReconcileError::Config(
+                            "an orders join thread panicked".into(),
+                        ))
                     })
                 })
                 .collect()

@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 
-use chrono_tz::Tz;
 use object_store::path::Path;
 
 use super::ledger::{LedgerRow, Quarantined, dec_col, opt, str_col, ts_col};
@@ -91,7 +90,6 @@ fn emit(row: Row<'_>, findings: &mut Findings, out: &mut Outputs) -> Result<(), 
 pub(crate) async fn check_day(
     dest: &Destination,
     account: &str,
-    _tz: Tz,
     day: i32,
     path: &Path,
     mut ledger: HashMap<String, LedgerRow>,
