@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::array::{Array, AsArray};
 use arrow::datatypes::{Decimal128Type, TimestampMicrosecondType};
 use chrono::{DateTime, NaiveDate, Utc};
 use maribank_etl::ExitStatus;
@@ -18,7 +18,6 @@ use maribank_etl::pipeline::report::{AlertKind, RunResult};
 use maribank_etl::pipeline::run::{Outcome, Plan, Runner};
 use maribank_etl::sandbox::query::{TimeField, TxnWindow, transactions};
 use maribank_etl::sandbox::{FaultKind, Sandbox, SandboxConfig};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 fn instant(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -76,41 +75,12 @@ async fn run(sb: &Sandbox, config: &Path, dest: &Path, plan: Plan) -> Outcome {
         .await
 }
 
-fn read_table(root: &Path, table: &str) -> Vec<RecordBatch> {
-    let mut files = Vec::new();
-    let mut stack = vec![root.join(table)];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "parquet") {
-                files.push(p);
-            }
-        }
-    }
-    files.sort();
-    files
-        .iter()
-        .flat_map(|f| {
-            let r = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(f).unwrap())
-                .unwrap()
-                .build()
-                .unwrap();
-            r.map(|b| b.unwrap()).collect::<Vec<_>>()
-        })
-        .collect()
-}
-
 /// transaction_id → (currency, status, batch, net in 1e-4, updated_at µs), asserting no id twice.
 type Ledger = BTreeMap<String, (String, String, Option<String>, i128, i64)>;
 
 fn ledger(root: &Path) -> Ledger {
     let mut out = Ledger::new();
-    for b in read_table(root, "transactions") {
+    for b in common::read_table(root, "transactions") {
         let c = |n: &str| b.column_by_name(n).unwrap().clone();
         let (id, cur, st, batch) = (
             c("transaction_id"),
@@ -308,13 +278,13 @@ async fn backfill_killed_at_random_points_and_resumed_equals_an_uninterrupted_ru
     assert_eq!(sums(&a), want, "equal to the sandbox's own totals");
     assert!(want.values().map(|v| v.0).sum::<u64>() > 5000);
     // Settlements and statements landed too.
-    assert!(!read_table(&killed, "settlements").is_empty());
+    assert!(!common::read_table(&killed, "settlements").is_empty());
     assert_eq!(
-        read_table(&clean, "statement_lines")
+        common::read_table(&clean, "statement_lines")
             .iter()
             .map(|b| b.num_rows())
             .sum::<usize>(),
-        read_table(&killed, "statement_lines")
+        common::read_table(&killed, "statement_lines")
             .iter()
             .map(|b| b.num_rows())
             .sum::<usize>()

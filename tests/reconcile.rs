@@ -2,6 +2,8 @@
 //! discrepancies) → a `Runner` sync into a temp folder → `reconcile` with the seller's order
 //! export; each planted discrepancy found with its classification and nothing else.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -16,7 +18,6 @@ use maribank_etl::pipeline::run::{Plan, Runner};
 use maribank_etl::reconcile::{Check, ReconcileConfig, Summary, reconcile};
 use maribank_etl::sandbox::data::{Txn, TxnType, World};
 use maribank_etl::sandbox::{Discrepancies, DiscrepancyKind, Plant, Sandbox, SandboxConfig};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 fn date(s: &str) -> NaiveDate {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
@@ -110,40 +111,10 @@ fn txns(w: &World, from: &str, to: &str) -> Vec<Txn> {
     out
 }
 
-fn read_table(root: &Path, table: &str) -> Vec<RecordBatch> {
-    let mut files = Vec::new();
-    let mut stack = vec![root.join(table)];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "parquet") {
-                files.push(p);
-            }
-        }
-    }
-    files.sort();
-    files
-        .iter()
-        .flat_map(|f| {
-            ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(f).unwrap())
-                .unwrap()
-                .build()
-                .unwrap()
-                .map(|b| b.unwrap())
-                .collect::<Vec<_>>()
-        })
-        .collect()
-}
-
 /// (column values…) of every row of a table, for the named text columns.
 fn rows(root: &Path, table: &str, cols: &[&str]) -> Vec<Vec<String>> {
     let mut out = Vec::new();
-    for b in read_table(root, table) {
+    for b in common::read_table(root, table) {
         for i in 0..b.num_rows() {
             out.push(
                 cols.iter()

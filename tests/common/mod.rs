@@ -188,3 +188,35 @@ pub fn units(s: &str, scale: u32) -> i128 {
     }
     if neg { -v } else { v }
 }
+
+/// Every row of a warehouse table under `root` (all its Parquet files, in path order).
+pub fn read_table(root: &std::path::Path, table: &str) -> Vec<arrow::array::RecordBatch> {
+    let mut files = Vec::new();
+    let mut stack = vec![root.join(table)];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "parquet") {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    files
+        .iter()
+        .flat_map(|f| {
+            let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+                std::fs::File::open(f).unwrap(),
+            )
+            .unwrap()
+            .build()
+            .unwrap();
+            r.map(|b| b.unwrap()).collect::<Vec<_>>()
+        })
+        .collect()
+}
