@@ -228,6 +228,13 @@ async fn backfill_killed_at_random_points_and_resumed_equals_an_uninterrupted_ru
     );
     let report = &out.report;
     assert!(
+        report.streams["transactions"]
+            .accounts
+            .values()
+            .all(|a| a.records > 0 && a.bytes > 0),
+        "per-account records and bytes in the report"
+    );
+    assert!(
         report.streams["transactions"].retries > 0,
         "faults were injected and retried"
     );

@@ -71,7 +71,7 @@ pub struct AccountStats {
     pub pages: u64,
     /// Records received.
     pub records: u64,
-    /// Response bytes.
+    /// Bytes of the records received (item JSON, or statement CSV).
     pub bytes: u64,
 }
 

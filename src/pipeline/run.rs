@@ -181,6 +181,8 @@ struct Seen {
 struct Tally {
     pages: u64,
     records: u64,
+    /// JSON bytes of the items (CSV bytes for a statement).
+    bytes: u64,
     rows_written: u64,
     quarantined: BTreeMap<String, u64>,
     seen: HashMap<String, Seen>,
@@ -597,6 +599,7 @@ impl Runner {
         while let Some(page) = pages.try_next().await? {
             tally.pages += 1;
             tally.records += page.items.len() as u64;
+            tally.bytes += page.items.iter().map(|i| i.get().len() as u64).sum::<u64>();
             t.push_page(page.items.iter().map(|i| i.get()));
             if t.pending_rows() >= BATCH_ROWS {
                 let rows = t.take_rows();
@@ -654,6 +657,7 @@ impl Runner {
         while let Some(page) = pages.try_next().await? {
             tally.pages += 1;
             tally.records += page.items.len() as u64;
+            tally.bytes += page.items.iter().map(|i| i.get().len() as u64).sum::<u64>();
             for item in &page.items {
                 if t.push_item(item.get())
                     && let Ok(b) = serde_json::from_str::<RawBatch>(item.get())
@@ -783,6 +787,7 @@ impl Runner {
         let tally = Tally {
             pages: 1,
             records: file.row_count,
+            bytes: file.body.len() as u64,
             ..Default::default()
         };
         self.record_window(
@@ -1049,6 +1054,7 @@ impl Runner {
             let e: &mut AccountStats = s.accounts.entry(acc.to_string()).or_default();
             e.pages += t.pages;
             e.records += t.records;
+            e.bytes += t.bytes;
         }
     }
 

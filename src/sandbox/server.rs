@@ -641,10 +641,12 @@ pub async fn handle(
             (body, "text/csv; charset=utf-8", Some((rows, sha)))
         }
     };
-    shared
-        .stats
-        .bytes
-        .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+    let sent = match fault {
+        Some(FaultKind::Reset) => bytes.len() / 2,
+        Some(FaultKind::Truncate) => bytes.len() * 2 / 3,
+        _ => bytes.len(),
+    };
+    shared.stats.bytes.fetch_add(sent as u64, Ordering::Relaxed);
     let mut r = match fault {
         Some(FaultKind::Reset) => respond(&common, 200, ctype, broken_body(bytes)),
         Some(FaultKind::Truncate) => {
