@@ -6,9 +6,12 @@
 //! - [`extract`]: the signed, paginated, rate-governed API client.
 //! - [`transform`]: pages into typed Arrow record batches, with quarantine.
 //! - [`load`]: Hive-partitioned Parquet on a local path or an object store.
+//! - [`pipeline`]: runs (sync, incremental, backfill) driving the three stages, with state,
+//!   leases, run reports and alerts kept in the destination.
 //! - [`reconcile`]: the warehouse checked against statements, settlements and seller orders.
 //! - [`sandbox`]: an embedded server implementing the whole contract with deterministic data.
 //! - [`webhook`]: the receiver of MariBank's event pushes, journaled and turned into pulls.
+//! - [`cli`], [`logging`]: the command line at the edge.
 
 pub mod cli;
 pub mod contract;
