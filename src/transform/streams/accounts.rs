@@ -6,7 +6,7 @@ use arrow::array::{
     ArrayRef, ListBuilder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
 };
 
-use super::{RowDecoder, Slots, check_currency, pk_str, req_instant, req_str};
+use super::{RowDecoder, Slots, Tail, check_currency, pk_str, req_instant, req_str};
 use crate::transform::Lineage;
 use crate::transform::json::{Fields, JsonStr, as_str, extra_json};
 use crate::transform::quarantine::{Reason, Reject};
@@ -29,10 +29,7 @@ pub struct AccountsDecoder {
     timezone: StringBuilder,
     currencies: ListBuilder<StringBuilder>,
     created: TimestampMicrosecondBuilder,
-    extra: StringBuilder,
-    run_id: StringBuilder,
-    extracted_at: TimestampMicrosecondBuilder,
-    rows: usize,
+    tail: Tail,
 }
 
 impl Default for AccountsDecoder {
@@ -44,10 +41,7 @@ impl Default for AccountsDecoder {
             timezone: StringBuilder::new(),
             currencies: ListBuilder::new(StringBuilder::new()),
             created: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
-            extra: StringBuilder::new(),
-            run_id: StringBuilder::new(),
-            extracted_at: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
-            rows: 0,
+            tail: Tail::default(),
         }
     }
 }
@@ -105,19 +99,15 @@ impl RowDecoder for AccountsDecoder {
             None => self.currencies.append(false),
         }
         self.created.append_value(created);
-        self.extra.append_option(extra_json(&s.extra));
-        self.run_id.append_value(&lineage.run_id);
-        self.extracted_at.append_value(lineage.extracted_at_us);
-        self.rows += 1;
+        self.tail.push(extra_json(&s.extra), lineage);
         Ok(())
     }
 
     fn len(&self) -> usize {
-        self.rows
+        self.tail.len()
     }
 
     fn finish(&mut self) -> RecordBatch {
-        self.rows = 0;
         let cols: Vec<ArrayRef> = vec![
             Arc::new(self.id.finish()),
             Arc::new(self.name.finish()),
@@ -125,11 +115,7 @@ impl RowDecoder for AccountsDecoder {
             Arc::new(self.timezone.finish()),
             Arc::new(self.currencies.finish()),
             Arc::new(self.created.finish()),
-            Arc::new(self.extra.finish()),
-            Arc::new(self.run_id.finish()),
-            Arc::new(self.extracted_at.finish()),
         ];
-        RecordBatch::try_new(ACCOUNTS.schema.clone(), cols)
-            .expect("columns match the accounts schema")
+        self.tail.finish(&ACCOUNTS, cols)
     }
 }

@@ -2,12 +2,9 @@
 
 use std::sync::Arc;
 
-use arrow::array::{
-    ArrayRef, Date32Builder, Decimal128Builder, RecordBatch, StringBuilder,
-    TimestampMicrosecondBuilder,
-};
+use arrow::array::{ArrayRef, Date32Builder, Decimal128Builder, RecordBatch, StringBuilder};
 
-use super::{RowDecoder, Slots, check_currency, opt_decimal, pk_str, req_date};
+use super::{RowDecoder, Slots, Tail, check_currency, opt_decimal, pk_str, req_date};
 use crate::transform::Lineage;
 use crate::transform::decimal::{RATE_PRECISION, RATE_SCALE};
 use crate::transform::json::{Fields, extra_json};
@@ -22,10 +19,7 @@ pub struct FxRatesDecoder {
     base: StringBuilder,
     quote: StringBuilder,
     rate: Decimal128Builder,
-    extra: StringBuilder,
-    run_id: StringBuilder,
-    extracted_at: TimestampMicrosecondBuilder,
-    rows: usize,
+    tail: Tail,
 }
 
 impl Default for FxRatesDecoder {
@@ -35,10 +29,7 @@ impl Default for FxRatesDecoder {
             base: StringBuilder::new(),
             quote: StringBuilder::new(),
             rate: Decimal128Builder::new().with_data_type(rate()),
-            extra: StringBuilder::new(),
-            run_id: StringBuilder::new(),
-            extracted_at: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
-            rows: 0,
+            tail: Tail::default(),
         }
     }
 }
@@ -60,29 +51,21 @@ impl RowDecoder for FxRatesDecoder {
         self.base.append_value(&base);
         self.quote.append_value(&quote);
         self.rate.append_value(r);
-        self.extra.append_option(extra_json(&s.extra));
-        self.run_id.append_value(&lineage.run_id);
-        self.extracted_at.append_value(lineage.extracted_at_us);
-        self.rows += 1;
+        self.tail.push(extra_json(&s.extra), lineage);
         Ok(())
     }
 
     fn len(&self) -> usize {
-        self.rows
+        self.tail.len()
     }
 
     fn finish(&mut self) -> RecordBatch {
-        self.rows = 0;
         let cols: Vec<ArrayRef> = vec![
             Arc::new(self.date.finish()),
             Arc::new(self.base.finish()),
             Arc::new(self.quote.finish()),
             Arc::new(self.rate.finish()),
-            Arc::new(self.extra.finish()),
-            Arc::new(self.run_id.finish()),
-            Arc::new(self.extracted_at.finish()),
         ];
-        RecordBatch::try_new(FX_RATES.schema.clone(), cols)
-            .expect("columns match the fx_rates schema")
+        self.tail.finish(&FX_RATES, cols)
     }
 }

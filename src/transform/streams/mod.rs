@@ -8,7 +8,9 @@ pub mod transactions;
 
 use std::borrow::Cow;
 
-use arrow::array::RecordBatch;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, RecordBatch, StringBuilder, TimestampMicrosecondBuilder};
 use serde_json::value::RawValue;
 
 use super::Lineage;
@@ -33,6 +35,56 @@ pub trait RowDecoder: Send {
     }
     /// The rows so far as a batch; the builders start over.
     fn finish(&mut self) -> RecordBatch;
+}
+
+/// A UTC microsecond timestamp builder.
+pub(crate) fn ts() -> TimestampMicrosecondBuilder {
+    TimestampMicrosecondBuilder::new().with_timezone("UTC")
+}
+
+/// The columns every decoded table ends with — `_extra`, `_run_id`, `_extracted_at` — and the
+/// row count.
+pub(crate) struct Tail {
+    extra: StringBuilder,
+    run_id: StringBuilder,
+    extracted_at: TimestampMicrosecondBuilder,
+    rows: usize,
+}
+
+impl Default for Tail {
+    fn default() -> Self {
+        Tail {
+            extra: StringBuilder::new(),
+            run_id: StringBuilder::new(),
+            extracted_at: ts(),
+            rows: 0,
+        }
+    }
+}
+
+impl Tail {
+    /// Ends a row: its unknown fields (JSON text) and the lineage.
+    pub(crate) fn push(&mut self, extra: Option<String>, lineage: &Lineage) {
+        self.extra.append_option(extra);
+        self.run_id.append_value(&lineage.run_id);
+        self.extracted_at.append_value(lineage.extracted_at_us);
+        self.rows += 1;
+    }
+
+    /// Rows ended since the last `finish`.
+    pub(crate) fn len(&self) -> usize {
+        self.rows
+    }
+
+    /// The table's batch from its leading columns plus these; the builders start over.
+    pub(crate) fn finish(&mut self, table: &TableDef, mut cols: Vec<ArrayRef>) -> RecordBatch {
+        self.rows = 0;
+        cols.push(Arc::new(self.extra.finish()));
+        cols.push(Arc::new(self.run_id.finish()));
+        cols.push(Arc::new(self.extracted_at.finish()));
+        RecordBatch::try_new(table.schema.clone(), cols)
+            .unwrap_or_else(|e| panic!("columns match the {} schema: {e}", table.name))
+    }
 }
 
 /// An item's fields sorted into the decoder's known names, plus the unknown ones.

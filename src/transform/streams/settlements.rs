@@ -8,7 +8,8 @@ use arrow::array::{
 };
 
 use super::{
-    RowDecoder, Slots, currency, opt_instant, pk_str, req_amount, req_date, req_instant, req_str,
+    RowDecoder, Slots, Tail, currency, opt_instant, pk_str, req_amount, req_date, req_instant,
+    req_str, ts,
 };
 use crate::transform::Lineage;
 use crate::transform::json::{Fields, extra_json};
@@ -41,14 +42,7 @@ pub struct SettlementsDecoder {
     count: Int64Builder,
     amounts: [Decimal128Builder; 3],
     times: [TimestampMicrosecondBuilder; 4],
-    extra: StringBuilder,
-    run_id: StringBuilder,
-    extracted_at: TimestampMicrosecondBuilder,
-    rows: usize,
-}
-
-fn ts() -> TimestampMicrosecondBuilder {
-    TimestampMicrosecondBuilder::new().with_timezone("UTC")
+    tail: Tail,
 }
 
 impl Default for SettlementsDecoder {
@@ -62,10 +56,7 @@ impl Default for SettlementsDecoder {
             count: Int64Builder::new(),
             amounts: std::array::from_fn(|_| Decimal128Builder::new().with_data_type(amount())),
             times: std::array::from_fn(|_| ts()),
-            extra: StringBuilder::new(),
-            run_id: StringBuilder::new(),
-            extracted_at: ts(),
-            rows: 0,
+            tail: Tail::default(),
         }
     }
 }
@@ -128,19 +119,15 @@ impl RowDecoder for SettlementsDecoder {
         {
             b.append_option(v);
         }
-        self.extra.append_option(extra_json(&s.extra));
-        self.run_id.append_value(&lineage.run_id);
-        self.extracted_at.append_value(lineage.extracted_at_us);
-        self.rows += 1;
+        self.tail.push(extra_json(&s.extra), lineage);
         Ok(())
     }
 
     fn len(&self) -> usize {
-        self.rows
+        self.tail.len()
     }
 
     fn finish(&mut self) -> RecordBatch {
-        self.rows = 0;
         let [g, f, n] = &mut self.amounts;
         let [c, u, cl, p] = &mut self.times;
         let cols: Vec<ArrayRef> = vec![
@@ -157,11 +144,7 @@ impl RowDecoder for SettlementsDecoder {
             Arc::new(u.finish()),
             Arc::new(cl.finish()),
             Arc::new(p.finish()),
-            Arc::new(self.extra.finish()),
-            Arc::new(self.run_id.finish()),
-            Arc::new(self.extracted_at.finish()),
         ];
-        RecordBatch::try_new(SETTLEMENTS.schema.clone(), cols)
-            .expect("columns match the settlements schema")
+        self.tail.finish(&SETTLEMENTS, cols)
     }
 }

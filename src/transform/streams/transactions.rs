@@ -8,8 +8,8 @@ use arrow::array::{
 };
 
 use super::{
-    RowDecoder, Slots, check_currency, currency, opt_decimal, opt_instant, opt_str, pk_str,
-    req_amount, req_instant, req_str,
+    RowDecoder, Slots, Tail, check_currency, currency, opt_decimal, opt_instant, opt_str, pk_str,
+    req_amount, req_instant, req_str, ts,
 };
 use crate::transform::Lineage;
 use crate::transform::decimal::{AMOUNT_PRECISION, AMOUNT_SCALE, RATE_PRECISION, RATE_SCALE};
@@ -64,14 +64,7 @@ pub struct TransactionsDecoder {
     description: StringBuilder,
     metadata: StringBuilder,
     created_date: Date32Builder,
-    extra: StringBuilder,
-    run_id: StringBuilder,
-    extracted_at: TimestampMicrosecondBuilder,
-    rows: usize,
-}
-
-fn ts() -> TimestampMicrosecondBuilder {
-    TimestampMicrosecondBuilder::new().with_timezone("UTC")
+    tail: Tail,
 }
 
 impl Default for TransactionsDecoder {
@@ -98,10 +91,7 @@ impl Default for TransactionsDecoder {
             description: StringBuilder::new(),
             metadata: StringBuilder::new(),
             created_date: Date32Builder::new(),
-            extra: StringBuilder::new(),
-            run_id: StringBuilder::new(),
-            extracted_at: ts(),
-            rows: 0,
+            tail: Tail::default(),
         }
     }
 }
@@ -183,19 +173,15 @@ impl RowDecoder for TransactionsDecoder {
         self.metadata.append_option(metadata);
         self.created_date
             .append_value(created.div_euclid(DAY_US) as i32);
-        self.extra.append_option(extra);
-        self.run_id.append_value(&lineage.run_id);
-        self.extracted_at.append_value(lineage.extracted_at_us);
-        self.rows += 1;
+        self.tail.push(extra, lineage);
         Ok(())
     }
 
     fn len(&self) -> usize {
-        self.rows
+        self.tail.len()
     }
 
     fn finish(&mut self) -> RecordBatch {
-        self.rows = 0;
         let cols: Vec<ArrayRef> = vec![
             Arc::new(self.id.finish()),
             Arc::new(self.account.finish()),
@@ -218,11 +204,7 @@ impl RowDecoder for TransactionsDecoder {
             Arc::new(self.description.finish()),
             Arc::new(self.metadata.finish()),
             Arc::new(self.created_date.finish()),
-            Arc::new(self.extra.finish()),
-            Arc::new(self.run_id.finish()),
-            Arc::new(self.extracted_at.finish()),
         ];
-        RecordBatch::try_new(TRANSACTIONS.schema.clone(), cols)
-            .expect("columns match the transactions schema")
+        self.tail.finish(&TRANSACTIONS, cols)
     }
 }
