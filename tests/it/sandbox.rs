@@ -1,26 +1,16 @@
 //! The sandbox over real HTTP on loopback: authentication, paging, tokens, statements,
 //! settlements, rate limits, determinism, and the OpenAPI description it claims to serve.
 
-mod common;
-
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
+use crate::helpers::*;
 use chrono::{DateTime, NaiveDate, Utc};
-use common::*;
 use maribank_etl::contract::signing::{AuthHeader, Credentials, RequestParts};
 use maribank_etl::contract::{ErrorCode, Stream};
 use maribank_etl::sandbox::auth::{AuthRequest, NonceCache, authenticate, default_keys};
 use maribank_etl::sandbox::data::local_midnight_ms;
 use maribank_etl::sandbox::{Sandbox, SandboxConfig};
-
-fn date(s: &str) -> NaiveDate {
-    NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
-}
-
-fn instant(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-}
 
 fn config() -> SandboxConfig {
     SandboxConfig {

@@ -1,8 +1,7 @@
 //! Pipeline runs end to end against the sandbox on loopback: a backfill killed at random points
 //! and resumed, daily syncs converging with an incremental pass, concurrent runs, and alerts.
 
-mod common;
-
+use crate::helpers::{self, date, instant};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -10,7 +9,7 @@ use std::time::Duration;
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{Decimal128Type, TimestampMicrosecondType};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use maribank_etl::ExitStatus;
 use maribank_etl::contract::signing::Credentials;
 use maribank_etl::pipeline::config::{ApiEnv, Overrides, Settings};
@@ -18,14 +17,6 @@ use maribank_etl::pipeline::report::{AlertKind, RunResult};
 use maribank_etl::pipeline::run::{Outcome, Plan, Runner};
 use maribank_etl::sandbox::query::{TimeField, TxnWindow, transactions};
 use maribank_etl::sandbox::{FaultKind, Sandbox, SandboxConfig};
-
-fn instant(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-}
-
-fn date(s: &str) -> NaiveDate {
-    NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
-}
 
 /// A pipeline TOML for tests: short timeouts, a short lease.
 fn pipeline_file(dir: &Path, name: &str, extra: &str) -> PathBuf {
@@ -80,7 +71,7 @@ type Ledger = BTreeMap<String, (String, String, Option<String>, i128, i64)>;
 
 fn ledger(root: &Path) -> Ledger {
     let mut out = Ledger::new();
-    for b in common::read_table(root, "transactions") {
+    for b in helpers::read_table(root, "transactions") {
         let c = |n: &str| b.column_by_name(n).unwrap().clone();
         let (id, cur, st, batch) = (
             c("transaction_id"),
@@ -244,7 +235,7 @@ async fn backfill_killed_at_random_points_and_resumed_equals_an_uninterrupted_ru
     let mut kills = 0;
     for delay_ms in [350u64, 900, 600, 1500] {
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "child_backfill_entry", "--nocapture"])
+            .args(["--exact", "pipeline::child_backfill_entry", "--nocapture"])
             .env("MB_CHILD_BASE_URL", sb.base_url())
             .env("MB_CHILD_CONFIG", &config)
             .env("MB_CHILD_DEST", &killed)
@@ -285,13 +276,13 @@ async fn backfill_killed_at_random_points_and_resumed_equals_an_uninterrupted_ru
     assert_eq!(sums(&a), want, "equal to the sandbox's own totals");
     assert!(want.values().map(|v| v.0).sum::<u64>() > 5000);
     // Settlements and statements landed too.
-    assert!(!common::read_table(&killed, "settlements").is_empty());
+    assert!(!helpers::read_table(&killed, "settlements").is_empty());
     assert_eq!(
-        common::read_table(&clean, "statement_lines")
+        helpers::read_table(&clean, "statement_lines")
             .iter()
             .map(|b| b.num_rows())
             .sum::<usize>(),
-        common::read_table(&killed, "statement_lines")
+        helpers::read_table(&killed, "statement_lines")
             .iter()
             .map(|b| b.num_rows())
             .sum::<usize>()

@@ -2,13 +2,12 @@
 //! discrepancies) → a `Runner` sync into a temp folder → `reconcile` with the seller's order
 //! export; each planted discrepancy found with its classification and nothing else.
 
-mod common;
-
+use crate::helpers::{self, date, instant};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use arrow::array::{Array, AsArray, RecordBatch};
-use chrono::{DateTime, NaiveDate, Timelike, Utc};
+use chrono::{DateTime, NaiveDate, Timelike};
 use clap::Parser;
 use maribank_etl::ExitStatus;
 use maribank_etl::contract::signing::Credentials;
@@ -18,14 +17,6 @@ use maribank_etl::pipeline::run::{Plan, Runner};
 use maribank_etl::reconcile::{Check, ReconcileConfig, Summary, reconcile};
 use maribank_etl::sandbox::data::{Txn, TxnType, World};
 use maribank_etl::sandbox::{Discrepancies, DiscrepancyKind, Plant, Sandbox, SandboxConfig};
-
-fn date(s: &str) -> NaiveDate {
-    NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
-}
-
-fn instant(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-}
 
 /// Five accounts (Singapore, Hong Kong, Tokyo, Kuwait — frozen, not synced — and Los Angeles),
 /// data 2026-03-01..=03-12 across the US DST switch, the data clock well after it.
@@ -114,7 +105,7 @@ fn txns(w: &World, from: &str, to: &str) -> Vec<Txn> {
 /// (column values…) of every row of a table, for the named text columns.
 fn rows(root: &Path, table: &str, cols: &[&str]) -> Vec<Vec<String>> {
     let mut out = Vec::new();
-    for b in common::read_table(root, table) {
+    for b in helpers::read_table(root, table) {
         for i in 0..b.num_rows() {
             out.push(
                 cols.iter()

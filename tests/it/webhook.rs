@@ -3,6 +3,7 @@
 //! crashes (an aborted receiver and a killed child process) with events acknowledged but not
 //! yet acted on.
 
+use crate::helpers::instant;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -10,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{NaiveDate, Utc};
 use futures::future::BoxFuture;
 use maribank_etl::contract::signing::Secret;
 use maribank_etl::sandbox::webhooks::{WebhookDelivery, events_between};
@@ -205,10 +206,6 @@ async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-fn instant(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
 }
 
 fn stmt(account: &str, date: &str) -> Action {
@@ -607,7 +604,7 @@ async fn killed_child_process_loses_no_acknowledged_event() {
     }
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
-            "child_receiver_process",
+            "webhook::child_receiver_process",
             "--exact",
             "--nocapture",
             "--test-threads=1",

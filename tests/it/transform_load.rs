@@ -1,11 +1,10 @@
 //! Transform and load end to end: sandbox pages → Arrow → Parquet (local, S3) → read back
 //! exactly, quarantine reasons, dedupe and merge, DuckDB, crash safety, the schema files.
 
-mod support;
-
 use std::collections::HashMap;
 use std::path::Path as FsPath;
 
+use crate::helpers::*;
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Date32Type, Decimal128Type, TimestampMicrosecondType};
 use maribank_etl::contract::Stream;
@@ -15,7 +14,6 @@ use maribank_etl::sandbox::{query, render};
 use maribank_etl::transform::decimal::format_decimal;
 use maribank_etl::transform::schema::{self, TRANSACTIONS};
 use maribank_etl::transform::{Reason, StatementFile, Transformer, decode_statement};
-use support::*;
 
 fn dec(b: &RecordBatch, col: &str, i: usize) -> Option<i128> {
     let a = b
@@ -75,7 +73,7 @@ async fn transactions_round_trip_exactly() {
         .iter()
         .map(|t| (w.txn_id(t.day.account, t.day.date, t.index), t))
         .collect();
-    for (path, b) in read_table(dir.path(), "transactions") {
+    for (path, b) in read_table_files(dir.path(), "transactions") {
         let rel = path
             .strip_prefix(dir.path())
             .unwrap()
@@ -194,7 +192,7 @@ async fn other_streams_round_trip() {
     let (s, c) = load_items(&dest, Stream::Settlements, &items, "r", WriteMode::Replace).await;
     assert_eq!(c.total(), 0);
     assert_eq!(s.rows_written as usize, items.len());
-    for (path, b) in read_table(dir.path(), "settlements") {
+    for (path, b) in read_table_files(dir.path(), "settlements") {
         for i in 0..b.num_rows() {
             let (bt, digits) = &expect[text(&b, "settlement_batch_id", i).unwrap()];
             assert_eq!(
@@ -271,7 +269,7 @@ async fn statements_decode_with_zones_and_quoting() {
     );
     let mut total = 0;
     for a in &w.accounts {
-        for d in [date(2026, 3, 7), date(2026, 3, 8)] {
+        for d in [ymd(2026, 3, 7), ymd(2026, 3, 8)] {
             let (dayc, txns) = query::statement_txns(&w, a, d);
             let mut body = b"\xEF\xBB\xBF".to_vec();
             body.extend_from_slice(
@@ -340,7 +338,7 @@ async fn statements_decode_with_zones_and_quoting() {
     );
     let file = StatementFile {
         account_id: "ACC-US-0005",
-        date: date(2026, 3, 8),
+        date: ymd(2026, 3, 8),
         body: body.as_bytes(),
         sha256: None,
     };
@@ -654,8 +652,8 @@ async fn real_sandbox_pages_round_trip() {
         .to_utc();
     let sb = Sandbox::start(SandboxConfig {
         accounts: 3,
-        from: date(2026, 3, 5),
-        to: date(2026, 3, 9),
+        from: ymd(2026, 3, 5),
+        to: ymd(2026, 3, 9),
         txns_per_day: 60,
         offset_share: 0.3,
         malformed_rate: 0.03,
@@ -1055,7 +1053,12 @@ fn crash_leaves_whole_partitions() {
     let dir = tempfile::tempdir().unwrap();
     for delay_ms in [15u64, 40, 75, 120, 170, 260, 420] {
         let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["crash_child", "--exact", "--nocapture", "--test-threads=1"])
+            .args([
+                "transform_load::crash_child",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env("MB_CRASH_CHILD_DIR", dir.path())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())

@@ -1,0 +1,12 @@
+//! The integration tests, compiled into one binary: each module drives the crate end to end over
+//! loopback HTTP, real Parquet files and the Python readers; `helpers` is what they share.
+
+mod helpers;
+
+mod cli;
+mod extract;
+mod pipeline;
+mod reconcile;
+mod sandbox;
+mod transform_load;
+mod webhook;
