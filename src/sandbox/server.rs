@@ -21,7 +21,8 @@ use super::render;
 use super::rng::{hash, hash_bytes};
 use super::tokens::{Position, Token, TokenError};
 use crate::contract::signing::{RequestParts, canonical_query};
-use crate::contract::{self, ErrorCode, Stream};
+use crate::contract::{self, ErrorCode};
+use crate::registry::Stream;
 
 /// An API error answer.
 #[derive(Debug)]
@@ -586,7 +587,7 @@ pub async fn handle(
     let fault = shared.faults.decide(
         fingerprint,
         params.get("page_token").is_some(),
-        stream != Stream::Statements,
+        stream != Stream::STATEMENTS,
     );
     if let Some(k) = fault {
         shared.stats.faults.fetch_add(1, Ordering::Relaxed);
@@ -626,13 +627,14 @@ pub async fn handle(
         now_data_ms: shared.now_data_ms(),
         now_real_ms,
     };
-    let answer = match stream {
-        Stream::Accounts => accounts(&ctx),
-        Stream::Transactions => transactions(&ctx),
-        Stream::Settlements => settlements(&ctx),
-        Stream::Statements => statements(&ctx),
-        Stream::FxRates => fx_rates(&ctx),
+    let endpoint: fn(&Ctx<'_>) -> Result<Answer, ApiError> = match stream.name() {
+        "accounts" => accounts,
+        "transactions" => transactions,
+        "settlements" => settlements,
+        "statements" => statements,
+        _ => fx_rates,
     };
+    let answer = endpoint(&ctx);
     let (bytes, ctype, extra) = match answer {
         Err(e) => return error_response(&common, &e),
         Ok(Answer::Json(data)) => (envelope_ok(&trace_id, &data), JSON, None),
