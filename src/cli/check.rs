@@ -205,9 +205,9 @@ pub async fn check(
     // The destination, when one is configured.
     if let Ok(s) = args.pipeline.settings() {
         let opts = crate::load::DestinationOptions {
-            endpoint: s.storage_endpoint.clone(),
-            allow_http: s.storage_allow_http,
-            region: s.storage_region.clone(),
+            endpoint: s.storage.endpoint.clone(),
+            allow_http: s.storage.allow_http,
+            region: s.storage.region.clone(),
             ..Default::default()
         };
         match crate::load::Destination::parse(&s.destination, &opts) {
