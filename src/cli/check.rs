@@ -1,6 +1,7 @@
 //! `maribank-etl check`: credentials, reachability, clock skew, permissions per product and the
 //! destination — one line per check, with the fix when one fails.
 
+use crate::registry::Stream;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -140,7 +141,7 @@ pub async fn check(
         }
     };
     let first_account = {
-        let pages = client.list(ListRequest::accounts().page_size(1));
+        let pages = client.list(ListRequest::all(Stream::ACCOUNTS).page_size(1));
         tokio::pin!(pages);
         match pages.try_next().await {
             Ok(Some(p)) => {
@@ -173,15 +174,15 @@ pub async fn check(
     let probes: [(&str, ListRequest); 3] = [
         (
             "product transactions",
-            ListRequest::transactions(account.clone(), window).page_size(1),
+            ListRequest::window(Stream::TRANSACTIONS, account.clone(), window).page_size(1),
         ),
         (
             "product settlements",
-            ListRequest::settlements(account.clone(), window).page_size(1),
+            ListRequest::window(Stream::SETTLEMENTS, account.clone(), window).page_size(1),
         ),
         (
             "product fx",
-            ListRequest::fx_rates(now.date_naive()).page_size(1),
+            ListRequest::on_date(Stream::FX_RATES, now.date_naive()).page_size(1),
         ),
     ];
     for (what, req) in probes {

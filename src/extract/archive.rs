@@ -13,8 +13,8 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde::Serialize;
 
-use crate::contract::Stream;
 use crate::load::partition::encode_value;
+use crate::registry::Stream;
 
 /// Where raw responses go: a store, the destination root inside it, and the run id that
 /// prefixes every object name. Cheap to clone; clones share the sequence counter.
@@ -177,7 +177,7 @@ mod tests {
         let day = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();
         let p = a
             .write(
-                Stream::Transactions,
+                Stream::TRANSACTIONS,
                 Some("A/B"),
                 day,
                 &rec,

@@ -15,16 +15,18 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::archive::{ArchiveRecord, RawArchive, ts};
-use super::clock::{Clock, NonceSource, RandomNonce, SystemClock};
 use super::error::{ExtractError, NO_TRACE, Refusal, RequestContext, hint};
 use super::governor::Governor;
+use super::nonce::{NonceSource, RandomNonce};
 use super::retry::RetryConfig;
 use super::stats::{ExtractStats, inc};
 use super::window::{TimeWindow, max_window, split_windows};
+use crate::clock::{Clock, SystemClock};
 use crate::contract::signing::{
     AuthHeader, Credentials, RequestParts, canonical_query, sha256_hex,
 };
-use crate::contract::{self, ErrorCode, Stream};
+use crate::contract::{self, ErrorCode};
+use crate::registry::{Scope, Stream};
 
 /// Default requests per second per access key (the production limit, §3).
 pub const DEFAULT_QPS: f64 = 10.0;
@@ -146,23 +148,23 @@ impl TimeField {
     }
 }
 
-/// What to list. Build with the per-stream constructors and the builder methods.
+/// What to list: a stream and the scope its definition asks for (an account and a window, a
+/// date, or nothing), built with [`ListRequest::window`], [`ListRequest::on_date`] or
+/// [`ListRequest::all`] and the builder methods.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListRequest {
-    /// The stream (not `Statements`: see [`Client::statement`]).
+    /// The stream (a list stream: not `statements`, see [`Client::statement`]).
     pub stream: Stream,
-    /// Account, for transactions and settlements.
+    /// Account, for per-account streams.
     pub account_id: Option<String>,
-    /// Window, for transactions and settlements; split into API-sized windows.
+    /// Window, for per-account streams; split into API-sized windows.
     pub window: Option<TimeWindow>,
-    /// Time field of a transactions window.
+    /// Time field of the window.
     pub time_field: TimeField,
-    /// Optional `type` filter of transactions.
-    pub txn_type: Option<String>,
-    /// Date of fx rates.
+    /// Optional filters (`type`, `status`, `base` …), among the stream's own.
+    pub filters: Vec<(String, String)>,
+    /// Date, for per-date streams.
     pub date: Option<NaiveDate>,
-    /// Optional `base` of fx rates.
-    pub base: Option<String>,
     /// Resume the first window from this saved page token.
     pub page_token: Option<String>,
     /// Page size for this request, overriding the client's.
@@ -176,60 +178,48 @@ impl ListRequest {
             account_id: None,
             window: None,
             time_field: TimeField::CreatedAt,
-            txn_type: None,
+            filters: Vec::new(),
             date: None,
-            base: None,
             page_token: None,
             page_size: None,
         }
     }
 
-    /// `GET /v1/accounts`.
-    pub fn accounts() -> ListRequest {
-        ListRequest::of(Stream::Accounts)
+    /// A list of the whole key (`accounts`).
+    pub fn all(stream: Stream) -> ListRequest {
+        ListRequest::of(stream)
     }
 
-    /// `GET /v1/transactions` of one account over a window (any length).
-    pub fn transactions(account_id: impl Into<String>, window: TimeWindow) -> ListRequest {
+    /// One account's items over a window (any length) of a per-account stream.
+    pub fn window(
+        stream: Stream,
+        account_id: impl Into<String>,
+        window: TimeWindow,
+    ) -> ListRequest {
         ListRequest {
             account_id: Some(account_id.into()),
             window: Some(window),
-            ..ListRequest::of(Stream::Transactions)
+            ..ListRequest::of(stream)
         }
     }
 
-    /// `GET /v1/settlements` of one account over a window (any length).
-    pub fn settlements(account_id: impl Into<String>, window: TimeWindow) -> ListRequest {
-        ListRequest {
-            account_id: Some(account_id.into()),
-            window: Some(window),
-            ..ListRequest::of(Stream::Settlements)
-        }
-    }
-
-    /// `GET /v1/fx-rates` of one date.
-    pub fn fx_rates(date: NaiveDate) -> ListRequest {
+    /// The items of one date of a per-date stream (`fx_rates`).
+    pub fn on_date(stream: Stream, date: NaiveDate) -> ListRequest {
         ListRequest {
             date: Some(date),
-            ..ListRequest::of(Stream::FxRates)
+            ..ListRequest::of(stream)
         }
     }
 
-    /// Sets the time field of a transactions window.
+    /// Sets the time field of the window (the stream must accept it).
     pub fn time_field(mut self, f: TimeField) -> ListRequest {
         self.time_field = f;
         self
     }
 
-    /// Filters transactions by `type`.
-    pub fn txn_type(mut self, t: impl Into<String>) -> ListRequest {
-        self.txn_type = Some(t.into());
-        self
-    }
-
-    /// Sets the `base` currency of fx rates.
-    pub fn base(mut self, b: impl Into<String>) -> ListRequest {
-        self.base = Some(b.into());
+    /// Adds a filter parameter (one of the stream's `filters`).
+    pub fn filter(mut self, name: impl Into<String>, value: impl Into<String>) -> ListRequest {
+        self.filters.push((name.into(), value.into()));
         self
     }
 
@@ -247,22 +237,36 @@ impl ListRequest {
 
     fn validate(&self) -> Result<(), ExtractError> {
         let bad = |m: String| Err(ExtractError::InvalidRequest(m));
-        match self.stream {
-            Stream::Transactions | Stream::Settlements => {
+        let s = self.stream;
+        match s.scope {
+            Scope::AccountWindow => {
                 if self.account_id.as_deref().is_none_or(str::is_empty) {
-                    return bad(format!("{} needs an account id", self.stream));
+                    return bad(format!("{s} needs an account id"));
                 }
                 if self.window.is_none() {
-                    return bad(format!("{} needs a window", self.stream));
+                    return bad(format!("{s} needs a window"));
+                }
+                if self.time_field != TimeField::CreatedAt
+                    && !s.time_fields.contains(&self.time_field.as_str())
+                {
+                    return bad(format!(
+                        "{s} windows cannot be on {}",
+                        self.time_field.as_str()
+                    ));
                 }
             }
-            Stream::FxRates if self.date.is_none() => {
-                return bad("fx_rates needs a date".into());
-            }
-            Stream::Statements => {
-                return bad("statements are files: use Client::statement".into());
+            Scope::Date if self.date.is_none() => return bad(format!("{s} needs a date")),
+            Scope::AccountDay => {
+                return bad(format!("{s} are files: use Client::statement"));
             }
             _ => {}
+        }
+        if let Some((name, _)) = self
+            .filters
+            .iter()
+            .find(|(n, _)| !s.filters.contains(&n.as_str()))
+        {
+            return bad(format!("{s} has no filter `{name}`"));
         }
         if let Some(n) = self.page_size
             && !(1..=contract::PAGE_SIZE_MAX).contains(&n)
@@ -670,13 +674,13 @@ impl Client {
         date: NaiveDate,
     ) -> Result<StatementFile, ExtractError> {
         let context = RequestContext {
-            stream: Stream::Statements,
+            stream: Stream::STATEMENTS,
             account_id: Some(account_id.to_string()),
             window: None,
             date: Some(date),
         };
         let call = Call {
-            stream: Stream::Statements,
+            stream: Stream::STATEMENTS,
             query: vec![
                 ("account_id".into(), account_id.to_string()),
                 ("date".into(), date.format("%Y-%m-%d").to_string()),
@@ -716,7 +720,7 @@ impl Client {
                 });
             }
         };
-        let c = self.inner.stats.stream(Stream::Statements);
+        let c = self.inner.stats.stream(Stream::STATEMENTS);
         inc(&c.pages, 1);
         inc(&c.items, row_count);
         Ok(StatementFile {
@@ -756,20 +760,14 @@ impl Client {
         if let Some(w) = &window {
             query.push(("start_time".into(), w.start_param()));
             query.push(("end_time".into(), w.end_param()));
-        }
-        if req.stream == Stream::Transactions {
+            // `created_at` is every endpoint's default: sent only when another field is asked.
             if req.time_field != TimeField::CreatedAt {
                 query.push(("time_field".into(), req.time_field.as_str().into()));
             }
-            if let Some(t) = &req.txn_type {
-                query.push(("type".into(), t.clone()));
-            }
         }
+        query.extend(req.filters.iter().cloned());
         if let Some(d) = req.date {
             query.push(("date".into(), d.format("%Y-%m-%d").to_string()));
-        }
-        if let Some(b) = &req.base {
-            query.push(("base".into(), b.clone()));
         }
         let size = req.page_size.unwrap_or(self.inner.cfg.page_size);
         query.push(("page_size".into(), size.to_string()));
@@ -1086,9 +1084,9 @@ impl Client {
             attempt,
             body_bytes: body.len(),
         };
-        let account = match call.stream {
-            Stream::Accounts | Stream::FxRates => None,
-            _ => call.context.account_id.as_deref(),
+        let account = match call.stream.scope {
+            Scope::Key | Scope::Date => None,
+            Scope::AccountWindow | Scope::AccountDay => call.context.account_id.as_deref(),
         };
         archive
             .write(call.stream, account, call.day, &record, body.clone())
@@ -1141,10 +1139,23 @@ mod tests {
     #[test]
     fn requests_are_validated() {
         let w = TimeWindow::new(Utc::now() - chrono::Duration::days(1), Utc::now()).unwrap();
-        assert!(ListRequest::transactions("A", w).validate().is_ok());
-        assert!(ListRequest::transactions("", w).validate().is_err());
-        assert!(ListRequest::accounts().page_size(0).validate().is_err());
-        assert!(ListRequest::of(Stream::FxRates).validate().is_err());
+        assert!(
+            ListRequest::window(Stream::TRANSACTIONS, "A", w)
+                .validate()
+                .is_ok()
+        );
+        assert!(
+            ListRequest::window(Stream::TRANSACTIONS, "", w)
+                .validate()
+                .is_err()
+        );
+        assert!(
+            ListRequest::all(Stream::ACCOUNTS)
+                .page_size(0)
+                .validate()
+                .is_err()
+        );
+        assert!(ListRequest::of(Stream::FX_RATES).validate().is_err());
     }
 
     #[test]

@@ -8,7 +8,7 @@ use arrow::compute::take_record_batch;
 use arrow::datatypes::{DataType, Date32Type};
 use arrow::error::ArrowError;
 
-use crate::transform::TableDef;
+use crate::contract::table::TableDef;
 
 /// Folder value of a null partition value (the Hive convention).
 pub const NULL_VALUE: &str = "__HIVE_DEFAULT_PARTITION__";

@@ -11,7 +11,7 @@ use futures::future::BoxFuture;
 
 use super::config::{ApiEnv, Settings};
 use super::run::{Plan, Runner};
-use crate::contract::Stream;
+use crate::registry::Stream;
 use crate::webhook::{ActionError, Actions};
 
 /// The clock pulls measure their windows with (tests pin it to the sandbox's data clock).
@@ -97,7 +97,7 @@ impl Actions for PipelineActions {
     ) -> BoxFuture<'a, Result<(), ActionError>> {
         Box::pin(self.exec(
             account_id,
-            vec![Stream::Statements],
+            vec![Stream::STATEMENTS],
             Plan::Statement { date },
         ))
     }
@@ -113,7 +113,7 @@ impl Actions for PipelineActions {
         let start = end - self.settlement_lookback;
         Box::pin(self.exec(
             account_id,
-            vec![Stream::Settlements],
+            vec![Stream::SETTLEMENTS],
             Plan::Sync { start, end },
         ))
     }
@@ -125,7 +125,7 @@ impl Actions for PipelineActions {
         let first_start = Some((self.now)() - self.first_lookback);
         Box::pin(self.exec(
             account_id,
-            vec![Stream::Transactions],
+            vec![Stream::TRANSACTIONS],
             Plan::Incremental { first_start },
         ))
     }

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::contract::Stream;
 use crate::contract::signing::Credentials;
+use crate::registry::Stream;
 
 /// Environment variable holding the API base URL.
 pub const ENV_BASE_URL: &str = "MARIBANK_BASE_URL";
@@ -386,7 +386,7 @@ mod tests {
         let s = Settings::resolve(&o).unwrap();
         assert_eq!(
             (s.name.as_str(), s.qps, s.streams.clone()),
-            ("daily", 2.0, vec![Stream::Transactions])
+            ("daily", 2.0, vec![Stream::TRANSACTIONS])
         );
         std::fs::write(&p, "streams = [\"payroll\"]\n").unwrap();
         let e = Settings::resolve(&Overrides {

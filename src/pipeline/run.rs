@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Date32Type, Decimal128Type, TimestampMicrosecondType};
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt};
@@ -22,14 +22,17 @@ use super::report::{
 };
 use super::state::{StateError, StateStore};
 use crate::ExitStatus;
-use crate::contract::Stream;
+use crate::contract::business_day::utc_dates;
+pub use crate::contract::business_day::{local_day_bounds, statement_dates};
+use crate::contract::money::{fmt_units4, units4};
 use crate::extract::{
     Client, ClientConfig, ErrorClass, ExtractError, ListRequest, RawArchive, TimeField, TimeWindow,
 };
 use crate::load::{
     Destination, DestinationOptions, LoadError, TableWriter, WriteMode, WriterConfig,
 };
-use crate::transform::{Lineage, Transformer};
+use crate::registry::Stream;
+use crate::transform::Lineage;
 
 /// Rows decoded before they are handed to the writer.
 const BATCH_ROWS: usize = 8192;
@@ -448,7 +451,7 @@ impl Runner {
                         .collect(),
                 )
                 .await?;
-                if streams.contains(&Stream::FxRates) {
+                if streams.contains(&Stream::FX_RATES) {
                     self.fx_rates(utc_dates(*start, *end)).await?;
                 }
             }
@@ -471,10 +474,12 @@ impl Runner {
 
     /// Lists accounts, loads the `accounts` table, and picks the ones this run pulls.
     async fn accounts(&self) -> Result<Vec<AccountInfo>, RunError> {
-        let pages = self.client.list(ListRequest::accounts());
+        let pages = self.client.list(ListRequest::all(Stream::ACCOUNTS));
         tokio::pin!(pages);
         let mut all = Vec::new();
-        let mut t = Transformer::new(Stream::Accounts, self.lineage.clone()).expect("JSON stream");
+        let mut t = Stream::ACCOUNTS
+            .transformer(self.lineage.clone())
+            .expect("JSON stream");
         while let Some(page) = pages.try_next().await? {
             for item in &page.items {
                 t.push_item(item.get());
@@ -493,9 +498,9 @@ impl Runner {
                 }
             }
         }
-        if self.settings.streams.contains(&Stream::Accounts) {
+        if self.settings.streams.contains(&Stream::ACCOUNTS) {
             let table = t.table();
-            self.load(Stream::Accounts, table, WriteMode::Replace, t.finish())
+            self.load(Stream::ACCOUNTS, table, WriteMode::Replace, t.finish())
                 .await?;
         }
         let chosen: Vec<AccountInfo> = match &self.settings.accounts {
@@ -535,7 +540,7 @@ impl Runner {
         let mut records = 0;
         let mut batch_sums: HashMap<String, Sums> = HashMap::new();
         let mut quarantined_by_batch = HashMap::new();
-        if streams.contains(&Stream::Transactions) {
+        if streams.contains(&Stream::TRANSACTIONS) {
             let tally = self.ledger(a, w, field, mode).await?;
             records += tally.records;
             quarantined_by_batch = tally.quarantined_by_batch;
@@ -551,13 +556,13 @@ impl Runner {
                 }
             }
         }
-        if streams.contains(&Stream::Settlements) {
+        if streams.contains(&Stream::SETTLEMENTS) {
             // Batches are created at the start of their business day and close and get paid
             // over the next day and a half: look back far enough to refresh the ones that
             // changed status since an earlier window loaded them.
             let sw = TimeWindow::new(w.start - chrono::Duration::days(3), w.end).unwrap_or(w);
             let check = field == TimeField::CreatedAt
-                && streams.contains(&Stream::Transactions)
+                && streams.contains(&Stream::TRANSACTIONS)
                 && self.settings.control_totals;
             let check = check.then_some(BatchCheck {
                 window: w,
@@ -566,7 +571,7 @@ impl Runner {
             });
             records += self.settlements(a, sw, check).await?;
         }
-        if streams.contains(&Stream::Statements) {
+        if streams.contains(&Stream::STATEMENTS) {
             let dates = match field {
                 TimeField::CreatedAt => statement_dates(a.tz, w.start, w.end),
                 TimeField::UpdatedAt => {
@@ -589,11 +594,12 @@ impl Runner {
         field: TimeField,
         mode: WriteMode,
     ) -> Result<Tally, RunError> {
-        let req = ListRequest::transactions(a.id.clone(), w).time_field(field);
+        let req = ListRequest::window(Stream::TRANSACTIONS, a.id.clone(), w).time_field(field);
         let pages = self.client.list(req);
         tokio::pin!(pages);
-        let mut t =
-            Transformer::new(Stream::Transactions, self.lineage.clone()).expect("JSON stream");
+        let mut t = Stream::TRANSACTIONS
+            .transformer(self.lineage.clone())
+            .expect("JSON stream");
         let mut writer = TableWriter::new(&self.dest, t.table(), mode, WriterConfig::default());
         let mut tally = Tally::default();
         while let Some(page) = pages.try_next().await? {
@@ -630,8 +636,8 @@ impl Runner {
                 .entry(reason.as_str().to_string())
                 .or_default() += n;
         }
-        self.record_window(Stream::Transactions, Some(&a.id), w, &tally, "done");
-        self.note_written(Stream::Transactions, summary.rows_written);
+        self.record_window(Stream::TRANSACTIONS, Some(&a.id), w, &tally, "done");
+        self.note_written(Stream::TRANSACTIONS, summary.rows_written);
         if field == TimeField::CreatedAt {
             // Per-day totals only mean something for a window of whole creation days; an
             // incremental pass holds only what changed.
@@ -648,10 +654,13 @@ impl Runner {
         w: TimeWindow,
         check: Option<BatchCheck<'_>>,
     ) -> Result<u64, RunError> {
-        let pages = self.client.list(ListRequest::settlements(a.id.clone(), w));
+        let pages = self
+            .client
+            .list(ListRequest::window(Stream::SETTLEMENTS, a.id.clone(), w));
         tokio::pin!(pages);
-        let mut t =
-            Transformer::new(Stream::Settlements, self.lineage.clone()).expect("JSON stream");
+        let mut t = Stream::SETTLEMENTS
+            .transformer(self.lineage.clone())
+            .expect("JSON stream");
         let mut tally = Tally::default();
         let mut batches: Vec<RawBatch> = Vec::new();
         while let Some(page) = pages.try_next().await? {
@@ -667,9 +676,9 @@ impl Runner {
             }
         }
         let table = t.table();
-        self.load(Stream::Settlements, table, WriteMode::Replace, t.finish())
+        self.load(Stream::SETTLEMENTS, table, WriteMode::Replace, t.finish())
             .await?;
-        self.record_window(Stream::Settlements, Some(&a.id), w, &tally, "done");
+        self.record_window(Stream::SETTLEMENTS, Some(&a.id), w, &tally, "done");
         if let Some(BatchCheck {
             window: cw,
             sums,
@@ -757,7 +766,7 @@ impl Runner {
                 let (s, e) = local_day_bounds(a.tz, date);
                 let w = TimeWindow::new(s, e).expect("a day is a window");
                 self.record_window(
-                    Stream::Statements,
+                    Stream::STATEMENTS,
                     Some(&a.id),
                     w,
                     &Tally::default(),
@@ -780,8 +789,8 @@ impl Runner {
                 message: e.to_string(),
             }
         })?;
-        let table = &crate::transform::schema::STATEMENT_LINES;
-        self.load(Stream::Statements, table, WriteMode::Replace, d)
+        let table = &crate::transform::statements::STATEMENT_LINES;
+        self.load(Stream::STATEMENTS, table, WriteMode::Replace, d)
             .await?;
         let (ws, we) = local_day_bounds(a.tz, date);
         let tally = Tally {
@@ -791,7 +800,7 @@ impl Runner {
             ..Default::default()
         };
         self.record_window(
-            Stream::Statements,
+            Stream::STATEMENTS,
             Some(&a.id),
             TimeWindow::new(ws, we).expect("a day"),
             &tally,
@@ -808,15 +817,18 @@ impl Runner {
                 .into_iter()
                 .map(|date| -> BoxFuture<'_, _> {
                     Box::pin(async move {
-                        let pages = self.client.list(ListRequest::fx_rates(date));
+                        let pages = self
+                            .client
+                            .list(ListRequest::on_date(Stream::FX_RATES, date));
                         tokio::pin!(pages);
-                        let mut t = Transformer::new(Stream::FxRates, self.lineage.clone())
+                        let mut t = Stream::FX_RATES
+                            .transformer(self.lineage.clone())
                             .expect("JSON stream");
                         while let Some(page) = pages.try_next().await? {
                             t.push_page(page.items.iter().map(|i| i.get()));
                         }
                         let table = t.table();
-                        self.load(Stream::FxRates, table, WriteMode::Replace, t.finish())
+                        self.load(Stream::FX_RATES, table, WriteMode::Replace, t.finish())
                             .await?;
                         Ok::<_, RunError>(())
                     })
@@ -831,7 +843,7 @@ impl Runner {
     async fn load(
         &self,
         stream: Stream,
-        table: &'static crate::transform::TableDef,
+        table: &'static crate::contract::table::TableDef,
         mode: WriteMode,
         d: crate::transform::Decoded,
     ) -> Result<u64, RunError> {
@@ -870,7 +882,7 @@ impl Runner {
         };
         let mut w = TableWriter::new(
             &self.dest,
-            &crate::transform::schema::QUARANTINE,
+            &crate::transform::quarantine::QUARANTINE,
             WriteMode::Merge,
             cfg,
         );
@@ -910,16 +922,16 @@ impl Runner {
                 }
             }
         }
-        let fx_todo: Vec<(TimeWindow, String)> = if self.settings.streams.contains(&Stream::FxRates)
-        {
-            windows
-                .iter()
-                .map(|w| (*w, window_key(None, w)))
-                .filter(|(_, k)| !done.contains(k))
-                .collect()
-        } else {
-            vec![]
-        };
+        let fx_todo: Vec<(TimeWindow, String)> =
+            if self.settings.streams.contains(&Stream::FX_RATES) {
+                windows
+                    .iter()
+                    .map(|w| (*w, window_key(None, w)))
+                    .filter(|(_, k)| !done.contains(k))
+                    .collect()
+            } else {
+                vec![]
+            };
         let total = todo.len() + fx_todo.len();
         tracing::info!(
             job = %job,
@@ -1003,7 +1015,7 @@ impl Runner {
         }
         self.set_window(earliest, end);
         self.progress.start("incremental", passes.len() as u64);
-        let advance = self.settings.streams.contains(&Stream::Transactions);
+        let advance = self.settings.streams.contains(&Stream::TRANSACTIONS);
         concurrently(
             self.settings.concurrency,
             passes
@@ -1025,7 +1037,7 @@ impl Runner {
                 .collect(),
         )
         .await?;
-        if self.settings.streams.contains(&Stream::FxRates) && earliest < end {
+        if self.settings.streams.contains(&Stream::FX_RATES) && earliest < end {
             self.fx_rates(utc_dates(earliest, end)).await?;
         }
         Ok(())
@@ -1140,17 +1152,6 @@ struct RawBatch {
     net_amount: String,
 }
 
-/// A decimal string in units of 10^-4 (the warehouse's amount scale).
-fn units4(s: &str) -> Option<i128> {
-    crate::transform::decimal::parse_decimal(s, 18, 4, 4).ok()
-}
-
-fn fmt_units4(v: i128) -> String {
-    let sign = if v < 0 { "-" } else { "" };
-    let a = v.unsigned_abs();
-    format!("{sign}{}.{:04}", a / 10_000, a % 10_000)
-}
-
 fn window_key(account: Option<&str>, w: &TimeWindow) -> String {
     let who = account.map_or_else(
         || "fx_rates".to_string(),
@@ -1182,49 +1183,6 @@ fn day_windows(whole: TimeWindow, days: i64) -> Vec<TimeWindow> {
 
 fn is_day_aligned(t: &DateTime<Utc>) -> bool {
     t.timestamp().rem_euclid(86_400) == 0 && t.timestamp_subsec_nanos() == 0
-}
-
-/// UTC dates touched by `[start, end)`.
-fn utc_dates(start: DateTime<Utc>, end: DateTime<Utc>) -> Vec<NaiveDate> {
-    let mut out = Vec::new();
-    let mut d = start.date_naive();
-    let last = (end - chrono::Duration::microseconds(1)).date_naive();
-    while d <= last {
-        out.push(d);
-        d = d.succ_opt().expect("date in range");
-    }
-    out
-}
-
-/// Instants bounding an account-local business day.
-pub fn local_day_bounds(tz: Tz, date: NaiveDate) -> (DateTime<Utc>, DateTime<Utc>) {
-    let start = |d: NaiveDate| {
-        DateTime::from_timestamp_millis(crate::contract::business_day::local_midnight_ms(tz, d))
-            .expect("in range")
-    };
-    (start(date), start(date.succ_opt().expect("date in range")))
-}
-
-/// The business days of a window's statements: those whose statement is generated (02:00
-/// local the next day) inside `[start, end)`, so each day belongs to exactly one window and a
-/// window that has ended finds all of its statements ready.
-pub fn statement_dates(tz: Tz, start: DateTime<Utc>, end: DateTime<Utc>) -> Vec<NaiveDate> {
-    let ready_after =
-        chrono::Duration::milliseconds(crate::contract::STATEMENT_READY_AFTER_MIDNIGHT_MS);
-    let mut out = Vec::new();
-    let mut d = tz.from_utc_datetime(&start.naive_utc()).date_naive() - chrono::Duration::days(2);
-    loop {
-        let (_, day_end) = local_day_bounds(tz, d);
-        let ready = day_end + ready_after;
-        if ready >= end {
-            break;
-        }
-        if ready >= start {
-            out.push(d);
-        }
-        d = d.succ_opt().expect("date in range");
-    }
-    out
 }
 
 /// Progress: a bar with rate and ETA on a terminal, periodic log lines otherwise.

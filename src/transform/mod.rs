@@ -3,15 +3,12 @@
 //! Items arrive as raw JSON text (what extract received, one item per `&str`); each stream's
 //! decoder ([`streams`]) validates an item against the contract and appends it to typed column
 //! builders, or sends it to the `quarantine` table with a [`Reason`]. Money is parsed from its
-//! decimal text into `Decimal128(18, 4)` ([`decimal`]), instants into UTC microseconds
+//! decimal text into `Decimal128(18, 4)` ([`crate::contract::money`]), instants into UTC microseconds
 //! ([`time`]). Statement CSV files go through [`statements`]. [`dedupe`] keeps the latest
 //! version of every primary key; [`schema`] is the warehouse contract in Arrow terms.
 
-pub mod decimal;
-pub mod dedupe;
 pub mod json;
 pub mod quarantine;
-pub mod schema;
 pub mod statements;
 pub mod streams;
 pub mod time;
@@ -19,9 +16,8 @@ pub mod time;
 use arrow::array::RecordBatch;
 use chrono::{DateTime, Utc};
 
-use crate::contract::Stream;
+use crate::contract::table::TableDef;
 pub use quarantine::{QuarantineCounts, Reason, Reject};
-pub use schema::TableDef;
 pub use statements::{StatementError, StatementFile, decode_statement};
 use streams::RowDecoder;
 
@@ -57,33 +53,30 @@ pub struct Decoded {
 
 /// Decodes the JSON items of one stream, page after page, into batches of its table.
 pub struct Transformer {
-    stream: Stream,
+    stream: &'static str,
     lineage: Lineage,
     decoder: Box<dyn RowDecoder>,
     quarantine: quarantine::QuarantineBuilder,
 }
 
 impl Transformer {
-    /// A transformer for a JSON stream. `None` for [`Stream::Statements`], which is CSV
-    /// (see [`decode_statement`]).
-    pub fn new(stream: Stream, lineage: Lineage) -> Option<Transformer> {
-        let decoder: Box<dyn RowDecoder> = match stream {
-            Stream::Transactions => Box::<streams::transactions::TransactionsDecoder>::default(),
-            Stream::Settlements => Box::<streams::settlements::SettlementsDecoder>::default(),
-            Stream::Accounts => Box::<streams::accounts::AccountsDecoder>::default(),
-            Stream::FxRates => Box::<streams::fx_rates::FxRatesDecoder>::default(),
-            Stream::Statements => return None,
-        };
-        Some(Transformer {
+    /// A transformer of the JSON items of the stream `stream` (its name, which quarantined
+    /// records carry) decoded by `decoder`. The registry's `Stream::transformer` picks both.
+    pub fn new(
+        stream: &'static str,
+        decoder: Box<dyn RowDecoder>,
+        lineage: Lineage,
+    ) -> Transformer {
+        Transformer {
             stream,
-            quarantine: quarantine::QuarantineBuilder::new(stream.name(), lineage.clone()),
+            quarantine: quarantine::QuarantineBuilder::new(stream, lineage.clone()),
             lineage,
             decoder,
-        })
+        }
     }
 
-    /// The stream.
-    pub fn stream(&self) -> Stream {
+    /// The stream's name.
+    pub fn stream(&self) -> &'static str {
         self.stream
     }
 
@@ -145,15 +138,4 @@ impl Transformer {
             counts: self.counts().clone(),
         }
     }
-}
-
-/// Decodes one page of items of `stream` in one call (`None` for statements).
-pub fn decode_page<'a>(
-    stream: Stream,
-    lineage: &Lineage,
-    items: impl IntoIterator<Item = &'a str>,
-) -> Option<Decoded> {
-    let mut t = Transformer::new(stream, lineage.clone())?;
-    t.push_page(items);
-    Some(t.finish())
 }

@@ -11,8 +11,8 @@ use axum::response::Response;
 use chrono::Utc;
 
 use super::{Caller, Envelope, earlier};
-use crate::contract::Stream;
 use crate::contract::signing::RequestParts;
+use crate::registry::Stream;
 use crate::sandbox::Shared;
 use crate::sandbox::auth::{AuthRequest, authenticate};
 use crate::sandbox::envelope::{self, ApiError};

@@ -8,8 +8,9 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 use super::{Drawn, Envelope, earlier};
+use crate::contract::ErrorCode;
 use crate::contract::signing::canonical_query;
-use crate::contract::{ErrorCode, Stream};
+use crate::registry::Stream;
 use crate::sandbox::Shared;
 use crate::sandbox::envelope::{self, ApiError};
 use crate::sandbox::faults::FaultKind;
@@ -30,7 +31,7 @@ pub(super) async fn draw(
     let fault = shared.faults.decide(
         fingerprint(&shared, path, &params),
         params.get("page_token").is_some(),
-        stream != Stream::Statements,
+        stream != Stream::STATEMENTS,
     );
     if let Some(k) = fault {
         shared.stats.faults.fetch_add(1, Ordering::Relaxed);

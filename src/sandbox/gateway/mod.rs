@@ -9,7 +9,7 @@
 //! 3. [`authenticate`]: the AK/SK signature and the key's grants ([`Caller`]).
 //! 4. [`rate_limit`]: the key's token bucket (updates [`Envelope`]'s remaining tokens).
 //! 5. [`route`]: the path names an endpoint and the method is GET
-//!    ([`Stream`](crate::contract::Stream)).
+//!    ([`Stream`](crate::registry::Stream)).
 //! 6. [`fault`]: the fault drawn from the seed, if any ([`Drawn`]).
 
 mod authenticate;

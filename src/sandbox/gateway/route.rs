@@ -8,7 +8,7 @@ use super::{Envelope, earlier};
 use crate::sandbox::envelope::{self, ApiError};
 use crate::sandbox::routes;
 
-/// Sets the [`Stream`](crate::contract::Stream) asked for, or answers `NOT_FOUND` (no such
+/// Sets the [`Stream`](crate::registry::Stream) asked for, or answers `NOT_FOUND` (no such
 /// endpoint) or `INVALID_PARAMETER` (not a GET).
 pub(super) async fn resolve(mut req: Request, next: Next) -> Response {
     let path = req.uri().path();

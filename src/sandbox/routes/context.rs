@@ -7,7 +7,8 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::response::Response;
 
-use crate::contract::{self, ErrorCode, Stream};
+use crate::contract::{self, ErrorCode};
+use crate::registry::Stream;
 use crate::sandbox::Shared;
 use crate::sandbox::data::Account;
 use crate::sandbox::envelope::{self, Answer, ApiError, Envelope};
