@@ -13,6 +13,8 @@
 //! - [`webhook`]: the receiver of MariBank's event pushes, journaled and turned into pulls.
 //! - [`cli`], [`logging`]: the command line at the edge.
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod cli;
 pub mod clock;
 pub mod contract;
