@@ -280,7 +280,8 @@ pub static ORDER_STATUS: LazyLock<TableDef> = LazyLock::new(|| TableDef {
     version_column: None,
 });
 
-/// `webhook_events`: every delivery the webhook receiver got, verified or not.
+/// `webhook_events`: every delivery the webhook receiver got, verified or not, and where each
+/// verified event stands (accepted, done, dead letter).
 pub static WEBHOOK_EVENTS: LazyLock<TableDef> = LazyLock::new(|| TableDef {
     name: "webhook_events",
     schema: with_lineage(vec![
@@ -289,6 +290,10 @@ pub static WEBHOOK_EVENTS: LazyLock<TableDef> = LazyLock::new(|| TableDef {
         f("received_at", instant(), false),
         f("payload", DataType::Utf8, true),
         f("verification", DataType::Utf8, false),
+        // Nullable: rows written before these columns existed read as null.
+        f("status", DataType::Utf8, true),
+        f("attempts", DataType::Int32, true),
+        f("dead_letter_reason", DataType::Utf8, true),
         f("received_date", DataType::Date32, false),
     ]),
     partition_by: &["received_date"],
