@@ -324,9 +324,9 @@ pub struct WebhookPulls {
 impl WebhookPulls {
     /// Pulls with `settings` (its alert URL kept for dead letters) and the credentials of `api`.
     pub fn new(mut settings: Settings, api: ApiEnv) -> WebhookPulls {
-        let alert_url = settings.webhook_url.clone();
+        let alert_url = settings.alerts.webhook_url.clone();
         let name = settings.name.clone();
-        settings.consecutive_failures = usize::MAX;
+        settings.alerts.consecutive_failures = usize::MAX;
         WebhookPulls {
             pipeline: PipelineActions::new(settings, api),
             name,

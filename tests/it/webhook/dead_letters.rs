@@ -311,9 +311,9 @@ async fn real_pulls_for_an_unknown_account_are_one_run_report_and_one_alert_each
         ..Default::default()
     })
     .unwrap();
-    settings.webhook_url = Some(alert_url);
+    settings.alerts.webhook_url = Some(alert_url);
     assert_eq!(
-        settings.consecutive_failures, 3,
+        settings.alerts.consecutive_failures, 3,
         "three failures would alert"
     );
     let api = ApiEnv {
@@ -324,7 +324,7 @@ async fn real_pulls_for_an_unknown_account_are_one_run_report_and_one_alert_each
         ),
     };
     let pulls =
-        WebhookPulls::new(settings, api).map_pipeline(|p| p.with_clock(Arc::new(move || now)));
+        WebhookPulls::new(settings, api).map_pipeline(|p| p.with_clock(crate::helpers::at(now)));
     let sink = Arc::new(ParquetSink::new(
         Destination::local(&wh).unwrap(),
         "webhook-test",
