@@ -2,7 +2,7 @@
 
 use chrono::{Datelike, NaiveDate};
 
-use super::{CLOSE_AFTER_MIDNIGHT_MS, PAID_AFTER_MIDNIGHT_MS, STATEMENT_AFTER_MIDNIGHT_MS};
+use super::{CLOSE_AFTER_MIDNIGHT_MS, STATEMENT_AFTER_MIDNIGHT_MS};
 use crate::sandbox::rng::hash;
 
 /// Day number used in hashes.
@@ -33,10 +33,6 @@ impl DayCtx {
     /// When the day's statement file is generated.
     pub fn statement_ms(&self) -> i64 {
         self.end_ms + STATEMENT_AFTER_MIDNIGHT_MS
-    }
-    /// When the day's batches are paid.
-    pub fn paid_ms(&self) -> i64 {
-        self.end_ms + PAID_AFTER_MIDNIGHT_MS
     }
     /// Creation instant of transaction `i`: strictly increasing in `i`.
     #[inline]

@@ -11,6 +11,10 @@ use crate::sandbox::rng::Rng;
 
 /// Type rolls (in `0..1000`) below this are payments.
 pub(crate) const PAYMENT_ROLLS: u64 = 700;
+/// Type rolls in this range are chargebacks (when an earlier payment is found).
+pub(crate) const CHARGEBACK_ROLLS: std::ops::Range<u64> = 790..805;
+/// Type rolls in this range are adjustments (some return a won chargeback's funds).
+pub(crate) const ADJUSTMENT_ROLLS: std::ops::Range<u64> = 920..995;
 
 /// The type a roll in `0..1000` draws; a refund or chargeback that finds no earlier payment
 /// becomes a payment.
@@ -140,7 +144,30 @@ impl World {
             },
             _ => self.own_amounts(kind, day, i, a, &ticket, &mut r),
         };
+        let draft = match kind {
+            TxnType::Adjustment => self.reversal(day, i).unwrap_or(draft),
+            _ => draft,
+        };
         self.finish(day, i, &mut r, created_ms, lag, draft)
+    }
+
+    /// Adjustment `i` of `day` when it returns the funds of a won chargeback: the amount and
+    /// the fee back, in the chargeback's wallet, referring to its entry (see
+    /// [`super::disputes`]).
+    fn reversal(&self, day: &DayCtx, i: u32) -> Option<Draft> {
+        let cb = self.reversed_by(day, i)?;
+        Some(Draft {
+            kind: TxnType::Adjustment,
+            currency: cb.currency,
+            digits: cb.digits,
+            gross: cb.fee - cb.gross,
+            fee: 0,
+            original: None,
+            channel: cb.channel,
+            order_of: cb.order_of,
+            related: Some((cb.day.date, cb.index)),
+            failed: false,
+        })
     }
 
     /// The wallet of one transaction (60 / 30 / 10 % over the account's currencies) and its

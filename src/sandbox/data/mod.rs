@@ -1,6 +1,6 @@
-//! The sandbox's data: accounts, the ledger, settlement batches and fx rates, each record a pure
-//! function of (seed, account, business day, index) and the data clock — nothing is stored, so
-//! any page of any window is computed on demand in constant memory.
+//! The sandbox's data: accounts, the ledger, settlement batches, payouts, disputes and fx rates,
+//! each record a pure function of (seed, account, business day, index) and the data clock —
+//! nothing is stored, so any page of any window is computed on demand in constant memory.
 //!
 //! Lifecycle (all times account-local, see [`DayCtx`]):
 //! - a transaction is created on business day `d` and appears in lists after a publication lag
@@ -8,14 +8,21 @@
 //! - it is `PENDING` until the day closes at 00:30 the next day, then `SETTLED` with
 //!   `settled_at = updated_at =` the close and the batch id of its (account, currency, day);
 //!   about 2 % of payments are `FAILED` at creation and never settle;
-//! - the day's batches are `OPEN` until the close, `CLOSED` at it and `PAID` at 10:00;
-//! - the day's statement file is generated at 02:00 the next day.
+//! - the day's batches are `OPEN` until the close, `CLOSED` at it, and `PAID` when the payout
+//!   carrying them arrives, 1–3 working days later ([`payouts`]);
+//! - the day's statement file is generated at 02:00 the next day;
+//! - every `CHARGEBACK` entry belongs to a dispute, and a won one is returned by an
+//!   `ADJUSTMENT` entry ([`disputes`]).
 
 mod accounts;
+mod batches;
+pub mod book;
 mod day;
+pub mod disputes;
 mod fx;
 mod generate;
 mod ids;
+pub mod payouts;
 mod txn;
 
 use chrono::{Datelike, NaiveDate};
@@ -23,9 +30,13 @@ use chrono::{Datelike, NaiveDate};
 use super::rng::Rng;
 
 pub use accounts::{Account, accounts};
+pub use batches::{BatchState, BatchTotals, day_totals};
+pub use book::PayoutBook;
 pub use day::DayCtx;
 pub(crate) use day::day_key;
+pub use disputes::{Dispute, DisputeKind, DisputeStatus, DisputeStep};
 pub use fx::fx_currencies;
+pub use payouts::{Payout, PayoutEnd, PayoutStatus};
 pub use txn::{Malformed, Original, Status, Txn, TxnType};
 
 const MINUTE_MS: i64 = 60_000;
@@ -34,8 +45,6 @@ pub(crate) const HOUR_MS: i64 = 60 * MINUTE_MS;
 pub const CLOSE_AFTER_MIDNIGHT_MS: i64 = 30 * MINUTE_MS;
 /// Local time after midnight at which the day's statement is generated (§7).
 pub const STATEMENT_AFTER_MIDNIGHT_MS: i64 = crate::contract::STATEMENT_READY_AFTER_MIDNIGHT_MS;
-/// Local time after midnight at which the day's batches are paid out.
-pub const PAID_AFTER_MIDNIGHT_MS: i64 = 10 * HOUR_MS;
 
 /// Parameters of the generated world.
 #[derive(Debug, Clone)]
@@ -152,7 +161,7 @@ mod tests {
             let t = w.txn(&d, i);
             assert_eq!(t.net(), t.gross - t.fee);
             assert!(t.fee >= 0);
-            if let Some((rd, ri)) = t.related {
+            if let (TxnType::Refund | TxnType::Chargeback, Some((rd, ri))) = (t.kind, t.related) {
                 refunds += 1;
                 let p = w.txn(&w.day(a, rd), ri);
                 assert_eq!(p.kind, TxnType::Payment);
