@@ -4,9 +4,11 @@
 mod helpers;
 
 mod cli;
+mod disputes_payouts;
 mod extract;
 mod pipeline;
 mod reconcile;
 mod sandbox;
+mod sandbox_lifecycles;
 mod transform_load;
 mod webhook;

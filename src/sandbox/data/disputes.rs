@@ -20,17 +20,17 @@
 
 use chrono::NaiveDate;
 
-use super::generate::{ADJUSTMENT_ROLLS, CHARGEBACK_ROLLS, PAYMENT_ROLLS};
-use super::{Account, DayCtx, HOUR_MS, Txn, TxnType, World, day_key, local_midnight_ms};
+use super::generate::{CHARGEBACK_ROLLS, PAYMENT_ROLLS};
+use super::{DayCtx, HOUR_MS, Txn, TxnType, World, day_key, local_midnight_ms};
 use crate::sandbox::rng::{Rng, hash};
 
 const DAY_MS: i64 = 24 * HOUR_MS;
 /// Days after a dispute or its escalation opens that evidence is due.
 pub const EVIDENCE_DAYS: i64 = 7;
 /// The earliest decision day of a chargeback, in days after its withdrawal day.
-const DECISION_MIN_DAYS: u64 = 10;
+pub(super) const DECISION_MIN_DAYS: u64 = 10;
 /// How many decision days there are (from `DECISION_MIN_DAYS`).
-const DECISION_SPREAD_DAYS: u64 = 7;
+pub(super) const DECISION_SPREAD_DAYS: u64 = 7;
 /// Payments per 10 000 that get an inquiry that never escalates.
 const INQUIRIES_PER_10K: u64 = 50;
 /// How many days before its anchor's day a dispute can have been created (an escalated
@@ -180,7 +180,7 @@ impl Dispute {
 
 /// How a chargeback ends, drawn from its entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ChargebackEnd {
+pub(super) enum ChargebackEnd {
     Accepted,
     Expired,
     Won,
@@ -243,7 +243,8 @@ impl World {
         self.dispute_draws(account, date, i).2
     }
 
-    fn chargeback_end(&self, account: u32, date: NaiveDate, i: u32) -> ChargebackEnd {
+    /// How the chargeback whose entry is (`date`, `i`) ends.
+    pub(super) fn chargeback_end(&self, account: u32, date: NaiveDate, i: u32) -> ChargebackEnd {
         match hash(&[self.p.seed, 0x6f75, account as u64, day_key(date), i as u64]) % 1000 {
             0..150 => ChargebackEnd::Accepted,
             150..250 => ChargebackEnd::Expired,
@@ -253,7 +254,7 @@ impl World {
     }
 
     /// The day chargebacks withdrawn on `date` are decided: 10–16 days later.
-    fn decision_day(&self, account: u32, date: NaiveDate) -> NaiveDate {
+    pub(super) fn decision_day(&self, account: u32, date: NaiveDate) -> NaiveDate {
         let k = hash(&[self.p.seed, 0x6464, account as u64, day_key(date)]) % DECISION_SPREAD_DAYS;
         date + chrono::Days::new(DECISION_MIN_DAYS + k)
     }
@@ -265,60 +266,6 @@ impl World {
             .map(|i| self.txn(day, i))
             .filter(|t| t.kind == TxnType::Chargeback)
             .collect()
-    }
-
-    /// The chargebacks decided for the merchant on `date`, in (withdrawal day, index) order:
-    /// each takes the place of one of the day's adjustments, in order.
-    fn won_on(&self, a: &Account, date: NaiveDate) -> Vec<Txn> {
-        let first = date - chrono::Days::new(DECISION_MIN_DAYS + DECISION_SPREAD_DAYS - 1);
-        let mut out = Vec::new();
-        let mut d = first;
-        while d <= date - chrono::Days::new(DECISION_MIN_DAYS) {
-            if self.decision_day(a.index, d) == date {
-                let day = self.day(a, d);
-                out.extend(self.chargebacks_of(&day).into_iter().filter(|t| {
-                    self.chargeback_end(a.index, t.day.date, t.index) == ChargebackEnd::Won
-                }));
-            }
-            d = d.succ_opt().expect("date in range");
-        }
-        out
-    }
-
-    /// The `CHARGEBACK` entry whose funds adjustment `i` of `day` returns, if it is one: the
-    /// k-th adjustment of a decision day returns the k-th chargeback won that day.
-    pub(crate) fn reversed_by(&self, day: &DayCtx, i: u32) -> Option<Txn> {
-        let a = &self.accounts[day.account as usize];
-        let won = self.won_on(a, day.date);
-        if won.is_empty() {
-            return None;
-        }
-        let mut rank = 0;
-        for j in 0..i {
-            if ADJUSTMENT_ROLLS.contains(&self.kind_roll(day, j)) {
-                rank += 1;
-                if rank >= won.len() {
-                    return None;
-                }
-            }
-        }
-        won.into_iter().nth(rank)
-    }
-
-    /// The adjustment (day, index) returning the funds of chargeback entry `cb` when it is won;
-    /// `None` when it is not won (or no adjustment of its decision day is left).
-    fn reversal_of(&self, cb: &Txn) -> Option<(NaiveDate, u32)> {
-        let a = &self.accounts[cb.day.account as usize];
-        let date = self.decision_day(a.index, cb.day.date);
-        let won = self.won_on(a, date);
-        let rank = won
-            .iter()
-            .position(|t| (t.day.date, t.index) == (cb.day.date, cb.index))?;
-        let day = self.day(a, date);
-        (0..day.n)
-            .filter(|&j| ADJUSTMENT_ROLLS.contains(&self.kind_roll(&day, j)))
-            .nth(rank)
-            .map(|j| (date, j))
     }
 
     /// The dispute of `CHARGEBACK` entry `cb`.

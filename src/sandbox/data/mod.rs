@@ -23,6 +23,7 @@ mod fx;
 mod generate;
 mod ids;
 pub mod payouts;
+mod reversals;
 mod txn;
 
 use chrono::{Datelike, NaiveDate};
