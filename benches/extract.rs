@@ -3,6 +3,7 @@
 //!
 //! Run: `CARGO_TARGET_DIR=/work/main/target cargo bench --bench extract`
 
+use maribank_etl::registry::Stream;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -54,7 +55,7 @@ async fn pull(client: &Client, accounts: &[String], deadline: Option<Duration>) 
     let start = Instant::now();
     let tasks = accounts.iter().map(|a| {
         let client = client.clone();
-        let req = ListRequest::transactions(a.clone(), month());
+        let req = ListRequest::window(Stream::TRANSACTIONS, a.clone(), month());
         async move {
             let mut s = std::pin::pin!(client.list(req));
             let (mut pages, mut items) = (0u64, 0u64);

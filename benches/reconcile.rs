@@ -13,13 +13,13 @@ use std::io::{BufWriter, Write};
 use std::time::Instant;
 
 use chrono::NaiveDate;
-use maribank_etl::contract::Stream;
 use maribank_etl::load::{Destination, TableWriter, WriteMode, WriterConfig};
 use maribank_etl::reconcile::{ReconcileConfig, reconcile};
+use maribank_etl::registry::Stream;
 use maribank_etl::sandbox::data::{World, WorldParams};
 use maribank_etl::sandbox::render::{self, Batch, BatchTotals};
 use maribank_etl::sandbox::{Discrepancies, orders};
-use maribank_etl::transform::{Lineage, StatementFile, Transformer, decode_statement};
+use maribank_etl::transform::{Lineage, StatementFile, decode_statement};
 
 const TXNS_PER_DAY: u32 = 20_000;
 
@@ -59,9 +59,9 @@ async fn build(
         .and_utc()
         .timestamp_millis();
     let lineage = Lineage::new("bench", chrono::Utc::now());
-    let mut tx = Transformer::new(Stream::Transactions, lineage.clone()).unwrap();
-    let mut st = Transformer::new(Stream::Settlements, lineage.clone()).unwrap();
-    let mut ac = Transformer::new(Stream::Accounts, lineage.clone()).unwrap();
+    let mut tx = Stream::TRANSACTIONS.transformer(lineage.clone()).unwrap();
+    let mut st = Stream::SETTLEMENTS.transformer(lineage.clone()).unwrap();
+    let mut ac = Stream::ACCOUNTS.transformer(lineage.clone()).unwrap();
     let mut txw = TableWriter::new(
         dest,
         tx.table(),
@@ -76,7 +76,7 @@ async fn build(
     );
     let mut slw = TableWriter::new(
         dest,
-        &maribank_etl::transform::schema::STATEMENT_LINES,
+        &maribank_etl::transform::statements::STATEMENT_LINES,
         WriteMode::Replace,
         WriterConfig::default(),
     );

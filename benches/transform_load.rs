@@ -9,12 +9,12 @@ use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::time::Instant;
 
 use chrono::NaiveDate;
-use maribank_etl::contract::Stream;
 use maribank_etl::load::{Destination, TableWriter, WriteMode, WriterConfig};
+use maribank_etl::registry::Stream;
 use maribank_etl::sandbox::data::{World, WorldParams};
 use maribank_etl::sandbox::render;
-use maribank_etl::transform::schema::QUARANTINE;
-use maribank_etl::transform::{Lineage, Transformer};
+use maribank_etl::transform::Lineage;
+use maribank_etl::transform::quarantine::QUARANTINE;
 
 fn status_kib(field: &str) -> u64 {
     let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -129,7 +129,8 @@ fn main() {
     let lineage = Lineage::new("bench", chrono::Utc::now());
     let start = Instant::now();
     let cpu0 = cpu_secs();
-    let table = Transformer::new(Stream::Transactions, lineage.clone())
+    let table = Stream::TRANSACTIONS
+        .transformer(lineage.clone())
         .unwrap()
         .table();
     let mut cfg = WriterConfig::default();
@@ -166,7 +167,7 @@ fn main() {
     for _ in 0..decoders {
         let (page_rx, out_tx, lineage) = (page_rx.clone(), out_tx.clone(), lineage.clone());
         workers.push(std::thread::spawn(move || {
-            let mut t = Transformer::new(Stream::Transactions, lineage).unwrap();
+            let mut t = Stream::TRANSACTIONS.transformer(lineage).unwrap();
             loop {
                 let Ok((buf, ends)) = page_rx.lock().unwrap().recv() else {
                     break;

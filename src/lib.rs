@@ -14,12 +14,14 @@
 //! - [`cli`], [`logging`]: the command line at the edge.
 
 pub mod cli;
+pub mod clock;
 pub mod contract;
 pub mod extract;
 pub mod load;
 pub mod logging;
 pub mod pipeline;
 pub mod reconcile;
+pub mod registry;
 pub mod sandbox;
 pub mod transform;
 pub mod webhook;

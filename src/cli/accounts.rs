@@ -1,5 +1,6 @@
 //! `maribank-etl accounts`: the key's accounts, for scripts and the Airflow DAG's fan-out.
 
+use crate::registry::Stream;
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
@@ -48,7 +49,7 @@ pub async fn run(args: AccountsArgs) -> ExitCode {
             return ExitCode::from(ExitStatus::Usage as u8);
         }
     };
-    let pages = client.list(ListRequest::accounts());
+    let pages = client.list(ListRequest::all(Stream::ACCOUNTS));
     tokio::pin!(pages);
     let mut rows: Vec<serde_json::Value> = Vec::new();
     loop {

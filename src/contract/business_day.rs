@@ -1,7 +1,13 @@
-//! Business days (§5): a day in the account's own IANA time zone, bounded by local midnights.
+//! Business days (§5): a day in the account's own IANA time zone, bounded by local midnights —
+//! UTC ↔ account-local day, day bounds, statement dates, and `Date32` day numbers.
 
-use chrono::{NaiveDate, TimeZone};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Offset, TimeZone, Utc};
 use chrono_tz::Tz;
+
+use super::STATEMENT_READY_AFTER_MIDNIGHT_MS;
+
+/// Microseconds in a day.
+pub const DAY_US: i64 = 86_400_000_000;
 
 /// UTC milliseconds of local midnight starting `date` in `tz` (the first instant of the day when
 /// midnight falls in a DST gap).
@@ -28,4 +34,168 @@ pub fn local_date(tz: Tz, ms: i64) -> NaiveDate {
         .single()
         .expect("every instant has one local time")
         .date_naive()
+}
+
+/// The account-local business day (`Date32`) of a UTC instant in microseconds.
+pub fn local_day(tz: Tz, us: i64) -> i32 {
+    let secs = us.div_euclid(1_000_000);
+    let Some(utc) = DateTime::from_timestamp(secs, 0) else {
+        return (secs.div_euclid(86_400)) as i32;
+    };
+    let off = tz.offset_from_utc_datetime(&utc.naive_utc()).fix();
+    (secs + i64::from(off.local_minus_utc())).div_euclid(86_400) as i32
+}
+
+/// [`local_day`] remembering the offset of the last quarter hour it looked up (zone offsets
+/// change on quarter-hour boundaries), for rows that come roughly in time order.
+#[derive(Debug, Clone)]
+pub struct LocalDays {
+    tz: Tz,
+    slot: i64,
+    offset: i64,
+}
+
+impl LocalDays {
+    /// A cache for one zone.
+    pub fn new(tz: Tz) -> LocalDays {
+        LocalDays {
+            tz,
+            slot: i64::MIN,
+            offset: 0,
+        }
+    }
+
+    /// The zone.
+    pub fn tz(&self) -> Tz {
+        self.tz
+    }
+
+    /// The local day (`Date32`) of a UTC instant in microseconds.
+    pub fn day(&mut self, us: i64) -> i32 {
+        let secs = us.div_euclid(1_000_000);
+        let slot = secs.div_euclid(900);
+        if slot != self.slot {
+            let Some(utc) = DateTime::from_timestamp(slot * 900, 0) else {
+                return local_day(self.tz, us);
+            };
+            self.offset = i64::from(
+                self.tz
+                    .offset_from_utc_datetime(&utc.naive_utc())
+                    .fix()
+                    .local_minus_utc(),
+            );
+            self.slot = slot;
+        }
+        (secs + self.offset).div_euclid(86_400) as i32
+    }
+}
+
+/// Instants bounding an account-local business day: `[start, end)`.
+pub fn local_day_bounds(tz: Tz, date: NaiveDate) -> (DateTime<Utc>, DateTime<Utc>) {
+    let start =
+        |d: NaiveDate| DateTime::from_timestamp_millis(local_midnight_ms(tz, d)).expect("in range");
+    (start(date), start(date.succ_opt().expect("date in range")))
+}
+
+/// The business days whose statement is generated (02:00 local the next day, §7) inside
+/// `[start, end)`, so each day belongs to exactly one window and a window that has ended finds
+/// all of its statements ready.
+pub fn statement_dates(tz: Tz, start: DateTime<Utc>, end: DateTime<Utc>) -> Vec<NaiveDate> {
+    let ready_after = chrono::Duration::milliseconds(STATEMENT_READY_AFTER_MIDNIGHT_MS);
+    let mut out = Vec::new();
+    let mut d = tz.from_utc_datetime(&start.naive_utc()).date_naive() - chrono::Duration::days(2);
+    loop {
+        let (_, day_end) = local_day_bounds(tz, d);
+        let ready = day_end + ready_after;
+        if ready >= end {
+            break;
+        }
+        if ready >= start {
+            out.push(d);
+        }
+        d = d.succ_opt().expect("date in range");
+    }
+    out
+}
+
+/// The instant a day's statement is generated: 02:00 account-local on the next day (§7).
+pub fn statement_ready_at(tz: Tz, date: NaiveDate) -> DateTime<Utc> {
+    local_day_bounds(tz, date).1 + chrono::Duration::milliseconds(STATEMENT_READY_AFTER_MIDNIGHT_MS)
+}
+
+/// Every instant a local wall-clock time may denote: one, two in a DST overlap (earliest
+/// first), and none in a DST gap.
+pub fn local_instants_us(tz: Tz, local: NaiveDateTime) -> Vec<i64> {
+    use chrono::LocalResult;
+    match tz.from_local_datetime(&local) {
+        LocalResult::Single(t) => vec![t.timestamp_micros()],
+        LocalResult::Ambiguous(a, b) => {
+            let (a, b) = (a.timestamp_micros(), b.timestamp_micros());
+            vec![a.min(b), a.max(b)]
+        }
+        LocalResult::None => vec![],
+    }
+}
+
+/// UTC microseconds of an account-local wall-clock time. An ambiguous time (a DST overlap)
+/// takes the earliest instant; a time inside a DST gap is shifted forward by the gap's length
+/// (read with the offset in force just before it). Never panics.
+pub fn local_to_utc_us(tz: Tz, local: NaiveDateTime) -> Option<i64> {
+    if let Some(first) = local_instants_us(tz, local).first() {
+        return Some(*first);
+    }
+    let before = local.checked_sub_signed(chrono::Duration::hours(12))?;
+    let off = tz.offset_from_local_datetime(&before).earliest()?.fix();
+    let utc =
+        local.checked_sub_signed(chrono::Duration::seconds(i64::from(off.local_minus_utc())))?;
+    Some(utc.and_utc().timestamp_micros())
+}
+
+/// Days since 1970-01-01 of a date (`Date32`).
+pub fn day_number(d: NaiveDate) -> i32 {
+    (d - NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days() as i32
+}
+
+/// The date of a `Date32` value (dates before 1970 clamp to 1970-01-01).
+pub fn date_of(days: i32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch") + chrono::Days::new(days.max(0) as u64)
+}
+
+/// UTC dates touched by `[start, end)`.
+pub fn utc_dates(start: DateTime<Utc>, end: DateTime<Utc>) -> Vec<NaiveDate> {
+    let mut out = Vec::new();
+    let mut d = start.date_naive();
+    let last = (end - chrono::Duration::microseconds(1)).date_naive();
+    while d <= last {
+        out.push(d);
+        d = d.succ_opt().expect("date in range");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cached_local_day_agrees_with_the_direct_one() {
+        let tz: Tz = "America/Los_Angeles".parse().unwrap();
+        let mut c = LocalDays::new(tz);
+        let start = DateTime::parse_from_rfc3339("2026-10-31T00:00:00Z")
+            .unwrap()
+            .timestamp_micros();
+        for i in 0..(4 * 24 * 7) {
+            let us = start + i * 900_000_000 + 17_000_000;
+            assert_eq!(c.day(us), local_day(tz, us));
+        }
+    }
+
+    #[test]
+    fn overlap_has_two_instants_and_gap_none() {
+        let tz: Tz = "America/Los_Angeles".parse().unwrap();
+        let t = |s| NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").unwrap();
+        assert_eq!(local_instants_us(tz, t("2026-11-01 01:30:00")).len(), 2);
+        assert!(local_instants_us(tz, t("2026-03-08 02:30:00")).is_empty());
+        assert!(local_to_utc_us(tz, t("2026-03-08 02:30:00")).is_some());
+    }
 }

@@ -5,12 +5,12 @@
 
 pub mod business_day;
 pub mod codes;
-pub mod currency;
+pub mod money;
+pub mod paths;
 pub mod signing;
-pub mod streams;
+pub mod table;
 
 pub use codes::ErrorCode;
-pub use streams::Stream;
 
 /// Longest `end_time - start_time` a list request may span (§7), in days.
 pub const MAX_WINDOW_DAYS: i64 = 31;

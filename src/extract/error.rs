@@ -7,7 +7,8 @@ use std::time::Duration;
 use chrono::NaiveDate;
 
 use super::window::TimeWindow;
-use crate::contract::{ErrorCode, Stream};
+use crate::contract::ErrorCode;
+use crate::registry::Stream;
 
 /// Which request an error belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -254,7 +255,7 @@ mod tests {
         let r = |code| Refusal {
             code,
             message: "",
-            stream: Stream::Statements,
+            stream: Stream::STATEMENTS,
             skew_ms: Some(-600_000),
         };
         assert!(hint(&r("ACCESS_KEY_INVALID")).contains("MARIBANK_ACCESS_KEY_ID"));

@@ -1,8 +1,8 @@
 //! The extract stage: a signed, paginated, rate-governed client of the MariBank API.
 //!
 //! [`Client`] sends every request signed (§2) with a fresh timestamp and nonce from an
-//! injectable [`Clock`] and [`NonceSource`], through one [`Governor`] per access key that
-//! spaces requests at the QPS budget and pauses everyone after a 429. Failures that can heal
+//! injectable [`Clock`](crate::clock::Clock) and [`NonceSource`], through one [`Governor`] per
+//! access key that spaces requests at the QPS budget and pauses everyone after a 429. Failures that can heal
 //! (429, 5xx, timeouts, resets, truncated bodies) are retried with back-off ([`RetryConfig`]);
 //! the rest fail fast with an [`ExtractError`] naming the account, window, code, trace id and
 //! what to do.
@@ -12,6 +12,7 @@
 //! use futures::TryStreamExt;
 //! use maribank_etl::contract::signing::Credentials;
 //! use maribank_etl::extract::{Client, ClientConfig, ListRequest, TimeWindow};
+//! use maribank_etl::registry::Stream;
 //!
 //! let creds = Credentials::new("MB-SANDBOX-AK-0001", "sandbox-secret-do-not-use-in-prod");
 //! let client = Client::new(ClientConfig::new("http://127.0.0.1:8080", creds))?;
@@ -20,7 +21,8 @@
 //!     "2026-04-01T00:00:00Z".parse().unwrap(),
 //! )
 //! .unwrap();
-//! let mut pages = std::pin::pin!(client.list(ListRequest::transactions("ACC-SG-0001", window)));
+//! let req = ListRequest::window(Stream::TRANSACTIONS, "ACC-SG-0001", window);
+//! let mut pages = std::pin::pin!(client.list(req));
 //! while let Some(page) = pages.try_next().await? {
 //!     println!("{} items on page {}", page.items.len(), page.page_number);
 //! }
@@ -34,20 +36,24 @@
 
 pub mod archive;
 pub mod client;
-pub mod clock;
 pub mod error;
 pub mod governor;
+pub mod nonce;
+pub mod pages;
+pub mod request;
 pub mod retry;
+pub mod statement;
 pub mod stats;
 pub mod window;
 
+pub use crate::clock::{Clock, OffsetClock, SystemClock};
 pub use archive::RawArchive;
-pub use client::{
-    Client, ClientConfig, ListRequest, Page, StatementFile, TimeField, count_csv_data_rows,
-};
-pub use clock::{Clock, FixedNonce, NonceSource, OffsetClock, RandomNonce, SystemClock};
+pub use client::{Client, ClientConfig};
 pub use error::{ErrorClass, ExtractError, RequestContext};
 pub use governor::Governor;
+pub use nonce::{FixedNonce, NonceSource, RandomNonce};
+pub use request::{ListRequest, Page, TimeField};
 pub use retry::RetryConfig;
+pub use statement::{StatementFile, count_csv_data_rows};
 pub use stats::{ExtractStats, StatsSnapshot, StreamStats};
 pub use window::{TimeWindow, split_windows};

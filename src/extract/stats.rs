@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
 
-use crate::contract::Stream;
+use crate::registry::Stream;
 
 /// Live counters of one stream (atomics, shared by every clone of the client).
 #[derive(Debug, Default)]

@@ -5,6 +5,7 @@
 //! as a single file with one `put` ([`parquet`] holds the writer properties) — replacing it or
 //! merging with what is stored, deduplicated on the primary key.
 
+pub mod dedupe;
 pub mod destination;
 pub mod parquet;
 pub mod partition;

@@ -10,53 +10,39 @@ use parquet::errors::ParquetError;
 use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
 use parquet::schema::types::ColumnPath;
 
+use crate::contract::table::{LINEAGE_COLUMNS, TableDef};
+
 /// `created_by` of every file: `maribank-etl <version>`.
 pub fn created_by() -> String {
     format!("maribank-etl {}", env!("CARGO_PKG_VERSION"))
 }
-
-/// Columns whose values are (nearly) unique per row, written without a dictionary.
-const HIGH_CARDINALITY: &[&str] = &[
-    "transaction_id",
-    "external_order_id",
-    "related_transaction_id",
-    "raw",
-];
-
-/// Columns holding one or a few values per partition file.
-const LOW_CARDINALITY: &[&str] = &[
-    "account_id",
-    "created_date",
-    "business_date",
-    "date",
-    "stream",
-    "extracted_date",
-    "_run_id",
-    "_extracted_at",
-    "currency",
-    "original_currency",
-    "type",
-    "transaction_type",
-    "status",
-    "channel",
-];
 
 /// Default rows per row group.
 pub const DEFAULT_ROW_GROUP_ROWS: usize = 128 * 1024;
 /// Default zstd level.
 pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
 
-/// The warehouse's writer properties: zstd, page-level statistics (so the column and offset
-/// indexes are written), an explicit row-group size and `created_by`.
-pub fn writer_properties(row_group_rows: usize, zstd_level: i32) -> WriterProperties {
+/// The warehouse's writer properties of `table`: zstd, page-level statistics (so the column
+/// and offset indexes are written), an explicit row-group size, `created_by`, and the table's
+/// column hints.
+pub fn writer_properties(
+    table: &TableDef,
+    row_group_rows: usize,
+    zstd_level: i32,
+) -> WriterProperties {
     let mut b = WriterProperties::builder();
     // Unique per row: a dictionary only costs time there.
-    for c in HIGH_CARDINALITY {
+    for c in table.unique_columns {
         b = b.set_column_dictionary_enabled(ColumnPath::from(*c), false);
     }
     // A handful of distinct values, dictionary-encoded to a few bytes: a zstd context per
     // column chunk would cost more than it saves.
-    for c in LOW_CARDINALITY {
+    let repetitive = table
+        .repetitive_columns
+        .iter()
+        .chain(table.partition_by)
+        .chain(&LINEAGE_COLUMNS);
+    for c in repetitive {
         b = b.set_column_compression(ColumnPath::from(*c), Compression::UNCOMPRESSED);
     }
     b.set_writer_version(WriterVersion::PARQUET_1_0)

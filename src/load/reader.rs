@@ -13,7 +13,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use super::LoadError;
 use super::destination::Destination;
 use super::partition::NULL_VALUE;
-use crate::transform::TableDef;
+use crate::contract::table::TableDef;
 
 /// One stored partition file of a table.
 #[derive(Debug, Clone, PartialEq, Eq)]

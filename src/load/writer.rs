@@ -20,8 +20,8 @@ use super::parquet::{
     DEFAULT_ROW_GROUP_ROWS, DEFAULT_ZSTD_LEVEL, decode, encode, writer_properties,
 };
 use super::partition::{PartitionKey, split};
-use crate::transform::TableDef;
-use crate::transform::dedupe::{align, dedupe};
+use crate::contract::table::TableDef;
+use crate::load::dedupe::{align, dedupe};
 
 /// The one file of a partition.
 pub const FILE_NAME: &str = "part-00000.parquet";
@@ -259,7 +259,7 @@ impl TableWriter {
             dest: dest.clone(),
             table,
             mode,
-            props: writer_properties(cfg.row_group_rows, cfg.zstd_level),
+            props: writer_properties(table, cfg.row_group_rows, cfg.zstd_level),
             cfg,
             parts: HashMap::new(),
             buffered: 0,

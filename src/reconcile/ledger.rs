@@ -2,64 +2,24 @@
 //! over one account's ledger — UTC `created_date` partitions in order, each read once, rows
 //! assigned to their account-local business day and handed to the three checks.
 
+use crate::contract::business_day::LocalDays;
+pub use crate::contract::business_day::local_day;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Date32Type, Decimal128Type, TimestampMicrosecondType};
-use chrono::{NaiveDate, Offset, TimeZone};
+use chrono::NaiveDate;
 use chrono_tz::Tz;
 
 use super::orders::{OrderJoin, TxnKind};
 use super::{Findings, Outputs, ReconcileConfig, ReconcileError, Zones, day_number};
-use crate::load::partition::encode_value;
+use crate::contract::paths::encode_segment;
 use crate::load::{Destination, LoadError, list_partitions, read_columns};
-use crate::transform::schema::{ACCOUNTS, QUARANTINE, SETTLEMENTS, STATEMENT_LINES, TRANSACTIONS};
-
-/// The account-local business day (`Date32`) of a UTC instant in microseconds.
-pub fn local_day(tz: Tz, us: i64) -> i32 {
-    let secs = us.div_euclid(1_000_000);
-    let Some(utc) = chrono::DateTime::from_timestamp(secs, 0) else {
-        return (secs.div_euclid(86_400)) as i32;
-    };
-    let off = tz.offset_from_utc_datetime(&utc.naive_utc()).fix();
-    (secs + i64::from(off.local_minus_utc())).div_euclid(86_400) as i32
-}
-
-/// [`local_day`] remembering the offset of the last quarter hour it looked up (zone offsets
-/// change on quarter-hour boundaries), for rows that come roughly in time order.
-struct DayOf {
-    tz: Tz,
-    slot: i64,
-    offset: i64,
-}
-
-impl DayOf {
-    fn new(tz: Tz) -> DayOf {
-        DayOf {
-            tz,
-            slot: i64::MIN,
-            offset: 0,
-        }
-    }
-
-    fn day(&mut self, us: i64) -> i32 {
-        let secs = us.div_euclid(1_000_000);
-        let slot = secs.div_euclid(900);
-        if slot != self.slot {
-            let Some(utc) = chrono::DateTime::from_timestamp(slot * 900, 0) else {
-                return local_day(self.tz, us);
-            };
-            self.offset = i64::from(
-                self.tz
-                    .offset_from_utc_datetime(&utc.naive_utc())
-                    .fix()
-                    .local_minus_utc(),
-            );
-            self.slot = slot;
-        }
-        (secs + self.offset).div_euclid(86_400) as i32
-    }
-}
+use crate::transform::quarantine::QUARANTINE;
+use crate::transform::statements::STATEMENT_LINES;
+use crate::transform::streams::accounts::ACCOUNTS;
+use crate::transform::streams::settlements::SETTLEMENTS;
+use crate::transform::streams::transactions::TRANSACTIONS;
 
 /// Account zones from the `accounts` table.
 pub async fn zones(dest: &Destination) -> Result<Zones, LoadError> {
@@ -259,11 +219,11 @@ const LEDGER_COLUMNS: &[&str] = &[
 /// Partition files of one account's table, by their date value.
 async fn files_by_day(
     dest: &Destination,
-    table: &crate::transform::TableDef,
+    table: &crate::contract::table::TableDef,
     account: &str,
     column: &str,
 ) -> Result<BTreeMap<i32, object_store::path::Path>, LoadError> {
-    let under = format!("account_id={}", encode_value(account));
+    let under = format!("account_id={}", encode_segment(account));
     let mut out = BTreeMap::new();
     for p in list_partitions(dest, table, &[under.as_str()]).await? {
         if p.value("account_id") != Some(account) {
@@ -315,7 +275,7 @@ pub(crate) async fn reconcile_account(
     }
     let mut days: HashMap<i32, HashMap<String, LedgerRow>> = HashMap::new();
     let mut sums: HashMap<String, BatchSums> = HashMap::new();
-    let mut day_of = DayOf::new(tz);
+    let mut day_of = LocalDays::new(tz);
     for u in (start - 1)..=(end + extra) {
         if let Some(path) = txn_files.get(&u) {
             let shown = path.to_string();
@@ -450,7 +410,7 @@ mod tests {
     #[test]
     fn cached_local_days_equal_direct_ones_across_dst() {
         let la: Tz = "America/Los_Angeles".parse().unwrap();
-        let mut c = DayOf::new(la);
+        let mut c = LocalDays::new(la);
         // Around the 2026-03-08 switch, every 7 minutes, forwards then backwards.
         let start = chrono::DateTime::parse_from_rfc3339("2026-03-07T00:00:00Z")
             .unwrap()

@@ -23,7 +23,10 @@ pub mod report;
 pub mod settlements;
 mod stage;
 pub mod statements;
+pub mod tables;
 
+pub use crate::contract::business_day::{date_of, day_number};
+pub use crate::contract::money::{digits_or_two as digits, fmt_amount};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -39,10 +42,10 @@ use object_store::{ObjectStoreExt, PutPayload};
 use thiserror::Error;
 
 use crate::ExitStatus;
+use crate::contract::table::TableDef;
 use crate::load::{Destination, LoadError, TableWriter, WriteMode, WriterConfig};
 use crate::transform::Lineage;
-use crate::transform::TableDef;
-use crate::transform::schema::{ORDER_STATUS, RECON_ORDERS, RECON_SETTLEMENTS, RECON_STATEMENTS};
+use tables::{ORDER_STATUS, RECON_ORDERS, RECON_SETTLEMENTS, RECON_STATEMENTS};
 
 pub use report::Summary;
 
@@ -323,32 +326,6 @@ impl Findings {
 /// The `_run_id` of a reconciliation.
 fn run_id(now: DateTime<Utc>) -> String {
     format!("recon-{}", now.format("%Y%m%dT%H%M%S%.3fZ"))
-}
-
-/// Days since 1970-01-01 of a date (`Date32`).
-pub fn day_number(d: NaiveDate) -> i32 {
-    (d - NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days() as i32
-}
-
-/// The date of a `Date32` value.
-pub fn date_of(days: i32) -> NaiveDate {
-    NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch") + chrono::Days::new(days.max(0) as u64)
-}
-
-/// Minor-unit digits of a currency (2 for codes the table does not know).
-pub fn digits(currency: &str) -> u32 {
-    u32::from(crate::contract::currency::minor_units(currency).unwrap_or(2))
-}
-
-/// An amount (`Decimal128(18, 4)` units) as text with the currency's digits.
-pub fn fmt_amount(v: i128, currency: &str) -> String {
-    let d = digits(currency).min(4);
-    let scale = 10i128.pow(4 - d);
-    if v % scale == 0 {
-        crate::transform::decimal::format_decimal(v, 4, d)
-    } else {
-        crate::transform::decimal::format_decimal(v, 4, 4)
-    }
 }
 
 /// Row buffer of one output table, flushed to its writer in batches.

@@ -7,6 +7,7 @@
 //! (`timing`), sold but not paid, or paid but unknown to the seller — and its payment status
 //! (`paid`, `refunded`, `partially_refunded`, `disputed`, `missing`) in `order_status`.
 
+use crate::contract::money::convert_units4;
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::{BufWriter, Read, Write};
@@ -24,7 +25,7 @@ use super::{
     Cell, Check, Difference, Findings, ReconcileConfig, ReconcileError, UNEXPLAINED, Zones,
     date_of, day_number, digits, fmt_amount,
 };
-use crate::transform::decimal::parse_decimal;
+use crate::contract::money::parse_decimal;
 use crate::transform::statements::CsvRecords;
 
 /// Orders per spill bucket (a bucket's orders and transactions take about 60 MB joined; two
@@ -749,14 +750,6 @@ fn read_parquet(path: &Path, shown: &str, push: &mut PushRow<'_>) -> Result<(), 
     Ok(())
 }
 
-/// `amount` (`Decimal128(18, 4)` units) converted at `rate` (scaled 10^10), rounded to the
-/// currency's minor unit.
-fn convert(amount: i128, rate: i128, currency: &str) -> i128 {
-    let v = crate::sandbox::data::div_round(amount * rate, 10_000_000_000);
-    let unit = 10i128.pow(4 - digits(currency).min(4));
-    crate::sandbox::data::div_round(v, unit) * unit
-}
-
 /// Compares an order with its payments: `None` when equal, else the classification, the
 /// difference in the payment currency (expected − ledger) and a detail.
 fn classify_amount(
@@ -799,7 +792,7 @@ fn classify_amount(
         && let Some(rate) = p.fx_rate
     {
         let orig: i128 = pays.iter().filter_map(|t| t.original_amount).sum();
-        let conv = convert(o.amount, rate, c);
+        let conv = convert_units4(o.amount, rate, c);
         let diff = conv - gross;
         let unit = 10i128.pow(4 - digits(c).min(4));
         if o.amount == orig || diff.abs() <= unit {
@@ -810,7 +803,7 @@ fn classify_amount(
             "order {} {} at fx_rate {} = {} {c}; payment gross {} {c} (buyer paid {} {})",
             fmt_amount(o.amount, o.currency),
             o.currency,
-            crate::transform::decimal::format_decimal(rate, 10, 10)
+            crate::contract::money::format_decimal(rate, 10, 10)
                 .trim_end_matches('0')
                 .trim_end_matches('.'),
             fmt_amount(conv, c),
@@ -1083,7 +1076,7 @@ mod tests {
         let wrong = order("EUR", 80_0000);
         assert_eq!(classify_amount(&wrong, &[&fx], 0).unwrap().0, UNEXPLAINED);
         // JPY has no minor digits: conversion rounds to whole yen.
-        assert_eq!(convert(1_2345, 1_000_000_000_000, "JPY"), 123_0000);
+        assert_eq!(convert_units4(1_2345, 1_000_000_000_000, "JPY"), 123_0000);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use chrono::{Datelike, NaiveDate};
 use chrono_tz::Tz;
 
 use super::rng::{Rng, hash};
-use crate::contract::currency::minor_units;
+use crate::contract::money::{convert_minor, div_round, minor_units};
 
 const MINUTE_MS: i64 = 60_000;
 const HOUR_MS: i64 = 60 * MINUTE_MS;
@@ -570,7 +570,7 @@ impl World {
                         amount: oamount.max(1),
                         rate_e10,
                     });
-                    convert(oamount.max(1), od, rate_e10, digits)
+                    convert_minor(oamount.max(1), od, rate_e10, digits)
                 } else {
                     to_minor(usd_cents)
                 }
@@ -627,7 +627,7 @@ impl World {
                     amount: famount,
                     rate_e10,
                 });
-                let g = convert(famount, fd, rate_e10, digits).max(1);
+                let g = convert_minor(famount, fd, rate_e10, digits).max(1);
                 (g, div_round(g as i128 * 5, 1000) as i64)
             }
             TxnType::Payout => (-(to_minor(usd_cents * 10.0).max(1)), fixed_fee),
@@ -837,24 +837,6 @@ impl World {
     }
 }
 
-/// Integer division rounding half away from zero.
-pub fn div_round(num: i128, den: i128) -> i128 {
-    let q = num / den;
-    let rem = num % den;
-    if 2 * rem.abs() >= den.abs() {
-        q + if (num < 0) == (den < 0) { 1 } else { -1 }
-    } else {
-        q
-    }
-}
-
-/// Converts `amount` (minor units, `from_digits`) at `rate_e10` into minor units of `to_digits`.
-pub fn convert(amount: i64, from_digits: u8, rate_e10: i64, to_digits: u8) -> i64 {
-    let num = amount as i128 * rate_e10 as i128 * 10i128.pow(to_digits as u32);
-    let den = 10i128.pow(from_digits as u32) * 10_000_000_000;
-    div_round(num, den) as i64
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -934,8 +916,8 @@ mod tests {
         assert_eq!(div_round(-5, 2), -3);
         assert_eq!(div_round(4, 3), 1);
         // 10.00 EUR at 1.0869565217 USD per EUR = 10.87 USD.
-        assert_eq!(convert(1000, 2, 10_869_565_217, 2), 1087);
+        assert_eq!(convert_minor(1000, 2, 10_869_565_217, 2), 1087);
         // 1000 JPY at 0.0020311 KWD per JPY = 2.031 KWD.
-        assert_eq!(convert(1000, 0, 20_311_000, 3), 2031);
+        assert_eq!(convert_minor(1000, 0, 20_311_000, 3), 2031);
     }
 }

@@ -377,7 +377,7 @@ pub struct Batch {
 
 /// Writes one settlement batch item.
 pub fn batch_json(out: &mut Vec<u8>, w: &World, b: &Batch, offset_min: Option<i32>) {
-    let digits = crate::contract::currency::minor_units(b.currency).unwrap_or(2);
+    let digits = crate::contract::money::minor_units(b.currency).unwrap_or(2);
     let status = match (b.closed_ms, b.paid_ms) {
         (_, Some(_)) => "PAID",
         (Some(_), None) => "CLOSED",

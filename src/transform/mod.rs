@@ -3,25 +3,23 @@
 //! Items arrive as raw JSON text (what extract received, one item per `&str`); each stream's
 //! decoder ([`streams`]) validates an item against the contract and appends it to typed column
 //! builders, or sends it to the `quarantine` table with a [`Reason`]. Money is parsed from its
-//! decimal text into `Decimal128(18, 4)` ([`decimal`]), instants into UTC microseconds
+//! decimal text into `Decimal128(18, 4)` ([`crate::contract::money`]), instants into UTC microseconds
 //! ([`time`]). Statement CSV files go through [`statements`]. [`dedupe`] keeps the latest
 //! version of every primary key; [`schema`] is the warehouse contract in Arrow terms.
 
-pub mod decimal;
-pub mod dedupe;
 pub mod json;
 pub mod quarantine;
-pub mod schema;
 pub mod statements;
 pub mod streams;
 pub mod time;
 
+use std::collections::HashMap;
+
 use arrow::array::RecordBatch;
 use chrono::{DateTime, Utc};
 
-use crate::contract::Stream;
+use crate::contract::table::TableDef;
 pub use quarantine::{QuarantineCounts, Reason, Reject};
-pub use schema::TableDef;
 pub use statements::{StatementError, StatementFile, decode_statement};
 use streams::RowDecoder;
 
@@ -57,33 +55,48 @@ pub struct Decoded {
 
 /// Decodes the JSON items of one stream, page after page, into batches of its table.
 pub struct Transformer {
-    stream: Stream,
+    stream: &'static str,
     lineage: Lineage,
     decoder: Box<dyn RowDecoder>,
     quarantine: quarantine::QuarantineBuilder,
+    /// A field whose string values are counted among refused items.
+    group_rejects_by: Option<&'static str>,
+    rejected_groups: HashMap<String, u64>,
 }
 
 impl Transformer {
-    /// A transformer for a JSON stream. `None` for [`Stream::Statements`], which is CSV
-    /// (see [`decode_statement`]).
-    pub fn new(stream: Stream, lineage: Lineage) -> Option<Transformer> {
-        let decoder: Box<dyn RowDecoder> = match stream {
-            Stream::Transactions => Box::<streams::transactions::TransactionsDecoder>::default(),
-            Stream::Settlements => Box::<streams::settlements::SettlementsDecoder>::default(),
-            Stream::Accounts => Box::<streams::accounts::AccountsDecoder>::default(),
-            Stream::FxRates => Box::<streams::fx_rates::FxRatesDecoder>::default(),
-            Stream::Statements => return None,
-        };
-        Some(Transformer {
+    /// A transformer of the JSON items of the stream `stream` (its name, which quarantined
+    /// records carry) decoded by `decoder`. The registry's `Stream::transformer` picks both.
+    pub fn new(
+        stream: &'static str,
+        decoder: Box<dyn RowDecoder>,
+        lineage: Lineage,
+    ) -> Transformer {
+        Transformer {
             stream,
-            quarantine: quarantine::QuarantineBuilder::new(stream.name(), lineage.clone()),
+            quarantine: quarantine::QuarantineBuilder::new(stream, lineage.clone()),
             lineage,
             decoder,
-        })
+            group_rejects_by: None,
+            rejected_groups: HashMap::new(),
+        }
     }
 
-    /// The stream.
-    pub fn stream(&self) -> Stream {
+    /// Counts refused items by the string value of `field` (e.g. the settlement batch id of
+    /// quarantined transactions, which control totals name), read from the fields already
+    /// parsed.
+    pub fn group_rejects_by(mut self, field: &'static str) -> Transformer {
+        self.group_rejects_by = Some(field);
+        self
+    }
+
+    /// Refused items per value of the `group_rejects_by` field.
+    pub fn rejected_groups(&self) -> &HashMap<String, u64> {
+        &self.rejected_groups
+    }
+
+    /// The stream's name.
+    pub fn stream(&self) -> &'static str {
         self.stream
     }
 
@@ -95,10 +108,22 @@ impl Transformer {
     /// Decodes one item (its raw JSON text); a contract-breaking one is quarantined.
     /// Returns whether the item was accepted.
     pub fn push_item(&mut self, raw: &str) -> bool {
-        let r = streams::fields(raw).and_then(|f| self.decoder.push(&f, &self.lineage));
-        match r {
+        let fields = match streams::fields(raw) {
+            Ok(f) => f,
+            Err(rej) => {
+                self.quarantine.push(raw, &rej);
+                return false;
+            }
+        };
+        match self.decoder.push(&fields, &self.lineage) {
             Ok(()) => true,
             Err(rej) => {
+                if let Some(name) = self.group_rejects_by
+                    && let Some((_, v)) = fields.0.iter().find(|(k, _)| k.0 == name)
+                    && let json::JsonStr::Str(s) = json::as_str(v)
+                {
+                    *self.rejected_groups.entry(s.into_owned()).or_default() += 1;
+                }
                 self.quarantine.push(raw, &rej);
                 false
             }
@@ -145,15 +170,4 @@ impl Transformer {
             counts: self.counts().clone(),
         }
     }
-}
-
-/// Decodes one page of items of `stream` in one call (`None` for statements).
-pub fn decode_page<'a>(
-    stream: Stream,
-    lineage: &Lineage,
-    items: impl IntoIterator<Item = &'a str>,
-) -> Option<Decoded> {
-    let mut t = Transformer::new(stream, lineage.clone())?;
-    t.push_page(items);
-    Some(t.finish())
 }

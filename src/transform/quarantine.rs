@@ -1,16 +1,35 @@
 //! Records that broke the contract: their reasons, per-reason counts, and the `quarantine` rows.
 
+use arrow::datatypes::DataType;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::LazyLock;
 
 use arrow::array::{
     ArrayRef, Date32Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
 };
 
 use super::Lineage;
-use super::schema::QUARANTINE;
 use super::time::DAY_US;
+use crate::contract::table::{TableDef, col};
+
+/// `quarantine`: records that broke the contract.
+pub static QUARANTINE: LazyLock<TableDef> = LazyLock::new(|| {
+    TableDef::new(
+        "quarantine",
+        vec![
+            col("stream", DataType::Utf8, false),
+            col("reason", DataType::Utf8, false),
+            col("raw", DataType::Utf8, false),
+            col("extracted_date", DataType::Date32, false),
+        ],
+        &["stream", "extracted_date"],
+        &["stream", "reason", "raw"],
+        None,
+    )
+    .hints(&["raw"], &[])
+});
 
 /// Why a record was quarantined.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -1,8 +1,10 @@
 //! Daily statement files (RFC 4180 CSV with BOM and CRLF, §7) into `statement_lines` rows, with
 //! `transaction_time` converted from the account's zone to UTC.
 
+use arrow::datatypes::DataType;
 use std::borrow::Cow;
 use std::sync::Arc;
+use std::sync::LazyLock;
 
 use arrow::array::{
     ArrayRef, Date32Builder, Decimal128Builder, RecordBatch, StringBuilder,
@@ -13,12 +15,45 @@ use thiserror::Error;
 
 use super::json::push_json_str;
 use super::quarantine::{QuarantineBuilder, QuarantineCounts, Reason, Reject};
-use super::schema::{STATEMENT_LINES, amount};
 use super::streams::{amount_text, check_currency};
-use super::time::{local_to_utc_us, parse_local};
+use super::time::parse_local;
 use super::{Decoded, Lineage};
+use crate::contract::STATEMENT_COLUMNS;
+use crate::contract::business_day::local_to_utc_us;
 use crate::contract::signing::sha256_hex;
-use crate::contract::{STATEMENT_COLUMNS, Stream};
+use crate::contract::table::{TableDef, amount, col, instant};
+use crate::registry::Stream;
+
+/// `statement_lines`: rows of the daily statement files.
+pub static STATEMENT_LINES: LazyLock<TableDef> = LazyLock::new(|| {
+    TableDef::new(
+        "statement_lines",
+        vec![
+            col("account_id", DataType::Utf8, false),
+            col("business_date", DataType::Date32, false),
+            col("transaction_id", DataType::Utf8, false),
+            col("transaction_type", DataType::Utf8, false),
+            col("status", DataType::Utf8, false),
+            col("currency", DataType::Utf8, false),
+            col("gross_amount", amount(), false),
+            col("fee_amount", amount(), false),
+            col("net_amount", amount(), false),
+            col("transaction_time", DataType::Utf8, false),
+            col("transaction_time_utc", instant(), false),
+            col("settlement_batch_id", DataType::Utf8, true),
+            col("external_order_id", DataType::Utf8, true),
+            col("description", DataType::Utf8, true),
+            col("statement_sha256", DataType::Utf8, false),
+        ],
+        &["account_id", "business_date"],
+        &["account_id", "business_date", "transaction_id"],
+        None,
+    )
+    .hints(
+        &["transaction_id", "external_order_id"],
+        &["currency", "transaction_type", "status"],
+    )
+});
 
 /// One statement file as extract hands it over.
 #[derive(Debug, Clone, Copy)]
@@ -260,7 +295,7 @@ pub fn decode_statement(
         chrono::Datelike::month(&file.date),
         chrono::Datelike::day(&file.date),
     ) as i32;
-    let mut q = QuarantineBuilder::new(Stream::Statements.name(), lineage.clone());
+    let mut q = QuarantineBuilder::new(Stream::STATEMENTS.name(), lineage.clone());
     let mut strs: [StringBuilder; 7] = std::array::from_fn(|_| StringBuilder::new());
     let mut amounts: [Decimal128Builder; 3] =
         std::array::from_fn(|_| Decimal128Builder::new().with_data_type(amount()));

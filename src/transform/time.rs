@@ -1,11 +1,10 @@
 //! Instants (RFC 3339, any offset) into UTC microseconds, dates into `Date32` days, and
 //! account-local wall-clock times into UTC with DST gaps and overlaps resolved.
 
-use chrono::{NaiveDateTime, Offset, TimeZone};
-use chrono_tz::Tz;
+use chrono::NaiveDateTime;
 
 /// Microseconds per day.
-pub const DAY_US: i64 = 86_400_000_000;
+pub use crate::contract::business_day::DAY_US;
 
 /// Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
 pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
@@ -125,26 +124,10 @@ pub fn parse_local(s: &str) -> Option<NaiveDateTime> {
     chrono::DateTime::from_timestamp(days * 86_400 + secs, 0).map(|t| t.naive_utc())
 }
 
-/// UTC microseconds of an account-local wall-clock time. An ambiguous time (a DST overlap)
-/// takes the earliest instant; a time inside a DST gap is shifted forward by the gap's length
-/// (read with the offset in force just before it). Never panics.
-pub fn local_to_utc_us(tz: Tz, local: NaiveDateTime) -> Option<i64> {
-    use chrono::LocalResult;
-    let utc = match tz.from_local_datetime(&local) {
-        LocalResult::Single(t) => t.naive_utc(),
-        LocalResult::Ambiguous(a, b) => a.naive_utc().min(b.naive_utc()),
-        LocalResult::None => {
-            let before = local.checked_sub_signed(chrono::Duration::hours(12))?;
-            let off = tz.offset_from_local_datetime(&before).earliest()?.fix();
-            local.checked_sub_signed(chrono::Duration::seconds(i64::from(off.local_minus_utc())))?
-        }
-    };
-    Some(utc.and_utc().timestamp_micros())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::contract::business_day::local_to_utc_us;
 
     #[test]
     fn instants_with_any_offset() {

@@ -35,6 +35,7 @@ pub mod event;
 pub mod journal;
 pub mod receiver;
 pub mod sink;
+pub mod table;
 pub mod verify;
 pub mod worker;
 

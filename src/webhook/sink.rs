@@ -171,7 +171,7 @@ impl ParquetSink {
     ) -> Result<arrow::array::RecordBatch, arrow::error::ArrowError> {
         use arrow::array::{ArrayRef, Date32Array, StringArray, TimestampMicrosecondArray};
         use std::sync::Arc;
-        let table = &crate::transform::schema::WEBHOOK_EVENTS;
+        let table = &crate::webhook::table::WEBHOOK_EVENTS;
         let us = |t: &DateTime<Utc>| t.timestamp_micros();
         let now = Utc::now().timestamp_micros();
         let cols: Vec<ArrayRef> = vec![
@@ -224,7 +224,7 @@ impl EventSink for ParquetSink {
             let _one_at_a_time = self.lock.lock().await;
             let mut w = crate::load::TableWriter::new(
                 &self.dest,
-                &crate::transform::schema::WEBHOOK_EVENTS,
+                &crate::webhook::table::WEBHOOK_EVENTS,
                 crate::load::WriteMode::Merge,
                 crate::load::WriterConfig::default(),
             );

@@ -1,5 +1,6 @@
 //! Integration tests of the extract stage against the in-process sandbox over loopback HTTP.
 
+use maribank_etl::registry::Stream;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Read;
 use std::sync::atomic::Ordering;
@@ -197,7 +198,7 @@ async fn every_record_arrives_through_faults_within_the_qps_budget() {
     let started = Instant::now();
     let results = futures::future::join_all(accounts.iter().map(|a| {
         let client = client.clone();
-        let req = ListRequest::transactions(a.clone(), w);
+        let req = ListRequest::window(Stream::TRANSACTIONS, a.clone(), w);
         async move { collect(&client, req).await }
     }))
     .await;
@@ -256,7 +257,11 @@ async fn each_fault_kind_is_survived() {
         let a = sb.world().accounts[2].id.clone();
         let pages = collect(
             &client,
-            ListRequest::transactions(a.clone(), window(day(3, 2), day(3, 5))),
+            ListRequest::window(
+                Stream::TRANSACTIONS,
+                a.clone(),
+                window(day(3, 2), day(3, 5)),
+            ),
         )
         .await
         .unwrap_or_else(|e| panic!("{k}: {e}"));
@@ -300,7 +305,7 @@ async fn parallel_accounts_share_the_budget_and_never_trip_the_bucket() {
     // Separate clients of the same key share one governor.
     let results = futures::future::join_all(accounts.iter().map(|a| {
         let client = Client::new(cfg.clone()).unwrap();
-        let req = ListRequest::transactions(a.clone(), w);
+        let req = ListRequest::window(Stream::TRANSACTIONS, a.clone(), w);
         async move { (collect(&client, req).await, client) }
     }))
     .await;
@@ -338,7 +343,11 @@ async fn learns_the_server_limit_from_headers() {
     let a = sb.world().accounts[0].id.clone();
     let pages = collect(
         &client,
-        ListRequest::transactions(a.clone(), window(day(3, 2), day(3, 5))),
+        ListRequest::window(
+            Stream::TRANSACTIONS,
+            a.clone(),
+            window(day(3, 2), day(3, 5)),
+        ),
     )
     .await
     .unwrap();
@@ -354,28 +363,38 @@ async fn long_windows_are_split_and_complete() {
     let client = Client::new(client_config(&sb)).unwrap();
     let a = sb.world().accounts[1].id.clone();
     let w = window(day(3, 1), day(4, 25));
-    let pages = collect(&client, ListRequest::transactions(a.clone(), w))
-        .await
-        .unwrap();
+    let pages = collect(
+        &client,
+        ListRequest::window(Stream::TRANSACTIONS, a.clone(), w),
+    )
+    .await
+    .unwrap();
     let windows: BTreeSet<TimeWindow> = pages.iter().map(|p| p.window.unwrap()).collect();
     assert_eq!(windows.len(), 2);
     check_account(&sb, &a, &pages);
     // Settlements, accounts and fx rates page too.
-    let s = collect(&client, ListRequest::settlements(a.clone(), w).page_size(7))
-        .await
-        .unwrap();
+    let s = collect(
+        &client,
+        ListRequest::window(Stream::SETTLEMENTS, a.clone(), w).page_size(7),
+    )
+    .await
+    .unwrap();
     assert!(
         s.len() > 2
             && s.iter()
                 .all(|p| p.window.unwrap().duration() <= chrono::Duration::days(31))
     );
-    let acc = collect(&client, ListRequest::accounts().page_size(3))
+    let acc = collect(&client, ListRequest::all(Stream::ACCOUNTS).page_size(3))
         .await
         .unwrap();
     assert_eq!(acc.iter().map(|p| p.items.len()).sum::<usize>(), 4);
     let fx = collect(
         &client,
-        ListRequest::fx_rates(NaiveDate::from_ymd_opt(2026, 3, 3).unwrap()).base("EUR"),
+        ListRequest::on_date(
+            Stream::FX_RATES,
+            NaiveDate::from_ymd_opt(2026, 3, 3).unwrap(),
+        )
+        .filter("base", "EUR"),
     )
     .await
     .unwrap();
@@ -457,7 +476,7 @@ async fn non_retryable_codes_fail_fast_with_an_actionable_message() {
         Client::new(c).unwrap()
     };
     let ok = with(sandbox::DEFAULT_ACCESS_KEY_ID, sandbox::DEFAULT_SECRET);
-    let txns = || ListRequest::transactions(acct.clone(), w);
+    let txns = || ListRequest::window(Stream::TRANSACTIONS, acct.clone(), w);
 
     let c = with("MB-SANDBOX-AK-DISABLED", "sandbox-secret-disabled");
     assert_fails_fast(
@@ -505,7 +524,9 @@ async fn non_retryable_codes_fail_fast_with_an_actionable_message() {
     let mut cfg = client_config(&sb);
     cfg.nonces = Arc::new(FixedNonce("fixed-nonce-0001".into()));
     let c = Client::new(cfg).unwrap();
-    first_page(&c, ListRequest::accounts()).await.unwrap();
+    first_page(&c, ListRequest::all(Stream::ACCOUNTS))
+        .await
+        .unwrap();
     assert_fails_fast(
         &sb,
         Case {
@@ -513,7 +534,7 @@ async fn non_retryable_codes_fail_fast_with_an_actionable_message() {
             hint: "nonce source",
             class: ErrorClass::Auth,
         },
-        first_page(&c, ListRequest::accounts()),
+        first_page(&c, ListRequest::all(Stream::ACCOUNTS)),
         &["accounts"],
     )
     .await;
@@ -567,7 +588,10 @@ async fn non_retryable_codes_fail_fast_with_an_actionable_message() {
             hint: "parameter",
             class: ErrorClass::Other,
         },
-        first_page(&ok, ListRequest::fx_rates(date).base("XXX")),
+        first_page(
+            &ok,
+            ListRequest::on_date(Stream::FX_RATES, date).filter("base", "XXX"),
+        ),
         &["2026-03-03", "`base`"],
     )
     .await;
@@ -579,7 +603,10 @@ async fn non_retryable_codes_fail_fast_with_an_actionable_message() {
             hint: "check the account id",
             class: ErrorClass::Other,
         },
-        first_page(&ok, ListRequest::transactions("ACC-XX-9999", w)),
+        first_page(
+            &ok,
+            ListRequest::window(Stream::TRANSACTIONS, "ACC-XX-9999", w),
+        ),
         &["ACC-XX-9999", &wtxt],
     )
     .await;
@@ -621,7 +648,7 @@ async fn retry_and_rate_limit_budgets_are_bounded() {
     .await
     .unwrap();
     let client = Client::new(client_config(&sb)).unwrap();
-    let err = first_page(&client, ListRequest::accounts())
+    let err = first_page(&client, ListRequest::all(Stream::ACCOUNTS))
         .await
         .unwrap_err();
     assert!(
@@ -642,7 +669,7 @@ async fn retry_and_rate_limit_budgets_are_bounded() {
     cfg.retry.rate_limit_budget = Duration::from_millis(1500);
     let client = Client::new(cfg).unwrap();
     let t0 = Instant::now();
-    let err = first_page(&client, ListRequest::accounts())
+    let err = first_page(&client, ListRequest::all(Stream::ACCOUNTS))
         .await
         .unwrap_err();
     assert!(
@@ -730,16 +757,21 @@ async fn the_secret_never_leaks_into_logs_errors_or_archives() {
     let client = Client::new(cfg.clone()).unwrap();
     let acct = sb.world().accounts[0].id.clone();
     let w = window(day(3, 2), day(3, 5));
-    let pages = collect(&client, ListRequest::transactions(acct.clone(), w))
-        .await
-        .unwrap();
+    let pages = collect(
+        &client,
+        ListRequest::window(Stream::TRANSACTIONS, acct.clone(), w),
+    )
+    .await
+    .unwrap();
     check_account(&sb, &acct, &pages);
     assert!(pages.iter().all(|p| p.raw_object.is_some()));
     client
         .statement(&acct, NaiveDate::from_ymd_opt(2026, 3, 3).unwrap())
         .await
         .unwrap();
-    collect(&client, ListRequest::accounts()).await.unwrap();
+    collect(&client, ListRequest::all(Stream::ACCOUNTS))
+        .await
+        .unwrap();
 
     // State a run writes from what extract gave it: a cursor, a finished-window marker with
     // the stats and page tokens.
@@ -747,6 +779,7 @@ async fn the_secret_never_leaks_into_logs_errors_or_archives() {
         store.clone(),
         &object_store::path::Path::from("wh"),
         "daily",
+        maribank_etl::clock::system(),
     );
     let mut cursor = maribank_etl::pipeline::state::Cursor {
         account_id: acct.clone(),
@@ -768,15 +801,21 @@ async fn the_secret_never_leaks_into_logs_errors_or_archives() {
     let mut errors = Vec::new();
     let mut bad = cfg.clone();
     bad.credentials = Credentials::new(sandbox::DEFAULT_ACCESS_KEY_ID, "wrong-secret-xyz");
-    let e = first_page(&Client::new(bad).unwrap(), ListRequest::accounts())
-        .await
-        .unwrap_err();
+    let e = first_page(
+        &Client::new(bad).unwrap(),
+        ListRequest::all(Stream::ACCOUNTS),
+    )
+    .await
+    .unwrap_err();
     errors.push(format!("{e}\n{e:?}"));
     let mut skewed = cfg.clone();
     skewed.clock = Arc::new(OffsetClock(900_000));
-    let e = first_page(&Client::new(skewed).unwrap(), ListRequest::accounts())
-        .await
-        .unwrap_err();
+    let e = first_page(
+        &Client::new(skewed).unwrap(),
+        ListRequest::all(Stream::ACCOUNTS),
+    )
+    .await
+    .unwrap_err();
     errors.push(format!("{e}\n{e:?}"));
     errors.push(format!("{cfg:?}\n{client:?}"));
     errors.push(serde_json::to_string(&client.stats().snapshot()).unwrap());
@@ -869,12 +908,14 @@ async fn updated_at_windows_type_filters_and_settlements_match_the_sandbox() {
             (TimeField::UpdatedAt, Some("REFUND")),
             (TimeField::CreatedAt, Some("PAYMENT")),
         ] {
-            let mut req = ListRequest::transactions(acct.id.clone(), w).time_field(match field {
-                TimeField::UpdatedAt => maribank_etl::extract::TimeField::UpdatedAt,
-                TimeField::CreatedAt => maribank_etl::extract::TimeField::CreatedAt,
-            });
+            let mut req = ListRequest::window(Stream::TRANSACTIONS, acct.id.clone(), w).time_field(
+                match field {
+                    TimeField::UpdatedAt => maribank_etl::extract::TimeField::UpdatedAt,
+                    TimeField::CreatedAt => maribank_etl::extract::TimeField::CreatedAt,
+                },
+            );
             if let Some(t) = ty {
-                req = req.txn_type(t);
+                req = req.filter("type", t);
             }
             let pages = collect(&client, req).await.unwrap();
             let last_pass = pages.iter().map(|p| p.window_pass).max().unwrap();
@@ -897,9 +938,12 @@ async fn updated_at_windows_type_filters_and_settlements_match_the_sandbox() {
             assert!(!want.is_empty());
             assert_eq!(got, want, "{} {field:?} {ty:?}", acct.id);
         }
-        let pages = collect(&client, ListRequest::settlements(acct.id.clone(), w))
-            .await
-            .unwrap();
+        let pages = collect(
+            &client,
+            ListRequest::window(Stream::SETTLEMENTS, acct.id.clone(), w),
+        )
+        .await
+        .unwrap();
         let last_pass = pages.iter().map(|p| p.window_pass).max().unwrap();
         let got: BTreeSet<String> = pages
             .iter()

@@ -7,14 +7,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use arrow::array::RecordBatch;
 use arrow::compute::concat_batches;
 use chrono::{DateTime, NaiveDate, Utc};
-use maribank_etl::contract::Stream;
 use maribank_etl::contract::signing::{AuthHeader, Credentials, RequestParts};
 use maribank_etl::load::parquet::decode;
 use maribank_etl::load::{Destination, TableWriter, WriteMode, WriteSummary, WriterConfig};
+use maribank_etl::registry::Stream;
 use maribank_etl::sandbox::data::{Txn, World, WorldParams};
 use maribank_etl::sandbox::render;
 use maribank_etl::sandbox::{DEFAULT_ACCESS_KEY_ID, DEFAULT_SECRET};
-use maribank_etl::transform::{Lineage, QuarantineCounts, Transformer};
+use maribank_etl::transform::{Lineage, QuarantineCounts};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -310,11 +310,11 @@ pub async fn load_items(
     run: &str,
     mode: WriteMode,
 ) -> (WriteSummary, QuarantineCounts) {
-    let mut t = Transformer::new(stream, lineage(run)).unwrap();
+    let mut t = stream.transformer(lineage(run)).unwrap();
     let mut w = TableWriter::new(dest, t.table(), mode, WriterConfig::default());
     let mut q = TableWriter::new(
         dest,
-        &maribank_etl::transform::schema::QUARANTINE,
+        &maribank_etl::transform::quarantine::QUARANTINE,
         WriteMode::Merge,
         WriterConfig::default(),
     );
@@ -412,6 +412,11 @@ pub fn by_key(b: &RecordBatch, name: &str) -> HashMap<String, usize> {
         .enumerate()
         .map(|(i, k)| (k.unwrap(), i))
         .collect()
+}
+
+/// A clock stopped at `t` (runs pinned to the sandbox's data clock).
+pub fn at(t: DateTime<Utc>) -> maribank_etl::clock::SharedClock {
+    std::sync::Arc::new(maribank_etl::clock::FixedClock(t))
 }
 
 /// The Airflow virtual environment the DAG tests run: `MARIBANK_AIRFLOW_VENV`, default

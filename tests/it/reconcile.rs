@@ -52,9 +52,8 @@ async fn sync(sb: &Sandbox, dest: &Path) {
             maribank_etl::sandbox::DEFAULT_SECRET,
         ),
     };
-    let outcome = Runner::new(settings, api)
+    let outcome = Runner::with_clock(settings, api, helpers::at(sb.now()))
         .unwrap()
-        .with_now(sb.now())
         .run(Plan::Sync {
             start: instant(SYNC.0),
             end: instant(SYNC.1),

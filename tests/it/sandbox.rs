@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use crate::helpers::*;
 use chrono::{DateTime, NaiveDate, Utc};
+use maribank_etl::contract::ErrorCode;
 use maribank_etl::contract::signing::{AuthHeader, Credentials, RequestParts};
-use maribank_etl::contract::{ErrorCode, Stream};
+use maribank_etl::registry::Stream;
 use maribank_etl::sandbox::auth::{AuthRequest, NonceCache, authenticate, default_keys};
 use maribank_etl::sandbox::data::local_midnight_ms;
 use maribank_etl::sandbox::{Sandbox, SandboxConfig};
@@ -1112,7 +1113,7 @@ async fn malformed_records_of_every_documented_kind() {
             kinds.insert("missing id");
             continue;
         }
-        let Some(digits) = maribank_etl::contract::currency::minor_units(cur) else {
+        let Some(digits) = maribank_etl::contract::money::minor_units(cur) else {
             kinds.insert("unknown currency");
             continue;
         };

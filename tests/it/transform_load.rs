@@ -7,13 +7,16 @@ use std::path::Path as FsPath;
 use crate::helpers::*;
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Date32Type, Decimal128Type, TimestampMicrosecondType};
-use maribank_etl::contract::Stream;
+use maribank_etl::contract::money::format_decimal;
+use maribank_etl::contract::table::describe;
 use maribank_etl::load::{Destination, DestinationOptions, TableWriter, WriteMode, WriterConfig};
+use maribank_etl::registry::Stream;
+use maribank_etl::registry::all_tables;
 use maribank_etl::sandbox::data::{Malformed, Status};
 use maribank_etl::sandbox::{query, render};
-use maribank_etl::transform::decimal::format_decimal;
-use maribank_etl::transform::schema::{self, TRANSACTIONS};
-use maribank_etl::transform::{Reason, StatementFile, Transformer, decode_statement};
+use maribank_etl::transform::statements::STATEMENT_LINES;
+use maribank_etl::transform::streams::transactions::TRANSACTIONS;
+use maribank_etl::transform::{Reason, StatementFile, decode_statement};
 
 fn dec(b: &RecordBatch, col: &str, i: usize) -> Option<i128> {
     let a = b
@@ -57,7 +60,7 @@ async fn transactions_round_trip_exactly() {
         Destination::parse(dir.path().to_str().unwrap(), &DestinationOptions::default()).unwrap();
     let (summary, counts) = load_items(
         &dest,
-        Stream::Transactions,
+        Stream::TRANSACTIONS,
         &items,
         "run-1",
         WriteMode::Replace,
@@ -182,14 +185,14 @@ async fn other_streams_round_trip() {
             let mut v = Vec::new();
             render::batch_json(&mut v, &w, &bt, Some(480));
             items.push(String::from_utf8(v).unwrap());
-            let digits = maribank_etl::contract::currency::minor_units(bt.currency).unwrap();
+            let digits = maribank_etl::contract::money::minor_units(bt.currency).unwrap();
             expect.insert(
                 w.batch_id(bt.account, bt.currency, bt.date),
                 (bt.clone(), digits),
             );
         }
     }
-    let (s, c) = load_items(&dest, Stream::Settlements, &items, "r", WriteMode::Replace).await;
+    let (s, c) = load_items(&dest, Stream::SETTLEMENTS, &items, "r", WriteMode::Replace).await;
     assert_eq!(c.total(), 0);
     assert_eq!(s.rows_written as usize, items.len());
     for (path, b) in read_table_files(dir.path(), "settlements") {
@@ -223,7 +226,7 @@ async fn other_streams_round_trip() {
             String::from_utf8(v).unwrap()
         })
         .collect();
-    load_items(&dest, Stream::Accounts, &items, "r", WriteMode::Replace).await;
+    load_items(&dest, Stream::ACCOUNTS, &items, "r", WriteMode::Replace).await;
     let files = parquet_files(&dir.path().join("accounts"));
     assert_eq!(files, vec![dir.path().join("accounts/part-00000.parquet")]);
     let acc = read_file(&files[0]);
@@ -239,7 +242,7 @@ async fn other_streams_round_trip() {
             String::from_utf8(v).unwrap()
         })
         .collect();
-    load_items(&dest, Stream::FxRates, &items, "r", WriteMode::Replace).await;
+    load_items(&dest, Stream::FX_RATES, &items, "r", WriteMode::Replace).await;
     let fx = read_file(
         &dir.path()
             .join("fx_rates/date=2026-03-05/part-00000.parquet"),
@@ -263,7 +266,7 @@ async fn statements_decode_with_zones_and_quoting() {
     let dest = Destination::local(dir.path()).unwrap();
     let mut writer = TableWriter::new(
         &dest,
-        &schema::STATEMENT_LINES,
+        &STATEMENT_LINES,
         WriteMode::Replace,
         WriterConfig::default(),
     );
@@ -406,7 +409,7 @@ async fn quarantine_every_reason() {
         ("[1,2]".to_string(), Reason::MalformedRecord),
         ("{\"transaction_id\":".to_string(), Reason::MalformedRecord),
     ];
-    let mut t = Transformer::new(Stream::Transactions, lineage("q")).unwrap();
+    let mut t = Stream::TRANSACTIONS.transformer(lineage("q")).unwrap();
     assert!(t.push_item(good));
     for (item, reason) in &cases {
         assert!(!t.push_item(item), "{item}");
@@ -440,7 +443,7 @@ async fn quarantine_every_reason() {
     let dir = tempfile::tempdir().unwrap();
     let dest = Destination::local(dir.path()).unwrap();
     let (s, counts) =
-        load_items(&dest, Stream::Transactions, &items, "q", WriteMode::Replace).await;
+        load_items(&dest, Stream::TRANSACTIONS, &items, "q", WriteMode::Replace).await;
     for (r, n) in &expect {
         assert_eq!(counts.get(*r), *n, "{r}");
     }
@@ -458,7 +461,7 @@ async fn quarantine_every_reason() {
     // Re-running the same window does not double the quarantine.
     load_items(
         &dest,
-        Stream::Transactions,
+        Stream::TRANSACTIONS,
         &items,
         "q2",
         WriteMode::Replace,
@@ -481,7 +484,7 @@ async fn hostile_partition_values_stay_inside() {
     .unwrap();
     load_items(
         &dest,
-        Stream::Transactions,
+        Stream::TRANSACTIONS,
         &[item.to_string(), item2],
         "r",
         WriteMode::Replace,
@@ -524,7 +527,7 @@ async fn dedupe_and_merge_keep_the_latest() {
     // One run seeing both versions, settled first: the later updated_at wins regardless of order.
     let mut both = settled.clone();
     both.extend(pending.iter().cloned());
-    let (s, _) = load_items(&dest, Stream::Transactions, &both, "r1", WriteMode::Replace).await;
+    let (s, _) = load_items(&dest, Stream::TRANSACTIONS, &both, "r1", WriteMode::Replace).await;
     assert_eq!(s.rows_in, 20);
     assert_eq!(s.rows_written, 10);
     let rows = table_rows(dir.path(), "transactions");
@@ -537,7 +540,7 @@ async fn dedupe_and_merge_keep_the_latest() {
     // Merge an older version into the stored partition: the stored newer row stays.
     load_items(
         &dest,
-        Stream::Transactions,
+        Stream::TRANSACTIONS,
         &pending,
         "r2",
         WriteMode::Merge,
@@ -553,7 +556,7 @@ async fn dedupe_and_merge_keep_the_latest() {
 
     // Merge new transactions beside the stored ones.
     let more = txn_items(&w, &a0[10..20], settled_now_ms(&w));
-    load_items(&dest, Stream::Transactions, &more, "r3", WriteMode::Merge).await;
+    load_items(&dest, Stream::TRANSACTIONS, &more, "r3", WriteMode::Merge).await;
     assert_eq!(table_rows(dir.path(), "transactions").num_rows(), 20);
 
     // Replace is idempotent: the same window twice gives the same bytes.
@@ -566,7 +569,7 @@ async fn dedupe_and_merge_keep_the_latest() {
     let items = txn_items(&w, a0, settled_now_ms(&w));
     load_items(
         &dest,
-        Stream::Transactions,
+        Stream::TRANSACTIONS,
         &items,
         "r4",
         WriteMode::Replace,
@@ -575,14 +578,14 @@ async fn dedupe_and_merge_keep_the_latest() {
     let first = snapshot(dir.path());
     load_items(
         &dest,
-        Stream::Transactions,
+        Stream::TRANSACTIONS,
         &items,
         "r4",
         WriteMode::Replace,
     )
     .await;
     assert_eq!(first, snapshot(dir.path()));
-    assert!(maribank_etl::transform::dedupe::keys_unique(
+    assert!(maribank_etl::load::dedupe::keys_unique(
         &TRANSACTIONS,
         &table_rows(dir.path(), "transactions")
     ));
@@ -596,7 +599,7 @@ async fn spilling_gives_the_same_result() {
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     for (dir, budget) in [(&a, usize::MAX), (&b, 150)] {
         let dest = Destination::local(dir.path()).unwrap();
-        let mut t = Transformer::new(Stream::Transactions, lineage("s")).unwrap();
+        let mut t = Stream::TRANSACTIONS.transformer(lineage("s")).unwrap();
         let cfg = WriterConfig {
             max_buffered_rows: budget,
             ..WriterConfig::default()
@@ -622,8 +625,8 @@ async fn spilling_gives_the_same_result() {
 #[test]
 fn schema_files_match_the_code() {
     let dir = FsPath::new(env!("CARGO_MANIFEST_DIR")).join("schemas/tables");
-    for t in schema::all_tables() {
-        let want = serde_json::to_string_pretty(&schema::describe(t)).unwrap() + "\n";
+    for t in all_tables() {
+        let want = serde_json::to_string_pretty(&describe(t)).unwrap() + "\n";
         let path = dir.join(format!("{}.json", t.name));
         if std::env::var("UPDATE_SCHEMAS").is_ok() {
             std::fs::create_dir_all(&dir).unwrap();
@@ -666,7 +669,7 @@ async fn real_sandbox_pages_round_trip() {
     let client = reqwest::Client::new();
     let dir = tempfile::tempdir().unwrap();
     let dest = Destination::local(dir.path()).unwrap();
-    let mut t = Transformer::new(Stream::Transactions, lineage("live")).unwrap();
+    let mut t = Stream::TRANSACTIONS.transformer(lineage("live")).unwrap();
     let mut wr = TableWriter::new(
         &dest,
         &TRANSACTIONS,
@@ -773,7 +776,7 @@ async fn sample_warehouse(dest: &Destination) -> std::collections::BTreeMap<Stri
     let now = settled_now_ms(&w);
     let txns = all_txns(&w);
     let items = txn_items(&w, &txns, now);
-    load_items(dest, Stream::Transactions, &items, "wh", WriteMode::Replace).await;
+    load_items(dest, Stream::TRANSACTIONS, &items, "wh", WriteMode::Replace).await;
     let mut sums = std::collections::BTreeMap::new();
     for t in txns.iter().filter(|t| t.malformed.is_none()) {
         *sums.entry(t.currency.to_string()).or_insert(0) += scaled(t.net(), t.digits);
@@ -781,7 +784,7 @@ async fn sample_warehouse(dest: &Destination) -> std::collections::BTreeMap<Stri
     let hostile = r#"{"transaction_id":"T-H","account_id":"../../x","type":"PAYMENT","status":"PENDING","currency":"KWD","gross_amount":"-1.005","fee_amount":"0","net_amount":"-1.005","created_at":"2026-03-05T01:00:00+03:00","updated_at":"2026-03-05T01:00:00+03:00","metadata":{}}"#;
     load_items(
         dest,
-        Stream::Transactions,
+        Stream::TRANSACTIONS,
         &[hostile.to_string()],
         "wh",
         WriteMode::Merge,
@@ -797,7 +800,7 @@ async fn sample_warehouse(dest: &Destination) -> std::collections::BTreeMap<Stri
             String::from_utf8(v).unwrap()
         })
         .collect();
-    load_items(dest, Stream::Accounts, &accounts, "wh", WriteMode::Replace).await;
+    load_items(dest, Stream::ACCOUNTS, &accounts, "wh", WriteMode::Replace).await;
     sums
 }
 
@@ -1037,7 +1040,7 @@ async fn crash_child() {
     for round in 0.. {
         load_items(
             &dest,
-            Stream::Transactions,
+            Stream::TRANSACTIONS,
             &versions[round % 2],
             "crash",
             WriteMode::Replace,
@@ -1099,7 +1102,7 @@ async fn parquet_metadata_is_explicit() {
     let items = txn_items(&w, &all_txns(&w), settled_now_ms(&w));
     let dir = tempfile::tempdir().unwrap();
     let dest = Destination::local(dir.path()).unwrap();
-    load_items(&dest, Stream::Transactions, &items, "m", WriteMode::Replace).await;
+    load_items(&dest, Stream::TRANSACTIONS, &items, "m", WriteMode::Replace).await;
     let f = &parquet_files(dir.path())[0];
     let bytes = bytes::Bytes::from(std::fs::read(f).unwrap());
     let b = ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap();

@@ -1,16 +1,38 @@
 //! `GET /v1/accounts` items into `accounts` rows (§7).
 
+use arrow::datatypes::DataType;
 use std::sync::Arc;
+use std::sync::LazyLock;
 
 use arrow::array::{
     ArrayRef, ListBuilder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
 };
 
 use super::{RowDecoder, Slots, Tail, check_currency, pk_str, req_instant, req_str};
+use crate::contract::table::{TableDef, col, instant, string_list};
 use crate::transform::Lineage;
 use crate::transform::json::{Fields, JsonStr, as_str, extra_json};
 use crate::transform::quarantine::{Reason, Reject};
-use crate::transform::schema::{ACCOUNTS, TableDef};
+
+/// `accounts`: the account list.
+pub static ACCOUNTS: LazyLock<TableDef> = LazyLock::new(|| {
+    TableDef::new(
+        "accounts",
+        vec![
+            col("account_id", DataType::Utf8, false),
+            col("account_name", DataType::Utf8, true),
+            col("status", DataType::Utf8, false),
+            col("timezone", DataType::Utf8, false),
+            col("currencies", string_list(), true),
+            col("created_at", instant(), false),
+            col("_extra", DataType::Utf8, true),
+        ],
+        &[],
+        &["account_id"],
+        None,
+    )
+    .hints(&[], &["account_id", "status"])
+});
 
 const NAMES: [&str; 6] = [
     "account_id",

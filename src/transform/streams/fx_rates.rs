@@ -1,15 +1,34 @@
 //! `GET /v1/fx-rates` items into `fx_rates` rows (§7).
 
+use arrow::datatypes::DataType;
 use std::sync::Arc;
+use std::sync::LazyLock;
 
 use arrow::array::{ArrayRef, Date32Builder, Decimal128Builder, RecordBatch, StringBuilder};
 
 use super::{RowDecoder, Slots, Tail, check_currency, opt_decimal, pk_str, req_date};
+use crate::contract::money::{RATE_PRECISION, RATE_SCALE};
+use crate::contract::table::{TableDef, col, rate};
 use crate::transform::Lineage;
-use crate::transform::decimal::{RATE_PRECISION, RATE_SCALE};
 use crate::transform::json::{Fields, extra_json};
 use crate::transform::quarantine::{Reason, Reject};
-use crate::transform::schema::{FX_RATES, TableDef, rate};
+
+/// `fx_rates`: daily reference rates.
+pub static FX_RATES: LazyLock<TableDef> = LazyLock::new(|| {
+    TableDef::new(
+        "fx_rates",
+        vec![
+            col("date", DataType::Date32, false),
+            col("base_currency", DataType::Utf8, false),
+            col("quote_currency", DataType::Utf8, false),
+            col("rate", rate(), false),
+            col("_extra", DataType::Utf8, true),
+        ],
+        &["date"],
+        &["date", "base_currency", "quote_currency"],
+        None,
+    )
+});
 
 const NAMES: [&str; 4] = ["date", "base_currency", "quote_currency", "rate"];
 

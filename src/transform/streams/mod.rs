@@ -14,12 +14,12 @@ use arrow::array::{ArrayRef, RecordBatch, StringBuilder, TimestampMicrosecondBui
 use serde_json::value::RawValue;
 
 use super::Lineage;
-use super::decimal::{AMOUNT_PRECISION, AMOUNT_SCALE, DecimalError, parse_decimal};
 use super::json::{Fields, JsonStr, as_str};
 use super::quarantine::{Reason, Reject};
-use super::schema::TableDef;
 use super::time::{parse_date, parse_instant_us};
-use crate::contract::currency::minor_units;
+use crate::contract::money::currency_digits;
+use crate::contract::money::{AMOUNT_PRECISION, AMOUNT_SCALE, DecimalError, parse_decimal};
+use crate::contract::table::TableDef;
 
 /// Decodes one stream's items into column builders.
 pub trait RowDecoder: Send {
@@ -184,35 +184,6 @@ pub(crate) fn currency<'a>(
         }
     };
     check_currency(c, name)
-}
-
-/// Minor units of every three-letter upper-case code, computed once (`u8::MAX`: not ISO 4217).
-static DIGITS: std::sync::LazyLock<Vec<u8>> = std::sync::LazyLock::new(|| {
-    let mut t = vec![u8::MAX; 26 * 26 * 26];
-    for (i, slot) in t.iter_mut().enumerate() {
-        let code = [
-            b'A' + (i / 676) as u8,
-            b'A' + (i / 26 % 26) as u8,
-            b'A' + (i % 26) as u8,
-        ];
-        let code = std::str::from_utf8(&code).expect("ASCII");
-        if let Some(d) = minor_units(code) {
-            *slot = d;
-        }
-    }
-    t
-});
-
-/// [`minor_units`] through a lookup table (the hot path checks one or two codes per item).
-pub(crate) fn currency_digits(code: &str) -> Option<u8> {
-    match code.as_bytes() {
-        [a @ b'A'..=b'Z', b @ b'A'..=b'Z', c @ b'A'..=b'Z'] => {
-            let i =
-                usize::from(a - b'A') * 676 + usize::from(b - b'A') * 26 + usize::from(c - b'A');
-            Some(DIGITS[i]).filter(|d| *d != u8::MAX)
-        }
-        _ => None,
-    }
 }
 
 pub(crate) fn check_currency<'a>(

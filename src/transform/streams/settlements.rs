@@ -1,6 +1,8 @@
 //! `GET /v1/settlements` items into `settlements` rows (§7).
 
+use arrow::datatypes::DataType;
 use std::sync::Arc;
+use std::sync::LazyLock;
 
 use arrow::array::{
     ArrayRef, Date32Builder, Decimal128Builder, Int64Builder, RecordBatch, StringBuilder,
@@ -11,10 +13,37 @@ use super::{
     RowDecoder, Slots, Tail, currency, opt_instant, pk_str, req_amount, req_date, req_instant,
     req_str, ts,
 };
+use crate::contract::table::{TableDef, amount, col, instant};
 use crate::transform::Lineage;
 use crate::transform::json::{Fields, extra_json};
 use crate::transform::quarantine::{Reason, Reject};
-use crate::transform::schema::{SETTLEMENTS, TableDef, amount};
+
+/// `settlements`: settlement batches.
+pub static SETTLEMENTS: LazyLock<TableDef> = LazyLock::new(|| {
+    TableDef::new(
+        "settlements",
+        vec![
+            col("settlement_batch_id", DataType::Utf8, false),
+            col("account_id", DataType::Utf8, false),
+            col("currency", DataType::Utf8, false),
+            col("business_date", DataType::Date32, false),
+            col("status", DataType::Utf8, false),
+            col("transaction_count", DataType::Int64, false),
+            col("gross_amount", amount(), false),
+            col("fee_amount", amount(), false),
+            col("net_amount", amount(), false),
+            col("created_at", instant(), false),
+            col("updated_at", instant(), false),
+            col("closed_at", instant(), true),
+            col("paid_at", instant(), true),
+            col("_extra", DataType::Utf8, true),
+        ],
+        &["account_id", "business_date"],
+        &["settlement_batch_id"],
+        Some("updated_at"),
+    )
+    .hints(&[], &["currency", "status"])
+});
 
 const NAMES: [&str; 13] = [
     "settlement_batch_id",

@@ -1,6 +1,8 @@
 //! `GET /v1/transactions` items into `transactions` rows (§7), checking amounts against the currency.
 
+use arrow::datatypes::DataType;
 use std::sync::Arc;
+use std::sync::LazyLock;
 
 use arrow::array::{
     ArrayRef, Date32Builder, Decimal128Builder, RecordBatch, StringBuilder,
@@ -11,12 +13,54 @@ use super::{
     RowDecoder, Slots, Tail, check_currency, currency, opt_decimal, opt_instant, opt_str, pk_str,
     req_amount, req_instant, req_str, ts,
 };
+use crate::contract::money::{AMOUNT_PRECISION, AMOUNT_SCALE, RATE_PRECISION, RATE_SCALE};
+use crate::contract::table::{TableDef, amount, col, instant, rate};
 use crate::transform::Lineage;
-use crate::transform::decimal::{AMOUNT_PRECISION, AMOUNT_SCALE, RATE_PRECISION, RATE_SCALE};
 use crate::transform::json::{Fields, extra_json};
 use crate::transform::quarantine::{Reason, Reject};
-use crate::transform::schema::{TRANSACTIONS, TableDef, amount, rate};
 use crate::transform::time::DAY_US;
+
+/// `transactions`: the ledger.
+pub static TRANSACTIONS: LazyLock<TableDef> = LazyLock::new(|| {
+    TableDef::new(
+        "transactions",
+        vec![
+            col("transaction_id", DataType::Utf8, false),
+            col("account_id", DataType::Utf8, false),
+            col("type", DataType::Utf8, false),
+            col("status", DataType::Utf8, false),
+            col("currency", DataType::Utf8, false),
+            col("gross_amount", amount(), false),
+            col("fee_amount", amount(), false),
+            col("net_amount", amount(), false),
+            col("original_currency", DataType::Utf8, true),
+            col("original_amount", amount(), true),
+            col("fx_rate", rate(), true),
+            col("created_at", instant(), false),
+            col("updated_at", instant(), false),
+            col("settled_at", instant(), true),
+            col("settlement_batch_id", DataType::Utf8, true),
+            col("external_order_id", DataType::Utf8, true),
+            col("related_transaction_id", DataType::Utf8, true),
+            col("channel", DataType::Utf8, true),
+            col("description", DataType::Utf8, true),
+            col("metadata", DataType::Utf8, true),
+            col("created_date", DataType::Date32, false),
+            col("_extra", DataType::Utf8, true),
+        ],
+        &["account_id", "created_date"],
+        &["transaction_id"],
+        Some("updated_at"),
+    )
+    .hints(
+        &[
+            "transaction_id",
+            "external_order_id",
+            "related_transaction_id",
+        ],
+        &["currency", "original_currency", "type", "status", "channel"],
+    )
+});
 
 const NAMES: [&str; 20] = [
     "transaction_id",

@@ -1,39 +1,11 @@
-//! The inputs of signing that vary per request: the clock and the nonce source, injectable so
-//! tests can pin them (skewed clocks, repeated nonces).
+//! The nonce source of signing, injectable so tests can pin it (repeated nonces); the clock is
+//! [`crate::clock`].
 
 use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
-
-/// Wall-clock time for the `Timestamp` of a signature.
-pub trait Clock: Send + Sync + fmt::Debug {
-    /// Unix time in milliseconds.
-    fn now_ms(&self) -> i64;
-}
-
-/// The system clock (the default).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_ms(&self) -> i64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64)
-    }
-}
-
-/// The system clock shifted by a fixed offset (tests of clock skew).
-#[derive(Debug, Clone, Copy)]
-pub struct OffsetClock(pub i64);
-
-impl Clock for OffsetClock {
-    fn now_ms(&self) -> i64 {
-        SystemClock.now_ms() + self.0
-    }
-}
 
 /// Fresh `Nonce` values: 8–64 characters from `[A-Za-z0-9_-]`.
 pub trait NonceSource: Send + Sync + fmt::Debug {

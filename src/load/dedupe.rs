@@ -9,7 +9,7 @@ use arrow::datatypes::{SchemaRef, TimestampMicrosecondType};
 use arrow::error::ArrowError;
 use arrow::row::{RowConverter, SortField};
 
-use super::schema::TableDef;
+use crate::contract::table::TableDef;
 
 /// Arranges `batch`'s columns as `schema` says, by name: missing nullable columns become null,
 /// differing types are cast (a file written by an older version of the schema).

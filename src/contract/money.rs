@@ -1,0 +1,349 @@
+//! Money (§6): ISO 4217 currencies and their minor units, exact decimal text into scaled
+//! `i128` values for `Decimal128` (never via `f64`), formatting, rounding and conversion.
+
+use thiserror::Error;
+
+/// Why a decimal text was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum DecimalError {
+    /// Not a plain decimal: empty, a stray character, an exponent, a float literal.
+    #[error("`{0}` is not a decimal number")]
+    Malformed(String),
+    /// More fractional digits than allowed (the currency's minor units, or the column's scale).
+    #[error("`{text}` has {got} fractional digits, at most {max} allowed")]
+    TooManyDigits {
+        /// The text.
+        text: String,
+        /// Fractional digits written.
+        got: usize,
+        /// Allowed.
+        max: u32,
+    },
+    /// More integer digits than the column's precision leaves.
+    #[error("`{text}` does not fit {max_int} integer digits")]
+    OutOfRange {
+        /// The text.
+        text: String,
+        /// Integer digits the column holds.
+        max_int: u32,
+    },
+}
+
+/// `Decimal128(18, 4)` for money.
+pub const AMOUNT_PRECISION: u8 = 18;
+/// Scale of money columns.
+pub const AMOUNT_SCALE: i8 = 4;
+/// `Decimal128(20, 10)` for fx rates.
+pub const RATE_PRECISION: u8 = 20;
+/// Scale of fx rate columns.
+pub const RATE_SCALE: i8 = 10;
+
+const POW10: [i128; 20] = {
+    let mut t = [1i128; 20];
+    let mut i = 1;
+    while i < 20 {
+        t[i] = t[i - 1] * 10;
+        i += 1;
+    }
+    t
+};
+
+/// Parses `text` as a decimal scaled by `10^scale`, allowing at most `max_frac` fractional
+/// digits (as written, trailing zeros included) and `precision - scale` integer digits
+/// (leading zeros not counted). Accepts an optional sign, digits, and `.digits`.
+pub fn parse_decimal(
+    text: &str,
+    precision: u8,
+    scale: i8,
+    max_frac: u32,
+) -> Result<i128, DecimalError> {
+    let b = text.as_bytes();
+    let (neg, digits) = match b.first() {
+        Some(b'-') => (true, &b[1..]),
+        Some(b'+') => (false, &b[1..]),
+        _ => (false, b),
+    };
+    let (int, frac) = match digits.iter().position(|&c| c == b'.') {
+        Some(p) => (&digits[..p], Some(&digits[p + 1..])),
+        None => (digits, None),
+    };
+    let malformed = || DecimalError::Malformed(text.to_string());
+    if int.is_empty() || !int.iter().all(u8::is_ascii_digit) {
+        return Err(malformed());
+    }
+    let frac = match frac {
+        Some(f) if f.is_empty() || !f.iter().all(u8::is_ascii_digit) => return Err(malformed()),
+        Some(f) => f,
+        None => &[][..],
+    };
+    let scale = scale.max(0) as u32;
+    if frac.len() > max_frac.min(scale) as usize {
+        return Err(DecimalError::TooManyDigits {
+            text: text.to_string(),
+            got: frac.len(),
+            max: max_frac.min(scale),
+        });
+    }
+    let max_int = u32::from(precision).saturating_sub(scale);
+    let significant = &int[int.iter().position(|&c| c != b'0').unwrap_or(int.len())..];
+    if significant.len() > max_int as usize {
+        return Err(DecimalError::OutOfRange {
+            text: text.to_string(),
+            max_int,
+        });
+    }
+    let mut v: i128 = 0;
+    for &c in significant.iter().chain(frac) {
+        v = v * 10 + i128::from(c - b'0');
+    }
+    v *= POW10[(scale as usize) - frac.len()];
+    Ok(if neg { -v } else { v })
+}
+
+/// Formats a scaled value with exactly `digits` fractional digits (`digits <= scale`, the
+/// dropped digits must be zero — true for values this module parsed with that limit).
+pub fn format_decimal(v: i128, scale: i8, digits: u32) -> String {
+    let scale = scale.max(0) as u32;
+    let drop = scale.saturating_sub(digits) as usize;
+    let a = v.unsigned_abs() / POW10[drop] as u128;
+    let p = POW10[digits as usize] as u128;
+    let sign = if v < 0 { "-" } else { "" };
+    if digits == 0 {
+        format!("{sign}{a}")
+    } else {
+        format!("{sign}{}.{:0width$}", a / p, a % p, width = digits as usize)
+    }
+}
+
+/// Active ISO 4217 alphabetic codes (plus the fund codes the contract names).
+const CODES: &[&str] = &[
+    "AED", "AFN", "ALL", "AMD", "ANG", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM", "BBD", "BDT",
+    "BGN", "BHD", "BIF", "BMD", "BND", "BOB", "BOV", "BRL", "BSD", "BTN", "BWP", "BYN", "BZD",
+    "CAD", "CDF", "CHE", "CHF", "CHW", "CLF", "CLP", "CNY", "COP", "COU", "CRC", "CUP", "CVE",
+    "CZK", "DJF", "DKK", "DOP", "DZD", "EGP", "ERN", "ETB", "EUR", "FJD", "FKP", "GBP", "GEL",
+    "GHS", "GIP", "GMD", "GNF", "GTQ", "GYD", "HKD", "HNL", "HTG", "HUF", "IDR", "ILS", "INR",
+    "IQD", "IRR", "ISK", "JMD", "JOD", "JPY", "KES", "KGS", "KHR", "KMF", "KPW", "KRW", "KWD",
+    "KYD", "KZT", "LAK", "LBP", "LKR", "LRD", "LSL", "LYD", "MAD", "MDL", "MGA", "MKD", "MMK",
+    "MNT", "MOP", "MRU", "MUR", "MVR", "MWK", "MXN", "MXV", "MYR", "MZN", "NAD", "NGN", "NIO",
+    "NOK", "NPR", "NZD", "OMR", "PAB", "PEN", "PGK", "PHP", "PKR", "PLN", "PYG", "QAR", "RON",
+    "RSD", "RUB", "RWF", "SAR", "SBD", "SCR", "SDG", "SEK", "SGD", "SHP", "SLE", "SOS", "SRD",
+    "SSP", "STN", "SVC", "SYP", "SZL", "THB", "TJS", "TMT", "TND", "TOP", "TRY", "TTD", "TWD",
+    "TZS", "UAH", "UGX", "USD", "USN", "UYI", "UYU", "UYW", "UZS", "VED", "VES", "VND", "VUV",
+    "WST", "XAF", "XCD", "XCG", "XOF", "XPF", "YER", "ZAR", "ZMW", "ZWG",
+];
+
+/// Codes with 0 minor-unit digits (§6).
+const ZERO: &[&str] = &[
+    "BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI", "VND",
+    "VUV", "XAF", "XOF", "XPF",
+];
+/// Codes with 3 minor-unit digits (§6).
+const THREE: &[&str] = &["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"];
+/// Codes with 4 minor-unit digits (§6).
+const FOUR: &[&str] = &["CLF", "UYW"];
+
+/// Digits after the decimal point an amount in `code` may carry, or `None` for a code that is
+/// not an ISO 4217 currency (including lower-case or malformed codes).
+pub fn minor_units(code: &str) -> Option<u8> {
+    if code.len() != 3 || CODES.binary_search(&code).is_err() {
+        return None;
+    }
+    Some(if ZERO.contains(&code) {
+        0
+    } else if THREE.contains(&code) {
+        3
+    } else if FOUR.contains(&code) {
+        4
+    } else {
+        2
+    })
+}
+
+/// Whether `code` is a known ISO 4217 currency.
+pub fn is_known(code: &str) -> bool {
+    minor_units(code).is_some()
+}
+
+/// Minor units of every three-letter upper-case code, computed once (`u8::MAX`: not ISO 4217).
+static DIGITS: std::sync::LazyLock<Vec<u8>> = std::sync::LazyLock::new(|| {
+    let mut t = vec![u8::MAX; 26 * 26 * 26];
+    for (i, slot) in t.iter_mut().enumerate() {
+        let code = [
+            b'A' + (i / 676) as u8,
+            b'A' + (i / 26 % 26) as u8,
+            b'A' + (i % 26) as u8,
+        ];
+        let code = std::str::from_utf8(&code).expect("ASCII");
+        if let Some(d) = minor_units(code) {
+            *slot = d;
+        }
+    }
+    t
+});
+
+/// [`minor_units`] through a lookup table (the decoders check one or two codes per item).
+pub fn currency_digits(code: &str) -> Option<u8> {
+    match code.as_bytes() {
+        [a @ b'A'..=b'Z', b @ b'A'..=b'Z', c @ b'A'..=b'Z'] => {
+            let i =
+                usize::from(a - b'A') * 676 + usize::from(b - b'A') * 26 + usize::from(c - b'A');
+            Some(DIGITS[i]).filter(|d| *d != u8::MAX)
+        }
+        _ => None,
+    }
+}
+
+/// Minor-unit digits of a currency, 2 for codes the table does not know (for display).
+pub fn digits_or_two(currency: &str) -> u32 {
+    u32::from(minor_units(currency).unwrap_or(2))
+}
+
+/// Integer division rounding half away from zero.
+pub fn div_round(num: i128, den: i128) -> i128 {
+    let q = num / den;
+    let rem = num % den;
+    if 2 * rem.abs() >= den.abs() {
+        q + if (num < 0) == (den < 0) { 1 } else { -1 }
+    } else {
+        q
+    }
+}
+
+/// Converts `amount` (minor units with `from_digits`) at `rate_e10` (the rate scaled by
+/// 10^10) into minor units with `to_digits`, rounding half away from zero.
+pub fn convert_minor(amount: i64, from_digits: u8, rate_e10: i64, to_digits: u8) -> i64 {
+    let num = amount as i128 * rate_e10 as i128 * 10i128.pow(to_digits as u32);
+    let den = 10i128.pow(from_digits as u32) * 10_000_000_000;
+    div_round(num, den) as i64
+}
+
+/// Rounds an amount in warehouse units (`Decimal128(18, 4)`) to the currency's minor unit,
+/// half away from zero.
+pub fn round_to_currency(units4: i128, currency: &str) -> i128 {
+    let unit = 10i128.pow(4 - digits_or_two(currency).min(4));
+    div_round(units4, unit) * unit
+}
+
+/// An amount in warehouse units converted at `rate_e10` (a `Decimal128(20, 10)` rate: units of
+/// the target per one unit of the source), rounded to `to_currency`'s minor unit.
+pub fn convert_units4(units4: i128, rate_e10: i128, to_currency: &str) -> i128 {
+    round_to_currency(div_round(units4 * rate_e10, 10_000_000_000), to_currency)
+}
+
+/// A decimal string in warehouse units (`Decimal128(18, 4)`), any digits up to 4.
+pub fn units4(text: &str) -> Option<i128> {
+    parse_decimal(text, AMOUNT_PRECISION, AMOUNT_SCALE, AMOUNT_SCALE as u32).ok()
+}
+
+/// Warehouse units as text with all four digits (`-12.3000`).
+pub fn fmt_units4(v: i128) -> String {
+    format_decimal(v, AMOUNT_SCALE, AMOUNT_SCALE as u32)
+}
+
+/// An amount in warehouse units as text with the currency's digits (all four when the value
+/// has finer digits than the currency allows).
+pub fn fmt_amount(v: i128, currency: &str) -> String {
+    let d = digits_or_two(currency).min(4);
+    if v % 10i128.pow(4 - d) == 0 {
+        format_decimal(v, AMOUNT_SCALE, d)
+    } else {
+        format_decimal(v, AMOUNT_SCALE, 4)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_is_sorted_for_binary_search() {
+        assert!(CODES.windows(2).all(|w| w[0] < w[1]));
+        for c in ZERO.iter().chain(THREE).chain(FOUR) {
+            assert!(is_known(c), "{c} missing from CODES");
+        }
+    }
+
+    #[test]
+    fn digits_follow_the_contract() {
+        assert_eq!(minor_units("JPY"), Some(0));
+        assert_eq!(minor_units("KWD"), Some(3));
+        assert_eq!(minor_units("CLF"), Some(4));
+        assert_eq!(minor_units("USD"), Some(2));
+        assert_eq!(minor_units("usd"), None);
+        assert_eq!(minor_units("XYZ"), None);
+        assert_eq!(minor_units("US"), None);
+    }
+
+    fn amt(s: &str, d: u32) -> Result<i128, DecimalError> {
+        parse_decimal(s, 18, 4, d)
+    }
+
+    #[test]
+    fn parses_every_digit_count() {
+        assert_eq!(amt("1500", 0), Ok(15_000_000));
+        assert_eq!(amt("-12.3", 2), Ok(-123_000));
+        assert_eq!(amt("-12.30", 2), Ok(-123_000));
+        assert_eq!(amt("0.005", 3), Ok(50));
+        assert_eq!(amt("1.2345", 4), Ok(12_345));
+        assert_eq!(amt("-0", 2), Ok(0));
+        assert_eq!(amt("99999999999999.9999", 4), Ok(999_999_999_999_999_999));
+        assert_eq!(
+            parse_decimal("1.0869565217", 20, 10, 10),
+            Ok(10_869_565_217)
+        );
+    }
+
+    #[test]
+    fn refuses_what_the_contract_forbids() {
+        assert!(matches!(
+            amt("1.005", 2),
+            Err(DecimalError::TooManyDigits { got: 3, .. })
+        ));
+        assert!(matches!(
+            amt("1500.5", 0),
+            Err(DecimalError::TooManyDigits { .. })
+        ));
+        assert!(matches!(
+            amt("100000000000000", 2),
+            Err(DecimalError::OutOfRange { .. })
+        ));
+        for bad in [
+            "", "-", ".5", "1.", "1e5", "1,5", " 1", "0x10", "NaN", "1.2.3", "--1",
+        ] {
+            assert!(
+                matches!(amt(bad, 2), Err(DecimalError::Malformed(_))),
+                "{bad}"
+            );
+        }
+        assert_eq!(amt("00000000000000000001.5", 2), Ok(15_000));
+    }
+
+    #[test]
+    fn formats_back() {
+        assert_eq!(format_decimal(-123_000, 4, 2), "-12.30");
+        assert_eq!(format_decimal(15_000_000, 4, 0), "1500");
+        assert_eq!(format_decimal(50, 4, 3), "0.005");
+        assert_eq!(format_decimal(10_869_565_217, 10, 10), "1.0869565217");
+    }
+
+    #[test]
+    fn rounding_and_conversion_are_exact() {
+        assert_eq!(div_round(5, 2), 3);
+        assert_eq!(div_round(-5, 2), -3);
+        assert_eq!(div_round(4, 3), 1);
+        // 100.00 USD at 7.1234567891 CNY per USD = 712.35 CNY.
+        assert_eq!(convert_minor(10_000, 2, 71_234_567_891, 2), 71_235);
+        assert_eq!(convert_units4(1_000_000, 71_234_567_891, "CNY"), 7_123_500);
+        assert_eq!(
+            convert_units4(1_000_000, 1_500_000_000_000, "JPY"),
+            150_000_000
+        );
+        assert_eq!(fmt_amount(-123_000, "USD"), "-12.30");
+        assert_eq!(fmt_amount(15_000_000, "JPY"), "1500");
+        assert_eq!(fmt_amount(12_345, "USD"), "1.2345");
+        assert_eq!(fmt_units4(-5), "-0.0005");
+        assert_eq!(units4("1.5"), Some(15_000));
+        assert_eq!(currency_digits("KWD"), Some(3));
+        assert_eq!(currency_digits("usd"), None);
+    }
+}

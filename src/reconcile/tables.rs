@@ -1,0 +1,128 @@
+//! The reconciliation result tables: `recon_settlements`, `recon_statements`, `recon_orders`
+//! and `order_status`.
+
+use std::sync::LazyLock;
+
+use arrow::datatypes::DataType;
+
+use crate::contract::table::{TableDef, amount, col, instant, rate};
+
+/// `recon_settlements`: each settlement batch of the reconciled days against the transactions
+/// carrying its id (one row per batch, matches included).
+pub static RECON_SETTLEMENTS: LazyLock<TableDef> = LazyLock::new(|| {
+    TableDef::new(
+        "recon_settlements",
+        vec![
+            col("account_id", DataType::Utf8, false),
+            col("business_date", DataType::Date32, false),
+            col("currency", DataType::Utf8, true),
+            col("settlement_batch_id", DataType::Utf8, false),
+            col("batch_status", DataType::Utf8, true),
+            col("batch_transaction_count", DataType::Int64, true),
+            col("ledger_transaction_count", DataType::Int64, false),
+            col("batch_gross_amount", amount(), true),
+            col("ledger_gross_amount", amount(), false),
+            col("batch_fee_amount", amount(), true),
+            col("ledger_fee_amount", amount(), false),
+            col("batch_net_amount", amount(), true),
+            col("ledger_net_amount", amount(), false),
+            col("result", DataType::Utf8, false),
+            col("classification", DataType::Utf8, false),
+            col("explained", DataType::Boolean, false),
+            col("detail", DataType::Utf8, true),
+        ],
+        &["account_id", "business_date"],
+        &["settlement_batch_id"],
+        None,
+    )
+    .hints(&[], &["currency"])
+});
+
+/// `recon_statements`: differences between the daily statements and the ledger of the same
+/// account-local business day (one row per transaction that differs).
+pub static RECON_STATEMENTS: LazyLock<TableDef> = LazyLock::new(|| {
+    TableDef::new(
+        "recon_statements",
+        vec![
+            col("account_id", DataType::Utf8, false),
+            col("business_date", DataType::Date32, false),
+            col("transaction_id", DataType::Utf8, false),
+            col("currency", DataType::Utf8, true),
+            col("result", DataType::Utf8, false),
+            col("fields", DataType::Utf8, true),
+            col("statement_values", DataType::Utf8, true),
+            col("ledger_values", DataType::Utf8, true),
+            col("statement_net_amount", amount(), true),
+            col("ledger_net_amount", amount(), true),
+            col("classification", DataType::Utf8, false),
+            col("explained", DataType::Boolean, false),
+        ],
+        &["account_id", "business_date"],
+        &["account_id", "business_date", "transaction_id"],
+        None,
+    )
+    .hints(&["transaction_id"], &["currency"])
+});
+
+/// `recon_orders`: differences between the seller's orders and the ledger's payments.
+pub static RECON_ORDERS: LazyLock<TableDef> = LazyLock::new(|| {
+    TableDef::new(
+        "recon_orders",
+        vec![
+            col("account_id", DataType::Utf8, false),
+            col("business_date", DataType::Date32, false),
+            col("external_order_id", DataType::Utf8, false),
+            col("channel", DataType::Utf8, true),
+            col("result", DataType::Utf8, false),
+            col("classification", DataType::Utf8, false),
+            col("explained", DataType::Boolean, false),
+            col("order_currency", DataType::Utf8, true),
+            col("order_amount", amount(), true),
+            col("order_time", instant(), true),
+            col("transaction_id", DataType::Utf8, true),
+            col("currency", DataType::Utf8, true),
+            col("gross_amount", amount(), true),
+            col("fee_amount", amount(), true),
+            col("refunded_amount", amount(), true),
+            col("original_currency", DataType::Utf8, true),
+            col("original_amount", amount(), true),
+            col("fx_rate", rate(), true),
+            col("difference_amount", amount(), true),
+            col("detail", DataType::Utf8, true),
+        ],
+        &["account_id", "business_date"],
+        &["account_id", "external_order_id", "result"],
+        None,
+    )
+    .hints(
+        &["transaction_id", "external_order_id"],
+        &["currency", "original_currency", "channel"],
+    )
+});
+
+/// `order_status`: the payment status of every seller order, for the order system.
+pub static ORDER_STATUS: LazyLock<TableDef> = LazyLock::new(|| {
+    TableDef::new(
+        "order_status",
+        vec![
+            col("account_id", DataType::Utf8, false),
+            col("business_date", DataType::Date32, false),
+            col("external_order_id", DataType::Utf8, false),
+            col("channel", DataType::Utf8, true),
+            col("order_currency", DataType::Utf8, false),
+            col("order_amount", amount(), false),
+            col("order_time", instant(), true),
+            col("status", DataType::Utf8, false),
+            col("currency", DataType::Utf8, true),
+            col("paid_amount", amount(), true),
+            col("refunded_amount", amount(), true),
+            col("disputed_amount", amount(), true),
+            col("payment_transaction_id", DataType::Utf8, true),
+            col("last_transaction_at", instant(), true),
+        ],
+        &["account_id", "business_date"],
+        &["account_id", "external_order_id"],
+        None,
+    )
+    .hints(&["external_order_id"], &["currency", "status", "channel"])
+});
