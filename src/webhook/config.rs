@@ -1,8 +1,8 @@
 //! Receiver and worker settings, each with a named, documented default.
 
+use crate::clock::SharedClock;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use super::journal::JournalOptions;
@@ -34,14 +34,6 @@ pub const DEFAULT_RETRY_MAX: Duration = Duration::from_secs(300);
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 12;
 /// Accepted range of [`RetryConfig::max_attempts`].
 pub const MAX_ATTEMPTS_RANGE: std::ops::RangeInclusive<u64> = 1..=1000;
-
-/// The clock the receiver checks timestamps against (Unix milliseconds).
-pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
-
-/// The system clock.
-pub fn system_clock() -> Clock {
-    Arc::new(|| chrono::Utc::now().timestamp_millis())
-}
 
 /// Back-off of failed pulls: `initial · 2^(attempt-1)`, capped at `max`; after `max_attempts`
 /// failures the events are dead letters. Sink writes use the same back-off without the bound
@@ -120,8 +112,8 @@ pub struct ReceiverConfig {
     pub ack_timeout: Duration,
     /// The worker.
     pub worker: WorkerConfig,
-    /// Time source for the tolerance check and `received_at` ([`system_clock`]).
-    pub clock: Clock,
+    /// Time source for the tolerance check and `received_at` (the system clock by default).
+    pub clock: SharedClock,
 }
 
 impl std::fmt::Debug for ReceiverConfig {
@@ -153,7 +145,7 @@ impl ReceiverConfig {
             journal: JournalOptions::default(),
             ack_timeout: DEFAULT_ACK_TIMEOUT,
             worker: WorkerConfig::default(),
-            clock: system_clock(),
+            clock: crate::clock::system(),
         }
     }
 }

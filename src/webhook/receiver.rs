@@ -17,12 +17,13 @@ use tokio::task::JoinHandle;
 
 use super::WebhookError;
 use super::actions::Actions;
-use super::config::{Clock, ReceiverConfig};
+use super::config::ReceiverConfig;
 use super::event::{Event, EventError};
 use super::journal::{AckOutcome, Journal, JournalError, StoredEvent};
 use super::sink::{EventSink, EventStatus, Verification, WebhookEventRecord};
 use super::verify::{HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP, Verifier, VerifyError};
 use super::worker::Worker;
+use crate::clock::SharedClock;
 
 /// Rejected deliveries queued for the sink; beyond this they are only counted (a flood of
 /// forged requests must not grow memory).
@@ -99,7 +100,7 @@ impl Counters {
 struct AppState {
     verifier: Verifier,
     journal: Journal,
-    clock: Clock,
+    clock: SharedClock,
     counters: Arc<Counters>,
     rejected: mpsc::Sender<WebhookEventRecord>,
     ack_timeout: std::time::Duration,
@@ -141,7 +142,7 @@ impl Receiver {
         let (fw_tx, fw_rx) = mpsc::unbounded_channel();
         let dir = cfg.journal_dir.clone();
         let opts = cfg.journal;
-        let now = (cfg.clock)();
+        let now = cfg.clock.now_ms();
         let (journal, pending) =
             tokio::task::spawn_blocking(move || Journal::open(&dir, opts, now, Some(fw_tx)))
                 .await
@@ -339,7 +340,7 @@ async fn handle(
             return reply(StatusCode::BAD_REQUEST, r#"{"error":"body_unreadable"}"#);
         }
     };
-    let now_ms = (st.clock)();
+    let now_ms = st.clock.now_ms();
     if let Err(e) = st.verifier.verify(
         header_str(&headers, HEADER_TIMESTAMP),
         header_str(&headers, HEADER_SIGNATURE),

@@ -25,11 +25,12 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::actions::{Action, ActionError, Actions};
-use super::config::{Clock, WorkerConfig};
+use super::config::WorkerConfig;
 use super::event::Event;
 use super::journal::{DeadLetter, Journal, StoredEvent};
 use super::receiver::Counters;
 use super::sink::{EventSink, EventStatus, Verification, WebhookEventRecord};
+use crate::clock::SharedClock;
 
 /// Events waiting for one action.
 #[derive(Debug)]
@@ -46,7 +47,7 @@ pub(crate) struct Worker {
     pub(crate) actions: Arc<dyn Actions>,
     pub(crate) sink: Arc<dyn EventSink>,
     pub(crate) journal: Journal,
-    pub(crate) clock: Clock,
+    pub(crate) clock: SharedClock,
     pub(crate) counters: Arc<Counters>,
 }
 
@@ -192,7 +193,7 @@ impl Worker {
     /// Journals `ids` done and queues their `done` rows.
     async fn mark_done(&self, st: &mut State, ids: Vec<String>, action: Option<&Action>) {
         let n = ids.len() as u64;
-        match self.journal.done(ids.clone(), (self.clock)()).await {
+        match self.journal.done(ids.clone(), self.clock.now_ms()).await {
             Ok(()) => {
                 self.counters.events_done.fetch_add(n, Ordering::Relaxed);
                 for id in &ids {
@@ -356,7 +357,7 @@ impl Worker {
             }
         } else if let Err(je) = self
             .journal
-            .failed(ids.clone(), attempts, (self.clock)())
+            .failed(ids.clone(), attempts, self.clock.now_ms())
             .await
         {
             // Only the count is lost: a restart retries from a lower one.
@@ -387,7 +388,7 @@ impl Worker {
         e: &ActionError,
     ) -> bool {
         let reason = error_chain(e);
-        let now = (self.clock)();
+        let now = self.clock.now_ms();
         if let Err(je) = self
             .journal
             .dead(ids.to_vec(), attempts, reason.clone(), now)
