@@ -25,7 +25,9 @@ use crate::transform::streams::transactions::TRANSACTIONS;
 pub async fn zones(dest: &Destination) -> Result<Zones, LoadError> {
     let mut out = Zones::new();
     for p in list_partitions(dest, &ACCOUNTS, &[]).await? {
-        let Some(batches) = read_columns(dest, &p.path, &["account_id", "timezone"]).await? else {
+        let Some(batches) =
+            read_columns(dest, &ACCOUNTS, &p.path, &["account_id", "timezone"]).await?
+        else {
             continue;
         };
         for b in &batches {
@@ -81,7 +83,7 @@ impl Quarantined {
     pub async fn read(dest: &Destination) -> Result<Quarantined, LoadError> {
         let mut q = Quarantined::default();
         for p in list_partitions(dest, &QUARANTINE, &["stream=transactions"]).await? {
-            let Some(batches) = read_columns(dest, &p.path, &["raw"]).await? else {
+            let Some(batches) = read_columns(dest, &QUARANTINE, &p.path, &["raw"]).await? else {
                 continue;
             };
             for b in &batches {
@@ -279,7 +281,7 @@ pub(crate) async fn reconcile_account(
     for u in (start - 1)..=(end + extra) {
         if let Some(path) = txn_files.get(&u) {
             let shown = path.to_string();
-            let batches = read_columns(dest, path, LEDGER_COLUMNS)
+            let batches = read_columns(dest, &TRANSACTIONS, path, LEDGER_COLUMNS)
                 .await?
                 .unwrap_or_default();
             for b in &batches {

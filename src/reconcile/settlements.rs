@@ -99,7 +99,14 @@ pub(crate) async fn check_account(
 ) -> Result<(), ReconcileError> {
     let (start, end) = days;
     for (&file_day, path) in batch_files.range(start - 1..=end) {
-        let batches = read_columns(dest, path, COLUMNS).await?.unwrap_or_default();
+        let batches = read_columns(
+            dest,
+            &crate::transform::streams::settlements::SETTLEMENTS,
+            path,
+            COLUMNS,
+        )
+        .await?
+        .unwrap_or_default();
         for b in &batches {
             let shown = path.to_string();
             let need = |c: &str| {

@@ -97,7 +97,14 @@ pub(crate) async fn check_day(
     findings: &mut Findings,
     out: &mut Outputs,
 ) -> Result<(), ReconcileError> {
-    let batches = read_columns(dest, path, COLUMNS).await?.unwrap_or_default();
+    let batches = read_columns(
+        dest,
+        &crate::transform::statements::STATEMENT_LINES,
+        path,
+        COLUMNS,
+    )
+    .await?
+    .unwrap_or_default();
     let date = date_of(day);
     for b in &batches {
         let shown = path.to_string();

@@ -16,12 +16,12 @@ use thiserror::Error;
 use super::json::push_json_str;
 use super::quarantine::{QuarantineBuilder, QuarantineCounts, Reason, Reject};
 use super::streams::{amount_text, check_currency};
-use super::time::parse_local;
 use super::{Decoded, Lineage};
 use crate::contract::STATEMENT_COLUMNS;
 use crate::contract::business_day::local_to_utc_us;
 use crate::contract::signing::sha256_hex;
 use crate::contract::table::{TableDef, amount, col, instant};
+use crate::contract::time::parse_local;
 use crate::registry::Stream;
 
 /// `statement_lines`: rows of the daily statement files.
@@ -290,7 +290,7 @@ pub fn decode_statement(
             header: text.lines().next().unwrap_or("").to_string(),
         });
     }
-    let business_date = super::time::days_from_civil(
+    let business_date = crate::contract::time::days_from_civil(
         i64::from(chrono::Datelike::year(&file.date)),
         chrono::Datelike::month(&file.date),
         chrono::Datelike::day(&file.date),
