@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod check;
 pub mod demo;
+pub mod migrate;
 pub mod reconcile;
 pub mod run;
 pub mod sandbox;
@@ -43,6 +44,8 @@ pub enum Command {
     Reconcile(reconcile::ReconcileArgs),
     /// Receive MariBank's webhook events and turn them into pulls.
     Webhook(webhook::WebhookArgs),
+    /// Rewrite a warehouse written by an earlier version in the current layout.
+    Migrate(migrate::MigrateArgs),
 }
 
 /// Parses the command line and runs it.
@@ -69,6 +72,7 @@ pub fn main() -> ExitCode {
             Command::Sandbox(args) => sandbox::run(args).await,
             Command::Reconcile(args) => Ok(reconcile::run(args).await),
             Command::Webhook(args) => webhook::run(args).await,
+            Command::Migrate(args) => Ok(migrate::run(args).await),
         }
     });
     match result {
