@@ -191,6 +191,20 @@ mod tests {
     }
 
     #[test]
+    fn cached_local_days_equal_direct_ones_across_dst() {
+        let la: Tz = "America/Los_Angeles".parse().unwrap();
+        let mut c = LocalDays::new(la);
+        // Around the 2026-03-08 switch, every 7 minutes, forwards then backwards.
+        let start = DateTime::parse_from_rfc3339("2026-03-07T00:00:00Z")
+            .unwrap()
+            .timestamp_micros();
+        let steps: Vec<i64> = (0..1200).map(|k| start + k * 420_000_000).collect();
+        for &us in steps.iter().chain(steps.iter().rev()) {
+            assert_eq!(c.day(us), local_day(la, us), "{us}");
+        }
+    }
+
+    #[test]
     fn overlap_has_two_instants_and_gap_none() {
         let tz: Tz = "America/Los_Angeles".parse().unwrap();
         let t = |s| NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").unwrap();
