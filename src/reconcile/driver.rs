@@ -133,7 +133,7 @@ impl<'a> Run<'a> {
         let tz = self.zones.get(account).copied().unwrap_or(Tz::UTC);
         let files = AccountFiles::list(dest, account).await?;
         let has_statement = |d: i32| files.statements.contains_key(&d);
-        let mut statements = StatementCheck::new(account, window, has_statement, findings);
+        let mut statements = StatementCheck::new(account, tz, window, has_statement, findings);
         let mut settlements = SettlementCheck::new(account, window);
         let utc_days = (window.0 - 1)..=(window.1 + extra);
         let mut pass = LedgerPass::new(dest, &files.transactions, tz, utc_days);

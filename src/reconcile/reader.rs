@@ -357,6 +357,8 @@ pub struct StatementLine<'a> {
     pub net: i128,
     /// `transaction_time_utc`, UTC microseconds.
     pub time_utc_us: i64,
+    /// `transaction_time`: account-local wall-clock time as the statement wrote it.
+    pub time_local: &'a str,
     /// `settlement_batch_id`.
     pub batch: Option<&'a str>,
     /// `external_order_id`.
@@ -371,6 +373,7 @@ const STATEMENT_COLUMNS: &[&str] = &[
     "gross_amount",
     "fee_amount",
     "net_amount",
+    "transaction_time",
     "transaction_time_utc",
     "settlement_batch_id",
     "external_order_id",
@@ -409,6 +412,7 @@ impl DailyStatement {
             let net = dec_col(b, "net_amount").ok_or_else(|| need("net_amount"))?;
             let time =
                 ts_col(b, "transaction_time_utc").ok_or_else(|| need("transaction_time_utc"))?;
+            let local = str_col(b, "transaction_time").ok_or_else(|| need("transaction_time"))?;
             let batch = str_col(b, "settlement_batch_id");
             let order = str_col(b, "external_order_id");
             for i in 0..b.num_rows() {
@@ -421,6 +425,7 @@ impl DailyStatement {
                     fee: fee.value(i),
                     net: net.value(i),
                     time_utc_us: time.value(i),
+                    time_local: local.value(i),
                     batch: opt(batch, i),
                     order: opt(order, i),
                 })?;

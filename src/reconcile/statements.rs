@@ -3,16 +3,25 @@
 //! One account's daily statements (`statement_lines`) against the ledger rows created in the
 //! same account-local business day — rows missing on either side, and field differences (type,
 //! status, currency, amounts, batch, order, time).
+//!
+//! Times: a statement writes local time without offset. Its `transaction_time_utc` is one
+//! reading of it (see [`crate::transform::statements`]); when that differs from the ledger's
+//! `created_at`, the time still matches if any reading of the local text does — either
+//! occurrence of a time in the repeated hour of a DST change, and a time in the skipped hour
+//! read with the offset before or after the change.
 
 use std::collections::{BTreeSet, HashMap};
+
+use chrono_tz::Tz;
 
 use super::findings::{Check, Difference, Findings, UNEXPLAINED};
 use super::reader::{DailyStatement, LedgerTxn, Quarantined, StatementLine};
 use super::rows::StatementRow;
 use super::writers::{StatementsBuilder, TableOut};
-use crate::contract::business_day::date_of;
+use crate::contract::business_day::{date_of, local_readings_us};
 use crate::contract::money::fmt_amount;
 use crate::load::LoadError;
+use crate::transform::time::parse_local;
 
 /// One ledger row of a business day with a statement, as the statement check compares it.
 #[derive(Debug, Clone)]
@@ -42,16 +51,19 @@ pub struct LedgerRow {
 #[derive(Debug)]
 pub struct StatementCheck<'a> {
     account: &'a str,
+    tz: Tz,
     window: (i32, i32),
     pending: BTreeSet<i32>,
     days: HashMap<i32, HashMap<String, LedgerRow>>,
 }
 
 impl<'a> StatementCheck<'a> {
-    /// The check of `account`'s business days `[window.0, window.1)`; `has_statement` tells the
-    /// days whose statement is in the warehouse (the others are noted as not loaded).
+    /// The check of `account` (business days in `tz`) for days `[window.0, window.1)`;
+    /// `has_statement` tells the days whose statement is in the warehouse (the others are noted
+    /// as not loaded).
     pub fn new(
         account: &'a str,
+        tz: Tz,
         window: (i32, i32),
         has_statement: impl Fn(i32) -> bool,
         findings: &mut Findings,
@@ -68,6 +80,7 @@ impl<'a> StatementCheck<'a> {
         }
         StatementCheck {
             account,
+            tz,
             window,
             pending,
             days: HashMap::new(),
@@ -130,7 +143,7 @@ impl<'a> StatementCheck<'a> {
             t.statement_rows += 1;
             t.statement_net += line.net;
             match ledger.remove(line.id) {
-                Some(l) => compare(line, &l, &mut emit),
+                Some(l) => compare(line, &l, self.tz, &mut emit),
                 None => {
                     let classification = if quarantine.txns.contains(line.id) {
                         "quarantined"
@@ -187,10 +200,12 @@ impl<'a> Diff<'a> {
     }
 }
 
-/// Compares a statement line with its ledger row; emits a `field_mismatch` when they differ.
+/// Compares a statement line with its ledger row (business days in `tz`); emits a
+/// `field_mismatch` when they differ.
 fn compare(
     line: &StatementLine<'_>,
     l: &LedgerRow,
+    tz: Tz,
     emit: &mut Emit<'_, '_>,
 ) -> Result<(), LoadError> {
     // Compare raw values; text is made only for what differs.
@@ -226,7 +241,7 @@ fn compare(
     }
     let stmt_s = line.time_utc_us.div_euclid(1_000_000);
     let led_s = l.created_us.div_euclid(1_000_000);
-    if stmt_s != led_s {
+    if stmt_s != led_s && !local_time_matches(line.time_local, tz, led_s) {
         d.differ("transaction_time", utc_text(stmt_s), utc_text(led_s));
     }
     if d.fields.is_empty() {
@@ -243,6 +258,15 @@ fn compare(
     d.stmt_net = Some(line.net);
     d.ledger_net = Some(l.net);
     emit.row(d, if timing { "timing" } else { UNEXPLAINED })
+}
+
+/// Whether any reading of the local time `text` in `tz` falls in second `utc_s`.
+fn local_time_matches(text: &str, tz: Tz, utc_s: i64) -> bool {
+    parse_local(text).is_some_and(|t| {
+        local_readings_us(tz, t)
+            .iter()
+            .any(|us| us.div_euclid(1_000_000) == utc_s)
+    })
 }
 
 fn utc_text(s: i64) -> String {
@@ -300,5 +324,45 @@ impl Emit<'_, '_> {
             classification,
             explained: classification != UNEXPLAINED,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utc_s(s: &str) -> i64 {
+        chrono::DateTime::parse_from_rfc3339(s).unwrap().timestamp()
+    }
+
+    #[test]
+    fn local_times_match_either_reading_around_dst_changes() {
+        let la = chrono_tz::America::Los_Angeles;
+        let syd = chrono_tz::Australia::Sydney;
+        for (tz, local, utc) in [
+            // Repeated hours: both occurrences.
+            (la, "2026-11-01 01:30:00", "2026-11-01T08:30:00Z"),
+            (la, "2026-11-01 01:30:00", "2026-11-01T09:30:00Z"),
+            (syd, "2026-04-05 02:30:00", "2026-04-04T15:30:00Z"),
+            (syd, "2026-04-05 02:30:00", "2026-04-04T16:30:00Z"),
+            // Skipped hours: the offset before and after the change.
+            (la, "2026-03-08 02:30:00", "2026-03-08T09:30:00Z"),
+            (la, "2026-03-08 02:30:00", "2026-03-08T10:30:00Z"),
+            (syd, "2026-10-04 02:30:00", "2026-10-03T15:30:00Z"),
+            (syd, "2026-10-04 02:30:00", "2026-10-03T16:30:00Z"),
+            (la, "2026-07-01 12:00:00", "2026-07-01T19:00:00Z"),
+        ] {
+            assert!(local_time_matches(local, tz, utc_s(utc)), "{local} {utc}");
+        }
+        for (tz, local, utc) in [
+            (la, "2026-11-01 01:30:00", "2026-11-01T10:30:00Z"),
+            (la, "2026-11-01 01:30:01", "2026-11-01T09:30:00Z"),
+            (la, "2026-03-08 02:30:00", "2026-03-08T11:30:00Z"),
+            (syd, "2026-10-04 02:30:00", "2026-10-03T14:30:00Z"),
+            (la, "2026-07-01 12:00:00", "2026-07-01T20:00:00Z"),
+            (la, "not a time", "2026-07-01T19:00:00Z"),
+        ] {
+            assert!(!local_time_matches(local, tz, utc_s(utc)), "{local} {utc}");
+        }
     }
 }

@@ -8,11 +8,11 @@ use std::path::Path;
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, TimeUnit, TimestampMicrosecondType};
-use chrono::{NaiveDate, NaiveDateTime, TimeZone};
+use chrono::{NaiveDate, NaiveDateTime};
 use chrono_tz::Tz;
 
 use super::buckets::OrderRec;
-use crate::contract::business_day::local_day;
+use crate::contract::business_day::{local_day, local_to_utc_us};
 use crate::contract::money::parse_decimal;
 use crate::reconcile::config::{ReconcileConfig, ReconcileError};
 use crate::reconcile::reader::Zones;
@@ -176,7 +176,9 @@ impl Layout {
     }
 }
 
-/// Parses an order time: RFC 3339, or `YYYY-MM-DD HH:MM:SS` / `YYYY-MM-DD` in the account's zone.
+/// Parses an order time: RFC 3339, or `YYYY-MM-DD HH:MM:SS` / `YYYY-MM-DD` in the account's zone
+/// (a time in a DST overlap read as its first occurrence — the business day is the same either
+/// way — and one in a DST gap with the offset before it).
 fn parse_time(s: &str, tz: Tz) -> Option<i64> {
     let s = s.trim();
     if s.is_empty() {
@@ -193,9 +195,7 @@ fn parse_time(s: &str, tz: Tz) -> Option<i64> {
                 .ok()
                 .and_then(|d| d.and_hms_opt(0, 0, 0))
         })?;
-    tz.from_local_datetime(&local)
-        .earliest()
-        .map(|t| t.timestamp_micros())
+    local_to_utc_us(tz, local)
 }
 
 /// Receives one order row: its fields, its row number and the file's column layout.
@@ -348,6 +348,21 @@ mod tests {
             day_number(NaiveDate::from_ymd_opt(2026, 3, 6).unwrap())
         );
         assert_eq!(parse_time("", sg), None);
+        // Local times the clocks skip or repeat still parse.
+        let la = chrono_tz::America::Los_Angeles;
+        let at = |s| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .unwrap()
+                .timestamp_micros()
+        };
+        assert_eq!(
+            parse_time("2026-03-08 02:30:00", la),
+            Some(at("2026-03-08T10:30:00Z"))
+        );
+        assert_eq!(
+            parse_time("2026-11-01 01:30:00", la),
+            Some(at("2026-11-01T08:30:00Z"))
+        );
         assert_eq!(parse_time("yesterday", sg), None);
     }
 }
