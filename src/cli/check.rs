@@ -1,19 +1,18 @@
 //! `maribank-etl check`: credentials, reachability, clock skew, permissions per product and the
 //! destination — one line per check, with the fix when one fails.
 
-use crate::registry::Stream;
 use std::process::ExitCode;
 use std::time::Instant;
 
 use chrono::{Duration, Utc};
 use clap::Args;
 use futures::TryStreamExt;
-use object_store::{ObjectStoreExt, PutPayload};
 
 use super::run::PipelineArgs;
 use crate::ExitStatus;
 use crate::extract::{Client, ClientConfig, ErrorClass, ExtractError, ListRequest, TimeWindow};
 use crate::pipeline::config::{ApiEnv, ENV_ACCESS_KEY_ID, ENV_BASE_URL, ENV_SECRET};
+use crate::registry::{Scope, Stream};
 
 /// Options of `check`.
 #[derive(Debug, Args)]
@@ -62,7 +61,24 @@ pub async fn check(
     let mut out = Lines {
         worst: ExitStatus::Success,
     };
-    let api = match api {
+    if let Some(api) = credentials(&mut out, api)
+        && reachable(&mut out, &api).await
+        && let Some((client, account)) = authenticated(&mut out, &api).await
+    {
+        products(&mut out, &client, &account).await;
+    }
+    if out.worst == ExitStatus::Usage {
+        return out.worst;
+    }
+    destination(&mut out, args).await;
+    out.worst
+}
+
+fn credentials(
+    out: &mut Lines,
+    api: Result<ApiEnv, crate::pipeline::config::ConfigError>,
+) -> Option<ApiEnv> {
+    match api {
         Ok(a) => {
             out.ok(
                 "credentials",
@@ -71,7 +87,7 @@ pub async fn check(
                     a.credentials.access_key_id, a.base_url
                 ),
             );
-            a
+            Some(a)
         }
         Err(e) => {
             out.fail(
@@ -79,45 +95,21 @@ pub async fn check(
                 format!("{e}; set {ENV_BASE_URL}, {ENV_ACCESS_KEY_ID} and {ENV_SECRET}"),
                 ExitStatus::Usage,
             );
-            return out.worst;
+            None
         }
-    };
-    // Reachability and clock skew from an unsigned request: the server answers 401 with its Date.
+    }
+}
+
+/// Reachability and clock skew from an unsigned request: the server answers 401 with its Date.
+async fn reachable(out: &mut Lines, api: &ApiEnv) -> bool {
     let t0 = Instant::now();
-    match reqwest::Client::new()
+    let r = match reqwest::Client::new()
         .get(format!("{}/v1/accounts", api.base_url))
         .timeout(std::time::Duration::from_secs(10))
         .send()
         .await
     {
-        Ok(r) => {
-            out.ok(
-                "reachability",
-                format!(
-                    "{} answered HTTP {} in {} ms",
-                    api.base_url,
-                    r.status().as_u16(),
-                    t0.elapsed().as_millis()
-                ),
-            );
-            match r
-                .headers()
-                .get(reqwest::header::DATE)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| chrono::DateTime::parse_from_rfc2822(v).ok())
-            {
-                Some(server) => {
-                    let skew = (Utc::now() - server.with_timezone(&Utc)).num_milliseconds() as f64
-                        / 1000.0;
-                    if skew.abs() > 240.0 {
-                        out.fail("clock skew", format!("{skew:+.1} s against the server (limit 300 s): sync the clock with NTP (e.g. `timedatectl set-ntp true`)"), ExitStatus::Auth);
-                    } else {
-                        out.ok("clock skew", format!("{skew:+.1} s against the server's Date header (limit 300 s; ±1 s resolution)"));
-                    }
-                }
-                None => out.ok("clock skew", "the server sent no Date header; not measured"),
-            }
-        }
+        Ok(r) => r,
         Err(e) => {
             out.fail(
                 "reachability",
@@ -127,9 +119,39 @@ pub async fn check(
                 ),
                 ExitStatus::Transient,
             );
-            return out.worst;
+            return false;
         }
+    };
+    out.ok(
+        "reachability",
+        format!(
+            "{} answered HTTP {} in {} ms",
+            api.base_url,
+            r.status().as_u16(),
+            t0.elapsed().as_millis()
+        ),
+    );
+    let server_date = r
+        .headers()
+        .get(reqwest::header::DATE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| chrono::DateTime::parse_from_rfc2822(v).ok());
+    match server_date {
+        Some(server) => {
+            let skew = (Utc::now() - server.with_timezone(&Utc)).num_milliseconds() as f64 / 1000.0;
+            if skew.abs() > 240.0 {
+                out.fail("clock skew", format!("{skew:+.1} s against the server (limit 300 s): sync the clock with NTP (e.g. `timedatectl set-ntp true`)"), ExitStatus::Auth);
+            } else {
+                out.ok("clock skew", format!("{skew:+.1} s against the server's Date header (limit 300 s; ±1 s resolution)"));
+            }
+        }
+        None => out.ok("clock skew", "the server sent no Date header; not measured"),
     }
+    true
+}
+
+/// A signed request: the client and the first account the key sees.
+async fn authenticated(out: &mut Lines, api: &ApiEnv) -> Option<(Client, String)> {
     let mut cfg = ClientConfig::new(api.base_url.clone(), api.credentials.clone());
     cfg.retry.max_retries = 1;
     cfg.archive = false;
@@ -137,106 +159,97 @@ pub async fn check(
         Ok(c) => c,
         Err(e) => {
             out.fail("client", e, ExitStatus::Usage);
-            return out.worst;
+            return None;
         }
     };
-    let first_account = {
-        let pages = client.list(ListRequest::all(Stream::ACCOUNTS).page_size(1));
-        tokio::pin!(pages);
-        match pages.try_next().await {
-            Ok(Some(p)) => {
-                out.ok(
-                    "authentication",
-                    format!("signed request accepted (trace {})", p.trace_id),
-                );
-                p.items
-                    .first()
-                    .and_then(|i| serde_json::from_str::<serde_json::Value>(i.get()).ok())
-                    .and_then(|v| v["account_id"].as_str().map(str::to_string))
-            }
-            Ok(None) => None,
-            Err(e) => {
-                out.api_fail("authentication", &e);
-                return out.worst;
-            }
+    let pages = client.list(ListRequest::all(Stream::ACCOUNTS).page_size(1));
+    tokio::pin!(pages);
+    let first = match pages.try_next().await {
+        Ok(Some(p)) => {
+            out.ok(
+                "authentication",
+                format!("signed request accepted (trace {})", p.trace_id),
+            );
+            p.items
+                .first()
+                .and_then(|i| serde_json::from_str::<serde_json::Value>(i.get()).ok())
+                .and_then(|v| v["account_id"].as_str().map(str::to_string))
+        }
+        Ok(None) => None,
+        Err(e) => {
+            out.api_fail("authentication", &e);
+            return None;
         }
     };
-    let Some(account) = first_account else {
-        out.fail(
-            "accounts",
-            "the key sees no account: ask MariBank to link the key to your merchant accounts",
-            ExitStatus::Auth,
-        );
-        return out.worst;
-    };
+    match first {
+        Some(a) => Some((client, a)),
+        None => {
+            out.fail(
+                "accounts",
+                "the key sees no account: ask MariBank to link the key to your merchant accounts",
+                ExitStatus::Auth,
+            );
+            None
+        }
+    }
+}
+
+/// One probe per product of the registry: the smallest request of its first stream.
+async fn products(out: &mut Lines, client: &Client, account: &str) {
     let now = Utc::now();
-    let window = TimeWindow::new(now - Duration::hours(1), now).expect("an hour");
-    let probes: [(&str, ListRequest); 3] = [
-        (
-            "product transactions",
-            ListRequest::window(Stream::TRANSACTIONS, account.clone(), window).page_size(1),
-        ),
-        (
-            "product settlements",
-            ListRequest::window(Stream::SETTLEMENTS, account.clone(), window).page_size(1),
-        ),
-        (
-            "product fx",
-            ListRequest::on_date(Stream::FX_RATES, now.date_naive()).page_size(1),
-        ),
-    ];
-    for (what, req) in probes {
-        let pages = client.list(req);
-        tokio::pin!(pages);
-        match pages.try_next().await {
-            Ok(_) => out.ok(what, "granted"),
-            Err(e) => out.api_fail(what, &e),
-        }
-    }
-    match client
-        .statement(&account, (now - Duration::days(2)).date_naive())
-        .await
-    {
-        Ok(_) | Err(ExtractError::StatementNotReady { .. }) => {
-            out.ok("product statements", "granted")
-        }
-        Err(e) => out.api_fail("product statements", &e),
-    }
-    // The destination, when one is configured.
-    if let Ok(s) = args.pipeline.settings() {
-        let opts = crate::load::DestinationOptions {
-            endpoint: s.storage_endpoint.clone(),
-            allow_http: s.storage_allow_http,
-            region: s.storage_region.clone(),
-            ..Default::default()
-        };
-        match crate::load::Destination::parse(&s.destination, &opts) {
-            Ok(d) => {
-                let probe = d
-                    .root
-                    .clone()
-                    .join("_state")
-                    .join(s.name.as_str())
-                    .join("check-probe");
-                let r = async {
-                    d.store.put(&probe, PutPayload::from_static(b"ok")).await?;
-                    d.store.delete(&probe).await
-                }
-                .await;
-                match r {
-                    Ok(()) => out.ok("destination", format!("{} is writable", d.url)),
-                    Err(e) => out.fail(
-                        "destination",
-                        format!(
-                            "{}: {e}; check the path or the AWS_* credentials and bucket policy",
-                            d.url
-                        ),
-                        ExitStatus::Transient,
-                    ),
-                }
+    let hour = TimeWindow::new(now - Duration::hours(1), now).expect("an hour");
+    for product in Stream::products() {
+        let stream = Stream::ALL
+            .into_iter()
+            .find(|s| s.product() == Some(product))
+            .expect("a product comes from a stream");
+        let what = format!("product {product}");
+        let r = match stream.scope {
+            Scope::AccountDay => match client
+                .statement(account, (now - Duration::days(2)).date_naive())
+                .await
+            {
+                Err(ExtractError::StatementNotReady { .. }) => Ok(()),
+                r => r.map(|_| ()),
+            },
+            scope => {
+                let req = match scope {
+                    Scope::AccountWindow => ListRequest::window(stream, account, hour),
+                    Scope::Date => ListRequest::on_date(stream, now.date_naive()),
+                    _ => ListRequest::all(stream),
+                };
+                let pages = client.list(req.page_size(1));
+                tokio::pin!(pages);
+                pages.try_next().await.map(|_| ())
             }
-            Err(e) => out.fail("destination", e, ExitStatus::Usage),
+        };
+        match r {
+            Ok(()) => out.ok(&what, format!("granted ({})", stream.name())),
+            Err(e) => out.api_fail(&what, &e),
         }
     }
-    out.worst
+}
+
+/// The destination, when one is configured: writable?
+async fn destination(out: &mut Lines, args: &CheckArgs) {
+    let Ok(s) = args.pipeline.settings() else {
+        return;
+    };
+    let opts = crate::load::DestinationOptions {
+        endpoint: s.storage.endpoint.clone(),
+        allow_http: s.storage.allow_http,
+        region: s.storage.region.clone(),
+        ..Default::default()
+    };
+    match crate::load::Destination::parse(&s.destination, &opts) {
+        Ok(d) => match d.probe_writable(&s.name).await {
+            Ok(()) => out.ok("destination", format!("{} is writable", d.url)),
+            Err(e) => out.fail(
+                "destination",
+                format!("{e}; check the path or the AWS_* credentials and bucket policy"),
+                ExitStatus::Transient,
+            ),
+        },
+        Err(e) => out.fail("destination", e, ExitStatus::Usage),
+    }
 }

@@ -6,6 +6,7 @@
 pub mod business_day;
 pub mod codes;
 pub mod money;
+pub mod paths;
 pub mod signing;
 pub mod table;
 

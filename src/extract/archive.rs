@@ -13,7 +13,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde::Serialize;
 
-use crate::load::partition::encode_value;
+use crate::contract::paths::encode_segment;
 use crate::registry::Stream;
 
 /// Where raw responses go: a store, the destination root inside it, and the run id that
@@ -90,12 +90,12 @@ impl RawArchive {
     ) -> String {
         let mut p = format!("_raw/{}/", stream.name());
         if let Some(a) = account_id {
-            p.push_str(&format!("account_id={}/", encode_value(a)));
+            p.push_str(&format!("account_id={}/", encode_segment(a)));
         }
         p.push_str(&format!(
             "{}/{}-{seq:08}",
             day.format("%Y-%m-%d"),
-            encode_value(&self.run_id)
+            encode_segment(&self.run_id)
         ));
         p
     }
@@ -154,8 +154,8 @@ mod tests {
 
     #[test]
     fn values_are_percent_encoded() {
-        assert_eq!(encode_value("ACC-SG-0001"), "ACC-SG-0001");
-        assert_eq!(encode_value("../a b/é"), "..%2Fa%20b%2F%C3%A9");
+        assert_eq!(encode_segment("ACC-SG-0001"), "ACC-SG-0001");
+        assert_eq!(encode_segment("../a b/é"), "..%2Fa%20b%2F%C3%A9");
     }
 
     #[tokio::test]

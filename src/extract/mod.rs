@@ -39,18 +39,21 @@ pub mod client;
 pub mod error;
 pub mod governor;
 pub mod nonce;
+pub mod pages;
+pub mod request;
 pub mod retry;
+pub mod statement;
 pub mod stats;
 pub mod window;
 
 pub use crate::clock::{Clock, OffsetClock, SystemClock};
 pub use archive::RawArchive;
-pub use client::{
-    Client, ClientConfig, ListRequest, Page, StatementFile, TimeField, count_csv_data_rows,
-};
+pub use client::{Client, ClientConfig};
 pub use error::{ErrorClass, ExtractError, RequestContext};
 pub use governor::Governor;
 pub use nonce::{FixedNonce, NonceSource, RandomNonce};
+pub use request::{ListRequest, Page, TimeField};
 pub use retry::RetryConfig;
+pub use statement::{StatementFile, count_csv_data_rows};
 pub use stats::{ExtractStats, StatsSnapshot, StreamStats};
 pub use window::{TimeWindow, split_windows};

@@ -3,10 +3,10 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use object_store::ObjectStore;
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
 
 use super::LoadError;
 
@@ -187,6 +187,23 @@ impl Destination {
             raw.push_str(s);
         }
         Path::parse(&raw).unwrap_or_else(|_| Path::from_iter(raw.split('/')))
+    }
+
+    /// Writes and deletes a probe object under `_state/<pipeline>/`: whether the destination
+    /// takes writes (checked before a run calls the API, and by `check`).
+    pub async fn probe_writable(&self, pipeline: &str) -> Result<(), LoadError> {
+        let probe = self.path(&["_state", pipeline, ".write-probe"]);
+        let r = async {
+            self.store
+                .put(&probe, object_store::PutPayload::from_static(b"ok"))
+                .await?;
+            self.store.delete(&probe).await
+        }
+        .await;
+        r.map_err(|source| LoadError::Store {
+            path: format!("{} (write probe)", self.url),
+            source,
+        })
     }
 }
 

@@ -13,18 +13,7 @@ use crate::contract::table::TableDef;
 /// Folder value of a null partition value (the Hive convention).
 pub const NULL_VALUE: &str = "__HIVE_DEFAULT_PARTITION__";
 
-/// Percent-encodes every byte outside `[A-Za-z0-9_.-]` (upper-case hex).
-pub fn encode_value(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
-    for &b in v.as_bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+pub use crate::contract::paths::encode_segment as encode_value;
 
 /// `YYYY-MM-DD` of a `Date32` value.
 pub fn date_text(days: i32) -> String {

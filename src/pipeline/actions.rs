@@ -6,23 +6,21 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{Duration, NaiveDate};
 use futures::future::BoxFuture;
 
 use super::config::{ApiEnv, Settings};
 use super::run::{Plan, Runner};
+use crate::clock::SharedClock;
 use crate::registry::Stream;
 use crate::webhook::{ActionError, Actions};
-
-/// The clock pulls measure their windows with (tests pin it to the sandbox's data clock).
-pub type NowFn = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 
 /// Pulls into the destination of `settings` with the credentials of `api`.
 #[derive(Clone)]
 pub struct PipelineActions {
     settings: Settings,
     api: ApiEnv,
-    now: NowFn,
+    clock: SharedClock,
     /// One pull per account at a time in this process (they share the account's lease).
     per_account:
         Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
@@ -38,16 +36,17 @@ impl PipelineActions {
         PipelineActions {
             settings,
             api,
-            now: Arc::new(Utc::now),
+            clock: crate::clock::system(),
             per_account: Default::default(),
             first_lookback: Duration::days(2),
             settlement_lookback: Duration::days(3),
         }
     }
 
-    /// Uses another clock for windows and watermarks.
-    pub fn with_clock(mut self, now: NowFn) -> PipelineActions {
-        self.now = now;
+    /// Uses another clock for windows, watermarks and leases (tests pin it to the sandbox's
+    /// data clock).
+    pub fn with_clock(mut self, clock: SharedClock) -> PipelineActions {
+        self.clock = clock;
         self
     }
 
@@ -69,9 +68,8 @@ impl PipelineActions {
             .or_default()
             .clone();
         let _my_turn = turn.lock().await;
-        let runner = Runner::new(s, self.api.clone())
-            .map_err(|e| ActionError::with_source(format!("{what}: cannot start: {e}"), e))?
-            .with_now((self.now)());
+        let runner = Runner::with_clock(s, self.api.clone(), self.clock.clone())
+            .map_err(|e| ActionError::with_source(format!("{what}: cannot start: {e}"), e))?;
         let out = runner.run(plan).await;
         match out.error {
             None => Ok(()),
@@ -109,7 +107,7 @@ impl Actions for PipelineActions {
     ) -> BoxFuture<'a, Result<(), ActionError>> {
         // Batch ids are opaque: re-pull the account's recent batches, which holds the paid one
         // (a batch is paid within a day and a half of its business day's start).
-        let end = (self.now)();
+        let end = self.clock.now();
         let start = end - self.settlement_lookback;
         Box::pin(self.exec(
             account_id,
@@ -122,7 +120,7 @@ impl Actions for PipelineActions {
         &'a self,
         account_id: &'a str,
     ) -> BoxFuture<'a, Result<(), ActionError>> {
-        let first_start = Some((self.now)() - self.first_lookback);
+        let first_start = Some(self.clock.now() - self.first_lookback);
         Box::pin(self.exec(
             account_id,
             vec![Stream::TRANSACTIONS],

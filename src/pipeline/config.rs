@@ -27,7 +27,8 @@ fn bad(msg: impl Into<String>) -> ConfigError {
     ConfigError(msg.into())
 }
 
-/// The pipeline TOML (`pipelines/*.toml`). Every field is optional; see the named defaults.
+/// The pipeline TOML (`pipelines/*.toml`). Every field is optional; each section deserializes
+/// into the settings type its consumer uses, with the named defaults below.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PipelineFile {
@@ -41,79 +42,245 @@ pub struct PipelineFile {
     pub accounts: Option<Vec<String>>,
     /// API client settings.
     #[serde(default)]
-    pub api: ApiSection,
-    /// Backfill and incremental windows.
+    pub api: ApiConfig,
+    /// Backfill and incremental windows, leases.
     #[serde(default)]
-    pub windows: WindowSection,
+    pub windows: WindowConfig,
     /// Alert thresholds.
     #[serde(default)]
-    pub alerts: AlertSection,
+    pub alerts: AlertConfig,
     /// Object-store settings of the destination.
     #[serde(default)]
-    pub storage: StorageSection,
+    pub storage: StorageConfig,
 }
 
-/// `[api]`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ApiSection {
-    /// Requests per second for the key, shared by all concurrent work (default 10).
-    pub qps: Option<f64>,
-    /// Windows pulled at the same time (default 4).
-    pub concurrency: Option<usize>,
-    /// Items per page (default 1000).
-    pub page_size: Option<u32>,
-    /// Connect timeout in seconds (default 10).
-    pub connect_timeout_secs: Option<u64>,
-    /// Read timeout in seconds (default 60).
-    pub read_timeout_secs: Option<u64>,
-    /// Retries of a failed request (default 3).
-    pub max_retries: Option<u32>,
-    /// Archive raw responses under `_raw/` (default true).
-    pub raw_archive: Option<bool>,
+/// Default `[api] qps`: requests per second for the key (the contract's production limit).
+pub const DEFAULT_QPS: f64 = 10.0;
+/// Default `[api] concurrency`: windows pulled at the same time.
+pub const DEFAULT_CONCURRENCY: usize = 4;
+/// Default `[api] page_size`: items per page.
+pub const DEFAULT_PAGE_SIZE: u32 = 1000;
+/// Default `[api] connect_timeout_secs`.
+pub const DEFAULT_CONNECT_TIMEOUT_SECS: u64 = 10;
+/// Default `[api] read_timeout_secs`.
+pub const DEFAULT_READ_TIMEOUT_SECS: u64 = 60;
+/// Default `[api] max_retries`: retries of a failed request.
+pub const DEFAULT_MAX_RETRIES: u32 = 3;
+/// Default `[windows] backfill_days`: days per backfill window.
+pub const DEFAULT_BACKFILL_DAYS: u32 = 7;
+/// Default `[windows] overlap_minutes`: what an incremental pass re-reads before its cursor.
+pub const DEFAULT_OVERLAP_MINUTES: u32 = 60;
+/// Default `[windows] lag_minutes`: how far the watermark stays behind now (the API's
+/// publication lag, §7).
+pub const DEFAULT_LAG_MINUTES: u32 = 120;
+/// Default `[windows] lease_secs`: how long a run's lease lasts without renewal.
+pub const DEFAULT_LEASE_SECS: u64 = 900;
+/// Default `[alerts] volume_drop`: alert when volume falls this share below the trailing average.
+pub const DEFAULT_VOLUME_DROP: f64 = 0.5;
+/// Default `[alerts] trailing_runs`: earlier successful runs in the average.
+pub const DEFAULT_TRAILING_RUNS: usize = 7;
+/// Default `[alerts] consecutive_failures`: failed runs in a row before alerting.
+pub const DEFAULT_CONSECUTIVE_FAILURES: usize = 3;
+
+/// `[api]`: how the client calls the API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Requests per second for the key, shared by all concurrent work.
+    pub qps: f64,
+    /// Windows pulled at the same time.
+    pub concurrency: usize,
+    /// Items per page.
+    pub page_size: u32,
+    /// Connect timeout, seconds.
+    pub connect_timeout_secs: u64,
+    /// Read timeout, seconds.
+    pub read_timeout_secs: u64,
+    /// Retries of a failed request.
+    pub max_retries: u32,
+    /// Archive raw responses under `_raw/`.
+    pub raw_archive: bool,
 }
 
-/// `[windows]`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WindowSection {
-    /// Days per backfill window (default 7, at most 31).
-    pub backfill_days: Option<u32>,
-    /// Minutes an incremental pass re-reads before its cursor (default 60).
-    pub overlap_minutes: Option<u32>,
-    /// Minutes the watermark stays behind now: the API's publication lag (default 120).
-    pub lag_minutes: Option<u32>,
-    /// Seconds a run's lease lasts without renewal (default 900).
-    pub lease_secs: Option<u64>,
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            qps: DEFAULT_QPS,
+            concurrency: DEFAULT_CONCURRENCY,
+            page_size: DEFAULT_PAGE_SIZE,
+            connect_timeout_secs: DEFAULT_CONNECT_TIMEOUT_SECS,
+            read_timeout_secs: DEFAULT_READ_TIMEOUT_SECS,
+            max_retries: DEFAULT_MAX_RETRIES,
+            raw_archive: true,
+        }
+    }
 }
 
-/// `[alerts]`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AlertSection {
-    /// Alert when a run's transaction volume falls this share below the trailing average
-    /// (default 0.5).
-    pub volume_drop: Option<f64>,
-    /// Earlier successful runs in the trailing average (default 7; at least 3 are needed).
-    pub trailing_runs: Option<usize>,
-    /// Alert after this many consecutive failed runs (default 3).
-    pub consecutive_failures: Option<usize>,
-    /// Check control totals against settlement batches (default true).
-    pub control_totals: Option<bool>,
+impl ApiConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        in_range("api.qps (--qps)", self.qps, 0.1, 10_000.0)?;
+        in_range("api.concurrency (--concurrency)", self.concurrency, 1, 64)?;
+        in_range(
+            "api.page_size",
+            self.page_size,
+            1,
+            crate::contract::PAGE_SIZE_MAX,
+        )?;
+        in_range(
+            "api.connect_timeout_secs",
+            self.connect_timeout_secs,
+            1,
+            300,
+        )?;
+        in_range("api.read_timeout_secs", self.read_timeout_secs, 1, 3_600)?;
+        in_range("api.max_retries", self.max_retries, 0, 20)
+    }
+
+    /// Connect timeout.
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_secs(self.connect_timeout_secs)
+    }
+
+    /// Read timeout.
+    pub fn read_timeout(&self) -> Duration {
+        Duration::from_secs(self.read_timeout_secs)
+    }
+}
+
+/// `[windows]`: how runs cut time.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WindowConfig {
+    /// Days per backfill window.
+    pub backfill_days: u32,
+    /// Minutes an incremental pass re-reads before its cursor.
+    pub overlap_minutes: u32,
+    /// Minutes the watermark stays behind now: the API's publication lag.
+    pub lag_minutes: u32,
+    /// Seconds a run's lease lasts without renewal.
+    pub lease_secs: u64,
+}
+
+impl Default for WindowConfig {
+    fn default() -> Self {
+        WindowConfig {
+            backfill_days: DEFAULT_BACKFILL_DAYS,
+            overlap_minutes: DEFAULT_OVERLAP_MINUTES,
+            lag_minutes: DEFAULT_LAG_MINUTES,
+            lease_secs: DEFAULT_LEASE_SECS,
+        }
+    }
+}
+
+impl WindowConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let max_days = crate::contract::MAX_WINDOW_DAYS as u32;
+        in_range("windows.backfill_days", self.backfill_days, 1, max_days)?;
+        in_range(
+            "windows.overlap_minutes",
+            self.overlap_minutes,
+            0,
+            7 * 24 * 60,
+        )?;
+        in_range("windows.lag_minutes", self.lag_minutes, 0, 7 * 24 * 60)?;
+        in_range("windows.lease_secs", self.lease_secs, 10, 86_400)
+    }
+
+    /// Incremental overlap.
+    pub fn overlap(&self) -> chrono::Duration {
+        chrono::Duration::minutes(i64::from(self.overlap_minutes))
+    }
+
+    /// Publication lag.
+    pub fn lag(&self) -> chrono::Duration {
+        chrono::Duration::minutes(i64::from(self.lag_minutes))
+    }
+
+    /// Lease lifetime.
+    pub fn lease_ttl(&self) -> Duration {
+        Duration::from_secs(self.lease_secs)
+    }
+}
+
+/// `[alerts]`: when a run raises a data-quality alert, and where it is posted.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertConfig {
+    /// Alert when a run's transaction volume falls this share below the trailing average.
+    pub volume_drop: f64,
+    /// Earlier successful runs in the trailing average (at least 3 are needed to alert).
+    pub trailing_runs: usize,
+    /// Alert after this many consecutive failed runs.
+    pub consecutive_failures: usize,
+    /// Check control totals against settlement batches.
+    pub control_totals: bool,
     /// POST a Slack-compatible JSON message here when an alert fires.
     pub webhook_url: Option<String>,
 }
 
-/// `[storage]`.
+impl Default for AlertConfig {
+    fn default() -> Self {
+        AlertConfig {
+            volume_drop: DEFAULT_VOLUME_DROP,
+            trailing_runs: DEFAULT_TRAILING_RUNS,
+            consecutive_failures: DEFAULT_CONSECUTIVE_FAILURES,
+            control_totals: true,
+            webhook_url: None,
+        }
+    }
+}
+
+impl AlertConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !(0.0..1.0).contains(&self.volume_drop) {
+            return Err(bad(format!(
+                "alerts.volume_drop must be in [0, 1), got {}",
+                self.volume_drop
+            )));
+        }
+        in_range("alerts.trailing_runs", self.trailing_runs, 1, 1_000)?;
+        in_range(
+            "alerts.consecutive_failures",
+            self.consecutive_failures,
+            1,
+            1_000,
+        )?;
+        if let Some(u) = &self.webhook_url
+            && reqwest::Url::parse(u).is_err()
+        {
+            return Err(bad("the alert webhook URL is not a URL"));
+        }
+        Ok(())
+    }
+}
+
+/// `[storage]`: the object store of an `s3://` destination.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct StorageSection {
+pub struct StorageConfig {
     /// Endpoint of an S3-compatible server.
     pub endpoint: Option<String>,
     /// Allow plain HTTP to that endpoint.
-    pub allow_http: Option<bool>,
+    #[serde(default)]
+    pub allow_http: bool,
     /// Region.
     pub region: Option<String>,
+}
+
+/// `value` when it lies in `[lo, hi]`, else an error naming the setting and its range.
+fn in_range<T: PartialOrd + std::fmt::Display>(
+    name: &str,
+    value: T,
+    lo: T,
+    hi: T,
+) -> Result<(), ConfigError> {
+    if value >= lo && value <= hi {
+        Ok(())
+    } else {
+        Err(bad(format!(
+            "{name} must be from {lo} to {hi}, got {value}"
+        )))
+    }
 }
 
 impl PipelineFile {
@@ -136,44 +303,14 @@ pub struct Settings {
     pub streams: Vec<Stream>,
     /// Accounts (`None`: every ACTIVE account).
     pub accounts: Option<Vec<String>>,
-    /// Requests per second.
-    pub qps: f64,
-    /// Concurrent windows.
-    pub concurrency: usize,
-    /// Items per page.
-    pub page_size: u32,
-    /// Connect timeout.
-    pub connect_timeout: Duration,
-    /// Read timeout.
-    pub read_timeout: Duration,
-    /// Retries per request.
-    pub max_retries: u32,
-    /// Archive raw responses.
-    pub raw_archive: bool,
-    /// Backfill window length in days.
-    pub backfill_days: u32,
-    /// Incremental overlap.
-    pub overlap: chrono::Duration,
-    /// Publication lag.
-    pub lag: chrono::Duration,
-    /// Lease lifetime.
-    pub lease_ttl: Duration,
-    /// Volume-drop threshold (share).
-    pub volume_drop: f64,
-    /// Trailing runs for the volume average.
-    pub trailing_runs: usize,
-    /// Consecutive failures before alerting.
-    pub consecutive_failures: usize,
-    /// Check control totals against batches.
-    pub control_totals: bool,
-    /// Alert webhook.
-    pub webhook_url: Option<String>,
-    /// Storage endpoint override.
-    pub storage_endpoint: Option<String>,
-    /// Plain HTTP allowed to the storage endpoint.
-    pub storage_allow_http: bool,
-    /// Storage region.
-    pub storage_region: Option<String>,
+    /// `[api]`.
+    pub api: ApiConfig,
+    /// `[windows]`.
+    pub windows: WindowConfig,
+    /// `[alerts]`.
+    pub alerts: AlertConfig,
+    /// `[storage]`.
+    pub storage: StorageConfig,
 }
 
 /// Overrides from the command line (flags beat the file).
@@ -202,7 +339,7 @@ pub struct Overrides {
 impl Settings {
     /// Merges the file (if any) with the flags and validates everything.
     pub fn resolve(o: &Overrides) -> Result<Settings, ConfigError> {
-        let f = match &o.config {
+        let mut f = match &o.config {
             Some(p) => PipelineFile::load(p)?,
             None => PipelineFile::default(),
         };
@@ -227,38 +364,21 @@ impl Settings {
         {
             return Err(bad("`accounts` must list non-empty account ids"));
         }
-        let qps = o.qps.or(f.api.qps).unwrap_or(10.0);
-        if !(qps > 0.0 && qps <= 10_000.0) {
-            return Err(bad(format!(
-                "qps must be above 0 and at most 10000, got {qps}"
-            )));
+        if let Some(q) = o.qps {
+            f.api.qps = q;
         }
-        let page_size = f.api.page_size.unwrap_or(1000);
-        if !(1..=crate::contract::PAGE_SIZE_MAX).contains(&page_size) {
-            return Err(bad(format!("page_size must be 1 to 1000, got {page_size}")));
+        if let Some(c) = o.concurrency {
+            f.api.concurrency = c;
         }
-        let backfill_days = f.windows.backfill_days.unwrap_or(7);
-        if !(1..=crate::contract::MAX_WINDOW_DAYS as u32).contains(&backfill_days) {
-            return Err(bad(format!(
-                "windows.backfill_days must be 1 to 31, got {backfill_days}"
-            )));
+        if o.no_raw {
+            f.api.raw_archive = false;
         }
-        let volume_drop = f.alerts.volume_drop.unwrap_or(0.5);
-        if !(0.0..1.0).contains(&volume_drop) {
-            return Err(bad(format!(
-                "alerts.volume_drop must be in [0, 1), got {volume_drop}"
-            )));
+        if let Some(u) = &o.webhook_url {
+            f.alerts.webhook_url = Some(u.clone());
         }
-        let lease_secs = f.windows.lease_secs.unwrap_or(900);
-        if lease_secs < 10 {
-            return Err(bad(format!(
-                "windows.lease_secs must be at least 10, got {lease_secs}"
-            )));
-        }
-        let concurrency = o.concurrency.or(f.api.concurrency).unwrap_or(4);
-        if concurrency == 0 {
-            return Err(bad("concurrency must be at least 1"));
-        }
+        f.api.validate()?;
+        f.windows.validate()?;
+        f.alerts.validate()?;
         let name = o
             .name
             .clone()
@@ -273,37 +393,21 @@ impl Settings {
                 "pipeline name `{name}` must be [A-Za-z0-9_-]+"
             )));
         }
-        let webhook_url = o.webhook_url.clone().or(f.alerts.webhook_url.clone());
-        if let Some(u) = &webhook_url
-            && reqwest::Url::parse(u).is_err()
-        {
-            return Err(bad(format!("alert webhook `{u}` is not a URL")));
-        }
         Ok(Settings {
             name,
             destination,
             streams,
             accounts,
-            qps,
-            concurrency,
-            page_size,
-            connect_timeout: Duration::from_secs(f.api.connect_timeout_secs.unwrap_or(10)),
-            read_timeout: Duration::from_secs(f.api.read_timeout_secs.unwrap_or(60)),
-            max_retries: f.api.max_retries.unwrap_or(3),
-            raw_archive: !o.no_raw && f.api.raw_archive.unwrap_or(true),
-            backfill_days,
-            overlap: chrono::Duration::minutes(f.windows.overlap_minutes.unwrap_or(60) as i64),
-            lag: chrono::Duration::minutes(f.windows.lag_minutes.unwrap_or(120) as i64),
-            lease_ttl: Duration::from_secs(lease_secs),
-            volume_drop,
-            trailing_runs: f.alerts.trailing_runs.unwrap_or(7).max(1),
-            consecutive_failures: f.alerts.consecutive_failures.unwrap_or(3).max(1),
-            control_totals: f.alerts.control_totals.unwrap_or(true),
-            webhook_url,
-            storage_endpoint: f.storage.endpoint.clone(),
-            storage_allow_http: f.storage.allow_http.unwrap_or(false),
-            storage_region: f.storage.region.clone(),
+            api: f.api,
+            windows: f.windows,
+            alerts: f.alerts,
+            storage: f.storage,
         })
+    }
+
+    /// Whether the run pulls `stream`.
+    pub fn pulls(&self, stream: Stream) -> bool {
+        self.streams.contains(&stream)
     }
 }
 
@@ -385,7 +489,7 @@ mod tests {
         };
         let s = Settings::resolve(&o).unwrap();
         assert_eq!(
-            (s.name.as_str(), s.qps, s.streams.clone()),
+            (s.name.as_str(), s.api.qps, s.streams.clone()),
             ("daily", 2.0, vec![Stream::TRANSACTIONS])
         );
         std::fs::write(&p, "streams = [\"payroll\"]\n").unwrap();

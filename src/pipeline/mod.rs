@@ -1,9 +1,26 @@
 //! Pipeline runs: configuration, state in the destination, run reports and alerts, and the
-//! sync and backfill commands that drive extract → transform → load.
+//! sync, incremental and backfill passes that drive extract → transform → load.
+//!
+//! - [`config`]: the pipeline TOML and flags into validated [`config::Settings`].
+//! - [`run`]: a run — its plan, accounts, leases, and the report it ends with.
+//! - [`passes`]: what each plan pulls, in which order.
+//! - [`pull`]: the pull context and the one generic pull (pages → decode → write).
+//! - [`control`]: control totals observed on decoded batches.
+//! - [`leases`], [`state`]: per-account leases, cursors and checkpoints in the destination.
+//! - [`windows`]: how runs cut time.
+//! - [`recorder`], [`report`], [`alerts`], [`progress`]: bookkeeping and what a run tells.
+//! - [`actions`]: webhook-triggered pulls.
 
 pub mod actions;
 pub mod alerts;
 pub mod config;
+pub mod control;
+pub mod leases;
+pub mod passes;
+pub mod progress;
+pub mod pull;
+pub mod recorder;
 pub mod report;
 pub mod run;
 pub mod state;
+pub mod windows;

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use crate::clock::SharedClock;
 use chrono::{DateTime, Utc};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
@@ -93,6 +94,7 @@ pub struct StateStore {
     store: Arc<dyn ObjectStore>,
     base: Path,
     pipeline: String,
+    clock: SharedClock,
 }
 
 fn host_name() -> String {
@@ -106,11 +108,17 @@ fn host_name() -> String {
 
 impl StateStore {
     /// The state of `pipeline` under the warehouse `root`.
-    pub fn new(store: Arc<dyn ObjectStore>, root: &Path, pipeline: &str) -> StateStore {
+    pub fn new(
+        store: Arc<dyn ObjectStore>,
+        root: &Path,
+        pipeline: &str,
+        clock: SharedClock,
+    ) -> StateStore {
         StateStore {
             store,
             base: root.clone().join("_state").join(pipeline),
             pipeline: pipeline.to_string(),
+            clock,
         }
     }
 
@@ -158,7 +166,7 @@ impl StateStore {
     fn lease_rel(scope: &str) -> String {
         format!(
             "leases/{}.json",
-            crate::load::partition::encode_value(scope)
+            crate::contract::paths::encode_segment(scope)
         )
     }
 
@@ -172,7 +180,7 @@ impl StateStore {
     ) -> Result<LeaseInfo, StateError> {
         let rel = Self::lease_rel(scope);
         let path = self.path(&rel);
-        let now = Utc::now();
+        let now = self.clock.now();
         let me = LeaseInfo {
             scope: scope.to_string(),
             run_id: run_id.to_string(),
@@ -253,8 +261,8 @@ impl StateStore {
         {
             return Err(self.busy(held));
         }
-        lease.expires_at =
-            Utc::now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::minutes(15));
+        lease.expires_at = self.clock.now()
+            + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::minutes(15));
         self.put_json(&rel, lease).await
     }
 
@@ -276,7 +284,7 @@ impl StateStore {
     fn cursor_rel(account: &str) -> String {
         format!(
             "cursors/{}.json",
-            crate::load::partition::encode_value(account)
+            crate::contract::paths::encode_segment(account)
         )
     }
 
@@ -338,7 +346,7 @@ mod tests {
 
     fn store(dir: &std::path::Path) -> StateStore {
         let fs = Arc::new(LocalFileSystem::new_with_prefix(dir).unwrap());
-        StateStore::new(fs, &Path::from("wh"), "daily")
+        StateStore::new(fs, &Path::from("wh"), "daily", crate::clock::system())
     }
 
     #[tokio::test]

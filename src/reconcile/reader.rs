@@ -17,8 +17,8 @@ use chrono_tz::Tz;
 use object_store::path::Path;
 
 use crate::contract::business_day::{LocalDays, day_number};
+use crate::contract::paths::encode_segment;
 use crate::contract::table::TableDef;
-use crate::load::partition::encode_value;
 use crate::load::{Destination, LoadError, list_partitions, read_columns};
 use crate::transform::quarantine::QUARANTINE;
 use crate::transform::statements::STATEMENT_LINES;
@@ -148,7 +148,7 @@ async fn files_by_day(
     account: &str,
     column: &str,
 ) -> Result<BTreeMap<i32, Path>, LoadError> {
-    let under = format!("account_id={}", encode_value(account));
+    let under = format!("account_id={}", encode_segment(account));
     let mut out = BTreeMap::new();
     for p in list_partitions(dest, table, &[under.as_str()]).await? {
         if p.value("account_id") != Some(account) {

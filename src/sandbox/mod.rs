@@ -18,11 +18,15 @@
 pub mod auth;
 pub mod data;
 pub mod discrepancies;
+mod envelope;
 pub mod faults;
+mod gateway;
 pub mod orders;
+mod params;
 pub mod query;
 pub mod render;
 pub mod rng;
+mod routes;
 pub mod server;
 pub mod tokens;
 pub mod webhooks;
@@ -210,10 +214,7 @@ impl Sandbox {
         let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared::new(&cfg));
-        let app = axum::Router::new()
-            .fallback(server::handle)
-            .with_state(shared.clone())
-            .into_make_service_with_connect_info::<SocketAddr>();
+        let app = server::app(shared.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let serve = axum::serve(listener, app).with_graceful_shutdown(async {

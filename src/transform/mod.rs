@@ -13,6 +13,8 @@ pub mod statements;
 pub mod streams;
 pub mod time;
 
+use std::collections::HashMap;
+
 use arrow::array::RecordBatch;
 use chrono::{DateTime, Utc};
 
@@ -57,6 +59,9 @@ pub struct Transformer {
     lineage: Lineage,
     decoder: Box<dyn RowDecoder>,
     quarantine: quarantine::QuarantineBuilder,
+    /// A field whose string values are counted among refused items.
+    group_rejects_by: Option<&'static str>,
+    rejected_groups: HashMap<String, u64>,
 }
 
 impl Transformer {
@@ -72,7 +77,22 @@ impl Transformer {
             quarantine: quarantine::QuarantineBuilder::new(stream, lineage.clone()),
             lineage,
             decoder,
+            group_rejects_by: None,
+            rejected_groups: HashMap::new(),
         }
+    }
+
+    /// Counts refused items by the string value of `field` (e.g. the settlement batch id of
+    /// quarantined transactions, which control totals name), read from the fields already
+    /// parsed.
+    pub fn group_rejects_by(mut self, field: &'static str) -> Transformer {
+        self.group_rejects_by = Some(field);
+        self
+    }
+
+    /// Refused items per value of the `group_rejects_by` field.
+    pub fn rejected_groups(&self) -> &HashMap<String, u64> {
+        &self.rejected_groups
     }
 
     /// The stream's name.
@@ -88,10 +108,22 @@ impl Transformer {
     /// Decodes one item (its raw JSON text); a contract-breaking one is quarantined.
     /// Returns whether the item was accepted.
     pub fn push_item(&mut self, raw: &str) -> bool {
-        let r = streams::fields(raw).and_then(|f| self.decoder.push(&f, &self.lineage));
-        match r {
+        let fields = match streams::fields(raw) {
+            Ok(f) => f,
+            Err(rej) => {
+                self.quarantine.push(raw, &rej);
+                return false;
+            }
+        };
+        match self.decoder.push(&fields, &self.lineage) {
             Ok(()) => true,
             Err(rej) => {
+                if let Some(name) = self.group_rejects_by
+                    && let Some((_, v)) = fields.0.iter().find(|(k, _)| k.0 == name)
+                    && let json::JsonStr::Str(s) = json::as_str(v)
+                {
+                    *self.rejected_groups.entry(s.into_owned()).or_default() += 1;
+                }
                 self.quarantine.push(raw, &rej);
                 false
             }

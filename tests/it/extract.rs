@@ -779,6 +779,7 @@ async fn the_secret_never_leaks_into_logs_errors_or_archives() {
         store.clone(),
         &object_store::path::Path::from("wh"),
         "daily",
+        maribank_etl::clock::system(),
     );
     let mut cursor = maribank_etl::pipeline::state::Cursor {
         account_id: acct.clone(),

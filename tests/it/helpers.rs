@@ -413,3 +413,8 @@ pub fn by_key(b: &RecordBatch, name: &str) -> HashMap<String, usize> {
         .map(|(i, k)| (k.unwrap(), i))
         .collect()
 }
+
+/// A clock stopped at `t` (runs pinned to the sandbox's data clock).
+pub fn at(t: DateTime<Utc>) -> maribank_etl::clock::SharedClock {
+    std::sync::Arc::new(maribank_etl::clock::FixedClock(t))
+}

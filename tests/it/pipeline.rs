@@ -59,9 +59,8 @@ fn settings(config: &Path, dest: &Path, accounts: Option<Vec<&str>>) -> Settings
 }
 
 async fn run(sb: &Sandbox, config: &Path, dest: &Path, plan: Plan) -> Outcome {
-    Runner::new(settings(config, dest, None), api(sb))
+    Runner::with_clock(settings(config, dest, None), api(sb), helpers::at(sb.now()))
         .unwrap()
-        .with_now(sb.now())
         .run(plan)
         .await
 }
@@ -186,9 +185,8 @@ async fn child_backfill_entry() {
             maribank_etl::sandbox::DEFAULT_SECRET,
         ),
     };
-    let out = Runner::new(settings(&config, &dest, None), api)
+    let out = Runner::with_clock(settings(&config, &dest, None), api, helpers::at(now))
         .unwrap()
-        .with_now(now)
         .run(Plan::Backfill {
             start: instant(B_START),
             end: instant(B_END),
@@ -424,9 +422,8 @@ async fn a_second_concurrent_run_refuses() {
             plan.clone(),
         );
         tokio::spawn(async move {
-            Runner::new(settings(&config, &dest, None), api)
+            Runner::with_clock(settings(&config, &dest, None), api, helpers::at(now))
                 .unwrap()
-                .with_now(now)
                 .run(plan)
                 .await
         })
@@ -518,14 +515,17 @@ async fn alerts_each_kind_with_its_exit_code_and_webhook() {
         assert_eq!(out.exit, ExitStatus::Success);
     }
     let start = instant("2026-01-08T00:00:00Z");
-    let out = Runner::new(settings(&config, &dest, None), api(&sb))
-        .unwrap()
-        .with_now(sb.now())
-        .run(Plan::Sync {
-            start,
-            end: start + chrono::Duration::days(1),
-        })
-        .await;
+    let out = Runner::with_clock(
+        settings(&config, &dest, None),
+        api(&sb),
+        helpers::at(sb.now()),
+    )
+    .unwrap()
+    .run(Plan::Sync {
+        start,
+        end: start + chrono::Duration::days(1),
+    })
+    .await;
     assert_eq!(out.exit, ExitStatus::Alert);
     assert_eq!(out.report.result, RunResult::Alert);
     assert_eq!(out.report.alerts[0].kind, AlertKind::VolumeDrop);

@@ -57,9 +57,8 @@ async fn sync_window(sb: &Sandbox, dest: &Path, window: (DateTime<Utc>, DateTime
             maribank_etl::sandbox::DEFAULT_SECRET,
         ),
     };
-    let outcome = Runner::new(settings, api)
+    let outcome = Runner::with_clock(settings, api, helpers::at(sb.now()))
         .unwrap()
-        .with_now(sb.now())
         .run(Plan::Sync {
             start: window.0,
             end: window.1,

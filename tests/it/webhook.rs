@@ -718,7 +718,7 @@ async fn events_become_pulls_into_the_warehouse() {
             maribank_etl::sandbox::DEFAULT_SECRET,
         ),
     };
-    let mut actions = PipelineActions::new(settings, api).with_clock(Arc::new(move || now));
+    let mut actions = PipelineActions::new(settings, api).with_clock(crate::helpers::at(now));
     // The events are a week older than the frozen clock: look back far enough for their batches.
     actions.settlement_lookback = chrono::Duration::days(10);
     actions.first_lookback = chrono::Duration::days(10);
