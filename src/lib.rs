@@ -10,8 +10,11 @@
 //!   leases, run reports and alerts kept in the destination.
 //! - [`reconcile`]: the warehouse checked against statements, settlements and seller orders.
 //! - [`sandbox`]: an embedded server implementing the whole contract with deterministic data.
+//! - [`server`]: serving an HTTP router with timeouts and a connection cap (webhook receiver).
 //! - [`webhook`]: the receiver of MariBank's event pushes, journaled and turned into pulls.
 //! - [`cli`], [`logging`]: the command line at the edge.
+
+#![warn(missing_docs, unreachable_pub)]
 
 pub mod cli;
 pub mod clock;
@@ -23,6 +26,7 @@ pub mod pipeline;
 pub mod reconcile;
 pub mod registry;
 pub mod sandbox;
+pub mod server;
 pub mod transform;
 pub mod webhook;
 

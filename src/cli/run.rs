@@ -9,6 +9,7 @@ use clap::Args;
 use crate::ExitStatus;
 use crate::pipeline::config::{ApiEnv, Overrides, Settings};
 use crate::pipeline::run::{Outcome, Plan, Runner};
+use crate::registry::Stream;
 
 /// Options every pipeline command shares.
 #[derive(Debug, Args, Clone)]
@@ -19,8 +20,8 @@ pub struct PipelineArgs {
     /// Destination: `./warehouse`, `file:///data/wh` or `s3://bucket/prefix`.
     #[arg(long)]
     pub dest: Option<String>,
-    /// Streams to pull (default all): accounts, transactions, settlements, statements, fx_rates.
-    #[arg(long, value_delimiter = ',')]
+    /// Streams to pull (default all).
+    #[arg(long, value_delimiter = ',', value_parser = stream_names(), long_help = streams_help())]
     pub streams: Option<Vec<String>>,
     /// Accounts to pull (default every ACTIVE account).
     #[arg(long, value_delimiter = ',')]
@@ -40,6 +41,20 @@ pub struct PipelineArgs {
     /// POST alerts to this URL (Slack-compatible JSON).
     #[arg(long)]
     pub alert_webhook: Option<String>,
+}
+
+/// The registry's stream names (and aliases) as the values `--streams` takes.
+fn stream_names() -> clap::builder::PossibleValuesParser {
+    Stream::ALL
+        .map(|s| clap::builder::PossibleValue::new(s.name()).aliases(s.aliases.iter().copied()))
+        .into()
+}
+
+fn streams_help() -> String {
+    format!(
+        "Streams to pull, comma-separated (default all):\n{}",
+        Stream::help()
+    )
 }
 
 impl PipelineArgs {

@@ -85,6 +85,10 @@ pub struct SandboxArgs {
     /// first secret of `MARIBANK_WEBHOOK_SECRETS` (default `whsec-sandbox-0001`).
     #[arg(long)]
     pub webhook_url: Option<String>,
+    /// Serve one more account with exactly this id (repeatable), e.g. one with spaces or shell
+    /// metacharacters, to check that a scheduler passes ids through untouched.
+    #[arg(long = "extra-account-id", value_name = "ID")]
+    pub extra_account_ids: Vec<String>,
 }
 
 fn share(name: &str, v: f64) -> anyhow::Result<f64> {
@@ -138,6 +142,7 @@ impl SandboxArgs {
                 }
                 w
             }),
+            extra_account_ids: self.extra_account_ids.clone(),
         })
     }
 }
@@ -165,7 +170,7 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<ExitCode> {
     );
     println!(
         "  {} accounts, {} to {}, ~{} transactions/day each, seed {}, qps {}, fault rate {}",
-        cfg.accounts,
+        cfg.accounts as usize + cfg.extra_account_ids.len(),
         cfg.from,
         cfg.to,
         cfg.txns_per_day,

@@ -10,7 +10,7 @@ use chrono_tz::Tz;
 
 use super::report::{Alert, AlertKind, ControlTotal};
 use crate::contract::business_day::{date_of, local_day_bounds};
-use crate::contract::money::fmt_units4;
+use crate::contract::money::{fmt_amount, fmt_units4};
 use crate::extract::TimeWindow;
 
 /// Totals of one settlement batch id.
@@ -117,6 +117,7 @@ impl LedgerTotals {
 #[derive(Debug, Clone)]
 struct Batch {
     updated_us: i64,
+    currency: String,
     business_date: i32,
     status: String,
     sums: Sums,
@@ -148,6 +149,7 @@ impl BatchCheck {
         let col = |n: &str| rows.column_by_name(n).expect("settlements column");
         let id = col("settlement_batch_id").as_string::<i32>();
         let status = col("status").as_string::<i32>();
+        let currency = col("currency").as_string::<i32>();
         let day = col("business_date").as_primitive::<Date32Type>();
         let count = col("transaction_count").as_primitive::<Int64Type>();
         let upd = col("updated_at").as_primitive::<TimestampMicrosecondType>();
@@ -171,6 +173,7 @@ impl BatchCheck {
                 id.value(i).to_string(),
                 Batch {
                     updated_us: upd.value(i),
+                    currency: currency.value(i).to_string(),
                     business_date: day.value(i),
                     status: status.value(i).to_string(),
                     sums,
@@ -209,9 +212,9 @@ impl BatchCheck {
                 self.account,
                 date_of(b.business_date),
                 b.sums.count,
-                fmt_units4(b.sums.net),
+                fmt_amount(b.sums.net, &b.currency),
                 got.count,
-                fmt_units4(got.net)
+                fmt_amount(got.net, &b.currency)
             ));
         }
         if mismatches.is_empty() {

@@ -9,14 +9,12 @@ use crate::contract::signing::{
     AuthHeader, RequestParts, Secret, string_to_sign, verify_hmac_sha256_hex,
 };
 use crate::contract::{ErrorCode, MAX_CLOCK_SKEW_MS, NONCE_TTL_MS};
+use crate::registry::Stream;
 
 /// The default sandbox access key id.
 pub const DEFAULT_ACCESS_KEY_ID: &str = "MB-SANDBOX-AK-0001";
 /// The default sandbox secret (published: it only opens the sandbox).
 pub const DEFAULT_SECRET: &str = "sandbox-secret-do-not-use-in-prod";
-/// Every product of §2.
-pub const ALL_PRODUCTS: [&str; 4] = ["transactions", "settlements", "statements", "fx"];
-
 /// One access key the sandbox accepts.
 #[derive(Debug, Clone)]
 pub struct ApiKey {
@@ -39,7 +37,7 @@ impl ApiKey {
             access_key_id: access_key_id.into(),
             secret: Secret::new(secret),
             enabled: true,
-            products: ALL_PRODUCTS.iter().map(|p| p.to_string()).collect(),
+            products: Stream::products().iter().map(|p| p.to_string()).collect(),
             ip_allowlist: Vec::new(),
         }
     }
@@ -61,11 +59,11 @@ impl ApiKey {
             if let Some(bad) = k
                 .products
                 .iter()
-                .find(|p| !ALL_PRODUCTS.contains(&p.as_str()))
+                .find(|p| !Stream::products().contains(&p.as_str()))
             {
                 return Err(format!(
                     "unknown product `{bad}` (expected {})",
-                    ALL_PRODUCTS.join("|")
+                    Stream::products().join("|")
                 ));
             }
         }

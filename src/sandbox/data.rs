@@ -435,6 +435,22 @@ impl World {
         World { p, accounts }
     }
 
+    /// The world with more accounts after the generated ones, carrying `ids` verbatim (an id
+    /// with spaces, `/` or shell metacharacters checks that clients pass ids through untouched);
+    /// each gets the template and data of its position, like a generated account.
+    pub fn with_extra_account_ids(mut self, ids: &[String]) -> World {
+        if ids.is_empty() {
+            return self;
+        }
+        self.p.accounts += ids.len() as u32;
+        let mut all = accounts(&self.p);
+        for (a, id) in all[self.accounts.len()..].iter_mut().zip(ids) {
+            a.id = id.clone();
+        }
+        self.accounts = all;
+        self
+    }
+
     /// The account with this id.
     pub fn account(&self, id: &str) -> Option<&Account> {
         self.accounts.iter().find(|a| a.id == id)
@@ -878,6 +894,28 @@ mod tests {
             }
         }
         assert!(refunds > 0);
+    }
+
+    #[test]
+    fn extra_account_ids_follow_the_generated_accounts_verbatim() {
+        let plain = world();
+        let ids = vec!["ACC X $(touch /tmp/x)".to_string(), "-a".to_string()];
+        let w = world().with_extra_account_ids(&ids);
+        assert_eq!(w.accounts.len(), 7);
+        assert_eq!(w.p.accounts, 7);
+        for (a, b) in plain.accounts.iter().zip(&w.accounts) {
+            assert_eq!((&a.id, &a.code), (&b.id, &b.code));
+        }
+        assert_eq!(w.accounts[5].id, ids[0]);
+        assert_eq!(w.accounts[6].id, ids[1]);
+        assert_eq!(w.account(&ids[0]).unwrap().index, 5);
+        let codes: std::collections::BTreeSet<_> = w.accounts.iter().map(|a| &a.code).collect();
+        assert_eq!(codes.len(), 7, "transaction ids stay unique");
+        let d = w.day(
+            &w.accounts[5],
+            NaiveDate::from_ymd_opt(2026, 2, 10).unwrap(),
+        );
+        assert!(d.n > 0, "an extra account has data");
     }
 
     #[test]

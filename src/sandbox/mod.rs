@@ -86,6 +86,9 @@ pub struct SandboxConfig {
     pub discrepancies: Discrepancies,
     /// Deliver webhook events to a receiver (§8); `None` sends none.
     pub webhook: Option<webhooks::WebhookDelivery>,
+    /// Accounts served after the generated ones with exactly these ids (see
+    /// [`World::with_extra_account_ids`]); none by default.
+    pub extra_account_ids: Vec<String>,
 }
 
 impl Default for SandboxConfig {
@@ -109,6 +112,7 @@ impl Default for SandboxConfig {
             keys: auth::default_keys(),
             discrepancies: Discrepancies::none(),
             webhook: None,
+            extra_account_ids: Vec::new(),
         }
     }
 }
@@ -125,6 +129,11 @@ impl SandboxConfig {
             offset_share: self.offset_share,
             malformed_rate: self.malformed_rate,
         }
+    }
+
+    /// The data served: the world of [`Self::world_params`] and the extra account ids.
+    pub fn world(&self) -> World {
+        World::new(self.world_params()).with_extra_account_ids(&self.extra_account_ids)
     }
 }
 
@@ -155,7 +164,7 @@ pub struct Shared {
 impl Shared {
     /// Builds the state for a config.
     pub fn new(cfg: &SandboxConfig) -> Shared {
-        let world = World::new(cfg.world_params());
+        let world = cfg.world();
         let mut tk = [0u8; 32];
         for (i, chunk) in tk.chunks_mut(8).enumerate() {
             chunk.copy_from_slice(&rng::hash(&[cfg.seed, 0x746f6b, i as u64]).to_le_bytes());

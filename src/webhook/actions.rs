@@ -5,6 +5,8 @@ use std::fmt;
 use chrono::NaiveDate;
 use futures::future::BoxFuture;
 
+use super::journal::DeadLetter;
+
 /// A pull, also the coalescing key: events asking for equal actions share one run.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Action {
@@ -56,13 +58,15 @@ impl Action {
     }
 }
 
-/// A failed pull; the worker retries it with back-off.
+/// A failed pull. The worker retries it with back-off up to the attempt bound, unless it is
+/// [permanent](ActionError::permanent): then its events are dead letters at once.
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
 pub struct ActionError {
     message: String,
     #[source]
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    permanent: bool,
 }
 
 impl ActionError {
@@ -71,6 +75,7 @@ impl ActionError {
         ActionError {
             message: message.into(),
             source: None,
+            permanent: false,
         }
     }
 
@@ -82,7 +87,20 @@ impl ActionError {
         ActionError {
             message: message.into(),
             source: Some(source.into()),
+            permanent: false,
         }
+    }
+
+    /// Marks the failure as one a retry cannot fix (a configuration or permission error: an
+    /// account the key does not have, a product not granted).
+    pub fn permanent(mut self) -> ActionError {
+        self.permanent = true;
+        self
+    }
+
+    /// Whether a retry cannot fix it.
+    pub fn is_permanent(&self) -> bool {
+        self.permanent
     }
 }
 
@@ -108,4 +126,15 @@ pub trait Actions: Send + Sync + 'static {
         &'a self,
         account_id: &'a str,
     ) -> BoxFuture<'a, Result<(), ActionError>>;
+
+    /// Called once when the events of `action` become dead letters (already journaled), e.g. to
+    /// raise one alert. The default does nothing: the worker logs one error line either way.
+    fn dead_lettered<'a>(
+        &'a self,
+        action: &'a Action,
+        letters: &'a [DeadLetter],
+    ) -> BoxFuture<'a, ()> {
+        let _ = (action, letters);
+        Box::pin(async {})
+    }
 }

@@ -1,8 +1,8 @@
 //! Receiver and worker settings, each with a named, documented default.
 
+use crate::clock::SharedClock;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use super::journal::JournalOptions;
@@ -28,22 +28,24 @@ pub const DEFAULT_DEDUPE_RETENTION: Duration = Duration::from_secs(30 * 24 * 360
 pub const DEFAULT_RETRY_INITIAL: Duration = Duration::from_secs(1);
 /// Longest retry delay of a failed pull.
 pub const DEFAULT_RETRY_MAX: Duration = Duration::from_secs(300);
+/// Attempts of a pull before its events become dead letters: with the default back-off, about
+/// 18 minutes of retries (1 s doubling to 256 s, then 300 s twice). A permanent failure (a
+/// configuration or permission error, exit code 2 or 3) is a dead letter at its first attempt.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 12;
+/// Accepted range of [`RetryConfig::max_attempts`].
+pub const MAX_ATTEMPTS_RANGE: std::ops::RangeInclusive<u64> = 1..=1000;
 
-/// The clock the receiver checks timestamps against (Unix milliseconds).
-pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
-
-/// The system clock.
-pub fn system_clock() -> Clock {
-    Arc::new(|| chrono::Utc::now().timestamp_millis())
-}
-
-/// Back-off of failed pulls: `initial · 2^(attempt-1)`, capped at `max`.
+/// Back-off of failed pulls: `initial · 2^(attempt-1)`, capped at `max`; after `max_attempts`
+/// failures the events are dead letters. Sink writes use the same back-off without the bound
+/// (their events are safe in the journal meanwhile).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryConfig {
     /// First delay ([`DEFAULT_RETRY_INITIAL`]).
     pub initial: Duration,
     /// Cap ([`DEFAULT_RETRY_MAX`]).
     pub max: Duration,
+    /// Attempts of a pull before it is given up ([`DEFAULT_MAX_ATTEMPTS`]); at least 1.
+    pub max_attempts: u32,
 }
 
 impl Default for RetryConfig {
@@ -51,6 +53,7 @@ impl Default for RetryConfig {
         RetryConfig {
             initial: DEFAULT_RETRY_INITIAL,
             max: DEFAULT_RETRY_MAX,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
         }
     }
 }
@@ -100,14 +103,17 @@ pub struct ReceiverConfig {
     pub tolerance: Duration,
     /// Body size limit ([`DEFAULT_MAX_BODY_BYTES`]); larger bodies get 413.
     pub max_body_bytes: usize,
+    /// Connection limits: header, body and idle timeouts, connection cap
+    /// ([`crate::server::Limits`]).
+    pub server: crate::server::Limits,
     /// Dedupe memory and compaction of the journal.
     pub journal: JournalOptions,
     /// Longest wait for the journal's fsync before answering 503 ([`DEFAULT_ACK_TIMEOUT`]).
     pub ack_timeout: Duration,
     /// The worker.
     pub worker: WorkerConfig,
-    /// Time source for the tolerance check and `received_at` ([`system_clock`]).
-    pub clock: Clock,
+    /// Time source for the tolerance check and `received_at` (the system clock by default).
+    pub clock: SharedClock,
 }
 
 impl std::fmt::Debug for ReceiverConfig {
@@ -118,6 +124,7 @@ impl std::fmt::Debug for ReceiverConfig {
             .field("secrets", &self.secrets)
             .field("tolerance", &self.tolerance)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("server", &self.server)
             .field("journal", &self.journal)
             .field("ack_timeout", &self.ack_timeout)
             .field("worker", &self.worker)
@@ -134,10 +141,11 @@ impl ReceiverConfig {
             secrets,
             tolerance: DEFAULT_TOLERANCE,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            server: crate::server::Limits::default(),
             journal: JournalOptions::default(),
             ack_timeout: DEFAULT_ACK_TIMEOUT,
             worker: WorkerConfig::default(),
-            clock: system_clock(),
+            clock: crate::clock::system(),
         }
     }
 }
@@ -151,6 +159,7 @@ mod tests {
         let r = RetryConfig {
             initial: Duration::from_millis(100),
             max: Duration::from_secs(1),
+            max_attempts: 3,
         };
         assert_eq!(r.delay(1), Duration::from_millis(100));
         assert_eq!(r.delay(2), Duration::from_millis(200));

@@ -1,19 +1,30 @@
 //! The durable journal: append-only JSON lines in `<dir>/journal.jsonl`, fsynced in groups
-//! before any acknowledgement is sent. It is the dedupe memory and the list of work left after
-//! a crash.
+//! before any acknowledgement is sent. It is the dedupe memory, the list of work left after a
+//! crash, and the keeper of dead letters.
 //!
 //! Lines (`op` tags): `ack` (an accepted event with its payload), `done` (event ids whose
-//! action succeeded), `seen` (a done event kept for dedupe after compaction). Opening replays
-//! the file, drops a torn last line (never acknowledged: the fsync comes first), forgets done
-//! events older than the retention, and rewrites the file compactly (temp file, fsync, rename).
-//! The writer compacts the same way while running once the file outgrows
-//! [`JournalOptions::compact_over_bytes`] (and twice its last compacted size), so neither the
-//! file nor the dedupe memory grows without bound. One writer thread owns the file; an
-//! exclusive lock on `journal.lock` keeps a second receiver off the same folder.
+//! action succeeded), `seen` (a done event kept for dedupe after compaction), `failed` (the
+//! attempts so far of events whose pull failed), `dead` (events given up, with the reason and
+//! the attempts), `requeue` (dead letters put back on purpose). Opening replays the file, drops a
+//! torn last line (never acknowledged: the fsync comes first), forgets done events older than
+//! the retention, and rewrites the file compactly (temp file, fsync, rename). Dead letters are
+//! kept until they are requeued and done. The writer compacts the same way while running once
+//! the file outgrows [`JournalOptions::compact_over_bytes`] (and twice its last compacted size),
+//! so neither the file nor the dedupe memory grows without bound. One writer thread owns the
+//! file; an exclusive lock on `journal.lock` keeps a second writer off the same folder, while
+//! [`inspect`] reads it without the lock.
+//!
+//! An acknowledgement is only ever given for a durable event: a duplicate of an event whose
+//! first copy is in the same group commit is answered with that commit's outcome, so when the
+//! commit fails every copy fails.
 
-use std::collections::HashMap;
+mod format;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -21,6 +32,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc as tmpsc, oneshot};
+
+use format::{Line, forget_old, io_err, replay, write_compacted, write_line};
 
 /// File name of the journal inside its folder.
 pub const JOURNAL_FILE: &str = "journal.jsonl";
@@ -62,8 +75,8 @@ pub enum JournalError {
         /// The cause.
         source: std::io::Error,
     },
-    /// Another receiver holds the journal folder.
-    #[error("journal {0} is in use by another receiver")]
+    /// Another process holds the journal folder.
+    #[error("journal {0} is in use by another process (a running `webhook serve`?)")]
     Locked(PathBuf),
     /// The writer has stopped (the receiver is shutting down).
     #[error("journal is closed")]
@@ -84,6 +97,24 @@ pub struct StoredEvent {
     pub received_at_ms: i64,
     /// The raw body, JSON text.
     pub payload: String,
+    /// Failed pull attempts so far (kept across restarts; reset by a requeue).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub attempts: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// An event given up on: no more automatic attempts until it is requeued.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    /// The event, with the attempts made.
+    pub event: StoredEvent,
+    /// Why: the last pull error.
+    pub reason: String,
+    /// When it was given up (Unix ms).
+    pub dead_at_ms: i64,
 }
 
 /// Whether an acknowledged event is new.
@@ -91,156 +122,44 @@ pub struct StoredEvent {
 pub enum AckOutcome {
     /// First time: written, fsynced and handed to the worker.
     New,
-    /// Already in the journal: nothing to do.
+    /// Already in the journal, durably: nothing to do.
     Duplicate,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
-enum Line {
-    Ack(StoredEvent),
-    Done {
-        ids: Vec<String>,
-        at_ms: i64,
-    },
-    Seen {
-        event_id: String,
-        received_at_ms: i64,
-    },
+/// What a journal folder holds, read without taking its lock (see [`inspect`]).
+#[derive(Debug, Default)]
+pub struct JournalSummary {
+    /// Accepted events not done yet, nor dead, in journal order.
+    pub pending: Vec<StoredEvent>,
+    /// Dead letters, in journal order.
+    pub dead: Vec<DeadLetter>,
+    /// Done events remembered for dedupe.
+    pub done: usize,
+    /// Unreadable lines skipped (a torn last line).
+    pub skipped: usize,
 }
+
+/// Reads the journal in `dir` as it is now, without the lock: safe while a receiver runs (the
+/// file is only appended to, and replaced whole by a rename).
+pub fn inspect(dir: &Path) -> Result<JournalSummary, JournalError> {
+    let r = replay(&dir.join(JOURNAL_FILE))?;
+    Ok(JournalSummary {
+        pending: r.pending,
+        dead: r.dead,
+        done: r.done.len(),
+        skipped: r.skipped,
+    })
+}
+
+type Reply<T> = oneshot::Sender<Result<T, JournalError>>;
 
 enum Cmd {
-    Ack(
-        StoredEvent,
-        oneshot::Sender<Result<AckOutcome, JournalError>>,
-    ),
-    Done(Vec<String>, i64, oneshot::Sender<Result<(), JournalError>>),
+    Ack(StoredEvent, Reply<AckOutcome>),
+    Done(Vec<String>, i64, Reply<()>),
+    Failed(Vec<String>, u32, i64, Reply<()>),
+    Dead(Vec<String>, u32, String, i64, Reply<()>),
+    Requeue(Option<Vec<String>>, i64, Reply<Vec<StoredEvent>>),
     Close,
-}
-
-/// What replaying the journal found.
-#[derive(Debug, Default)]
-struct Replay {
-    /// Accepted and not done, in journal order.
-    pending: Vec<StoredEvent>,
-    /// Done event id → received_at_ms.
-    done: HashMap<String, i64>,
-    /// Lines skipped as unreadable.
-    skipped: usize,
-}
-
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> JournalError + '_ {
-    move |source| JournalError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
-fn replay(path: &Path) -> Result<Replay, JournalError> {
-    let mut r = Replay::default();
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(r),
-        Err(e) => return Err(io_err(path)(e)),
-    };
-    let mut index: HashMap<String, usize> = HashMap::new();
-    let mut pending: Vec<Option<StoredEvent>> = Vec::new();
-    for line in BufReader::new(file).split(b'\n') {
-        let line = line.map_err(io_err(path))?;
-        if line.is_empty() {
-            continue;
-        }
-        match serde_json::from_slice::<Line>(&line) {
-            Ok(Line::Ack(ev)) => {
-                if !index.contains_key(&ev.event_id) && !r.done.contains_key(&ev.event_id) {
-                    index.insert(ev.event_id.clone(), pending.len());
-                    pending.push(Some(ev));
-                }
-            }
-            Ok(Line::Done { ids, at_ms }) => {
-                for id in ids {
-                    let received = index
-                        .remove(&id)
-                        .and_then(|i| pending[i].take())
-                        .map_or(at_ms, |ev| ev.received_at_ms);
-                    r.done.insert(id, received);
-                }
-            }
-            Ok(Line::Seen {
-                event_id,
-                received_at_ms,
-            }) => {
-                r.done.insert(event_id, received_at_ms);
-            }
-            // A torn last line (crash mid-write, never acknowledged) or damage: skip it.
-            Err(_) => r.skipped += 1,
-        }
-    }
-    r.pending = pending.into_iter().flatten().collect();
-    Ok(r)
-}
-
-fn write_line(buf: &mut Vec<u8>, line: &Line) {
-    serde_json::to_writer(&mut *buf, line).expect("journal lines serialise");
-    buf.push(b'\n');
-}
-
-fn sync_dir(dir: &Path) -> Result<(), JournalError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err(dir))
-}
-
-/// Writes `done` (as `seen` lines) and `pending` (as `ack` lines) to a temp file, syncs it and
-/// renames it over the journal; returns the new length.
-fn write_compacted(
-    dir: &Path,
-    done: &HashMap<String, i64>,
-    pending: &HashMap<String, StoredEvent>,
-) -> Result<u64, JournalError> {
-    let path = dir.join(JOURNAL_FILE);
-    let mut buf = Vec::with_capacity(done.len() * 64 + pending.len() * 512);
-    let mut d: Vec<(&String, &i64)> = done.iter().collect();
-    d.sort_by(|a, b| a.1.cmp(b.1).then_with(|| a.0.cmp(b.0)));
-    for (event_id, received_at_ms) in d {
-        write_line(
-            &mut buf,
-            &Line::Seen {
-                event_id: event_id.clone(),
-                received_at_ms: *received_at_ms,
-            },
-        );
-    }
-    for ev in pending_in_order(pending) {
-        write_line(&mut buf, &Line::Ack(ev.clone()));
-    }
-    let tmp = dir.join(format!("{JOURNAL_FILE}.tmp"));
-    let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
-    f.write_all(&buf).map_err(io_err(&tmp))?;
-    f.sync_all().map_err(io_err(&tmp))?;
-    drop(f);
-    std::fs::rename(&tmp, &path).map_err(io_err(&path))?;
-    sync_dir(dir)?;
-    Ok(buf.len() as u64)
-}
-
-/// Pending events by reception time (ties by id).
-fn pending_in_order(pending: &HashMap<String, StoredEvent>) -> Vec<&StoredEvent> {
-    let mut v: Vec<&StoredEvent> = pending.values().collect();
-    v.sort_by(|a, b| (a.received_at_ms, &a.event_id).cmp(&(b.received_at_ms, &b.event_id)));
-    v
-}
-
-fn forget_old(done: &mut HashMap<String, i64>, retention: Duration, now_ms: i64) {
-    let horizon = now_ms.saturating_sub(retention.as_millis() as i64);
-    done.retain(|_, at| *at >= horizon);
-}
-
-/// Handle on the journal's writer thread; cheap to clone.
-#[derive(Clone, Debug)]
-pub struct Journal {
-    tx: mpsc::Sender<Cmd>,
-    thread: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
 }
 
 impl std::fmt::Debug for Cmd {
@@ -249,10 +168,25 @@ impl std::fmt::Debug for Cmd {
     }
 }
 
+/// Injected write failures (see [`Journal::inject_write_failures`]).
+#[derive(Debug, Default)]
+struct Fault {
+    commits: u32,
+    stall: Duration,
+}
+
+/// Handle on the journal's writer thread; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Journal {
+    tx: mpsc::Sender<Cmd>,
+    thread: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
+    fault: Arc<Mutex<Fault>>,
+}
+
 impl Journal {
     /// Opens (creating) the journal in `dir`, compacts it, and starts its writer. Returns the
-    /// events accepted earlier and not yet done. Newly accepted events are sent to `forward`
-    /// once durable.
+    /// events accepted earlier and neither done nor dead. Newly accepted (and requeued) events
+    /// are sent to `forward` once durable.
     pub fn open(
         dir: &Path,
         opts: JournalOptions,
@@ -286,16 +220,20 @@ impl Journal {
         let pending_list = r.pending;
         let mut done = r.done;
         forget_old(&mut done, opts.retention, now_ms);
-        let pending: HashMap<String, StoredEvent> = pending_list
-            .iter()
-            .map(|e| (e.event_id.clone(), e.clone()))
+        let by_id = |e: &StoredEvent| (e.event_id.clone(), e.clone());
+        let pending: HashMap<String, StoredEvent> = pending_list.iter().map(by_id).collect();
+        let dead: HashMap<String, DeadLetter> = r
+            .dead
+            .into_iter()
+            .map(|d| (d.event.event_id.clone(), d))
             .collect();
-        let len = write_compacted(dir, &done, &pending)?;
+        let len = write_compacted(dir, &done, &pending, &dead)?;
         let file = OpenOptions::new()
             .append(true)
             .open(&path)
             .map_err(io_err(&path))?;
         let (tx, rx) = mpsc::channel();
+        let fault = Arc::new(Mutex::new(Fault::default()));
         let writer = Writer {
             dir: dir.to_path_buf(),
             path,
@@ -306,29 +244,33 @@ impl Journal {
             now_ms,
             done,
             pending,
+            dead,
             forward,
+            fault: fault.clone(),
             _lock: lock,
         };
         let thread = std::thread::Builder::new()
             .name("webhook-journal".into())
             .spawn(move || writer.run(rx))
             .map_err(io_err(dir))?;
-        Ok((
-            Journal {
-                tx,
-                thread: Arc::new(Mutex::new(Some(thread))),
-            },
-            pending_list,
-        ))
+        let journal = Journal {
+            tx,
+            thread: Arc::new(Mutex::new(Some(thread))),
+            fault,
+        };
+        Ok((journal, pending_list))
     }
 
-    /// Appends an accepted event unless its id is known; returns once it is on disk.
-    pub async fn ack(&self, ev: StoredEvent) -> Result<AckOutcome, JournalError> {
+    async fn send<T>(&self, make: impl FnOnce(Reply<T>) -> Cmd) -> Result<T, JournalError> {
         let (tx, rx) = oneshot::channel();
-        self.tx
-            .send(Cmd::Ack(ev, tx))
-            .map_err(|_| JournalError::Closed)?;
+        self.tx.send(make(tx)).map_err(|_| JournalError::Closed)?;
         rx.await.map_err(|_| JournalError::Closed)?
+    }
+
+    /// Appends an accepted event unless its id is known; returns once it is on disk (for a
+    /// duplicate: once the first copy is on disk — if that write fails, so does this call).
+    pub async fn ack(&self, ev: StoredEvent) -> Result<AckOutcome, JournalError> {
+        self.send(|tx| Cmd::Ack(ev, tx)).await
     }
 
     /// Marks events done; returns once that is on disk.
@@ -336,11 +278,47 @@ impl Journal {
         if ids.is_empty() {
             return Ok(());
         }
-        let (tx, rx) = oneshot::channel();
-        self.tx
-            .send(Cmd::Done(ids, now_ms, tx))
-            .map_err(|_| JournalError::Closed)?;
-        rx.await.map_err(|_| JournalError::Closed)?
+        self.send(|tx| Cmd::Done(ids, now_ms, tx)).await
+    }
+
+    /// Records that the pull of pending events failed, `attempts` times in all.
+    pub async fn failed(
+        &self,
+        ids: Vec<String>,
+        attempts: u32,
+        now_ms: i64,
+    ) -> Result<(), JournalError> {
+        self.send(|tx| Cmd::Failed(ids, attempts, now_ms, tx)).await
+    }
+
+    /// Gives pending events up: they become dead letters with `reason`, kept until requeued.
+    pub async fn dead(
+        &self,
+        ids: Vec<String>,
+        attempts: u32,
+        reason: String,
+        now_ms: i64,
+    ) -> Result<(), JournalError> {
+        self.send(|tx| Cmd::Dead(ids, attempts, reason, now_ms, tx))
+            .await
+    }
+
+    /// Puts dead letters back in the queue with their attempts reset: those named in `ids`, or
+    /// all of them for `None`. Returns the events requeued (ids that are not dead letters are
+    /// left alone); they are forwarded like new events.
+    pub async fn requeue(
+        &self,
+        ids: Option<Vec<String>>,
+        now_ms: i64,
+    ) -> Result<Vec<StoredEvent>, JournalError> {
+        self.send(|tx| Cmd::Requeue(ids, now_ms, tx)).await
+    }
+
+    /// Test hook: the next `commits` group commits stall for `stall`, write half their bytes
+    /// and fail as a full disk does (`ENOSPC`). Not for production use.
+    #[doc(hidden)]
+    pub fn inject_write_failures(&self, commits: u32, stall: Duration) {
+        *self.fault.lock().expect("fault lock") = Fault { commits, stall };
     }
 
     /// Stops the writer after what was sent before, and waits for it (releasing the lock).
@@ -367,25 +345,44 @@ struct Writer {
     now_ms: i64,
     /// Done event id → received_at_ms.
     done: HashMap<String, i64>,
-    /// Acknowledged, not done.
+    /// Acknowledged, neither done nor dead.
     pending: HashMap<String, StoredEvent>,
+    /// Given up.
+    dead: HashMap<String, DeadLetter>,
     forward: Option<tmpsc::UnboundedSender<StoredEvent>>,
+    fault: Arc<Mutex<Fault>>,
     _lock: File,
 }
 
-enum Reply {
-    Ack(
-        oneshot::Sender<Result<AckOutcome, JournalError>>,
-        AckOutcome,
-    ),
-    Done(oneshot::Sender<Result<(), JournalError>>),
+/// An answer waiting for its group's commit.
+enum Answer {
+    /// `durable`: a duplicate of an event already on disk before this group, answered
+    /// `Duplicate` whatever this commit does.
+    Ack(Reply<AckOutcome>, AckOutcome, bool),
+    Unit(Reply<()>),
+    Requeue(Reply<Vec<StoredEvent>>, Vec<StoredEvent>),
+}
+
+/// One group commit in the making.
+#[derive(Default)]
+struct Group {
+    buf: Vec<u8>,
+    answers: Vec<Answer>,
+    /// Events first written in this group.
+    fresh: Vec<StoredEvent>,
+    fresh_ids: HashSet<String>,
+    /// Pending events this group makes dead (restored if the commit fails).
+    deadened: Vec<StoredEvent>,
+    /// Dead letters this group requeues (restored if the commit fails).
+    requeued: Vec<DeadLetter>,
 }
 
 impl Writer {
     fn run(mut self, rx: mpsc::Receiver<Cmd>) {
-        let mut buf = Vec::with_capacity(64 * 1024);
-        let mut replies = Vec::new();
-        let mut fresh: Vec<StoredEvent> = Vec::new();
+        let mut g = Group {
+            buf: Vec::with_capacity(64 * 1024),
+            ..Group::default()
+        };
         let mut closing = false;
         while !closing {
             let Ok(first) = rx.recv() else { break };
@@ -393,87 +390,196 @@ impl Writer {
             let mut n = 0;
             while let Some(cmd) = next.take() {
                 n += 1;
-                match cmd {
-                    Cmd::Ack(ev, reply) => {
-                        if self.done.contains_key(&ev.event_id)
-                            || self.pending.contains_key(&ev.event_id)
-                        {
-                            replies.push(Reply::Ack(reply, AckOutcome::Duplicate));
-                        } else {
-                            self.now_ms = self.now_ms.max(ev.received_at_ms);
-                            self.pending.insert(ev.event_id.clone(), ev.clone());
-                            write_line(&mut buf, &Line::Ack(ev.clone()));
-                            fresh.push(ev);
-                            replies.push(Reply::Ack(reply, AckOutcome::New));
-                        }
-                    }
-                    Cmd::Done(ids, at_ms, reply) => {
-                        self.now_ms = self.now_ms.max(at_ms);
-                        for id in &ids {
-                            let received =
-                                self.pending.remove(id).map_or(at_ms, |e| e.received_at_ms);
-                            self.done.insert(id.clone(), received);
-                        }
-                        write_line(&mut buf, &Line::Done { ids, at_ms });
-                        replies.push(Reply::Done(reply));
-                    }
-                    Cmd::Close => closing = true,
-                }
+                closing = self.apply(cmd, &mut g);
                 if n < MAX_GROUP && !closing {
                     next = rx.try_recv().ok();
                 }
             }
-            let result = self.commit(&buf);
-            buf.clear();
+            let result = self.commit(&g.buf);
+            g.buf.clear();
             match result {
-                Ok(()) => {
-                    if let Some(fw) = &self.forward {
-                        for ev in fresh.drain(..) {
-                            let _ = fw.send(ev);
-                        }
-                    }
-                    fresh.clear();
-                    if self.len > self.compact_at {
-                        self.compact();
-                    }
-                    for r in replies.drain(..) {
-                        match r {
-                            Reply::Ack(tx, outcome) => {
-                                let _ = tx.send(Ok(outcome));
-                            }
-                            Reply::Done(tx) => {
-                                let _ = tx.send(Ok(()));
-                            }
-                        }
+                Ok(()) => self.committed(&mut g),
+                Err(e) => self.rolled_back(&mut g, &e),
+            }
+        }
+    }
+
+    /// Applies one command to memory and the group's buffer; true for `Close`.
+    fn apply(&mut self, cmd: Cmd, g: &mut Group) -> bool {
+        match cmd {
+            Cmd::Ack(ev, reply) => {
+                let id = &ev.event_id;
+                if g.fresh_ids.contains(id) {
+                    g.answers
+                        .push(Answer::Ack(reply, AckOutcome::Duplicate, false));
+                } else if self.done.contains_key(id)
+                    || self.pending.contains_key(id)
+                    || self.dead.contains_key(id)
+                {
+                    g.answers
+                        .push(Answer::Ack(reply, AckOutcome::Duplicate, true));
+                } else {
+                    self.now_ms = self.now_ms.max(ev.received_at_ms);
+                    self.pending.insert(id.clone(), ev.clone());
+                    write_line(&mut g.buf, &Line::Ack(ev.clone()));
+                    g.fresh_ids.insert(id.clone());
+                    g.fresh.push(ev);
+                    g.answers.push(Answer::Ack(reply, AckOutcome::New, false));
+                }
+            }
+            Cmd::Done(ids, at_ms, reply) => {
+                self.now_ms = self.now_ms.max(at_ms);
+                for id in &ids {
+                    let received = self
+                        .pending
+                        .remove(id)
+                        .or_else(|| self.dead.remove(id).map(|d| d.event))
+                        .map_or(at_ms, |e| e.received_at_ms);
+                    self.done.insert(id.clone(), received);
+                }
+                write_line(&mut g.buf, &Line::Done { ids, at_ms });
+                g.answers.push(Answer::Unit(reply));
+            }
+            Cmd::Failed(ids, attempts, at_ms, reply) => {
+                for id in &ids {
+                    if let Some(ev) = self.pending.get_mut(id) {
+                        ev.attempts = attempts;
                     }
                 }
-                Err(e) => {
-                    tracing::error!(journal = %self.path.display(), error = %e, "journal write failed; senders get 503 and retry");
-                    // Not on disk: forget the new events (senders retry). Done records that were
-                    // not written stay done in memory; they are redone after a restart at worst.
-                    for ev in fresh.drain(..) {
-                        self.pending.remove(&ev.event_id);
-                    }
-                    for r in replies.drain(..) {
-                        let err = || JournalError::Io {
-                            path: self.path.clone(),
-                            source: std::io::Error::other(e.to_string()),
+                write_line(
+                    &mut g.buf,
+                    &Line::Failed {
+                        ids,
+                        attempts,
+                        at_ms,
+                    },
+                );
+                g.answers.push(Answer::Unit(reply));
+            }
+            Cmd::Dead(ids, attempts, reason, at_ms, reply) => {
+                for id in &ids {
+                    if let Some(mut event) = self.pending.remove(id) {
+                        g.deadened.push(event.clone());
+                        event.attempts = attempts;
+                        let (reason, dead_at_ms) = (reason.clone(), at_ms);
+                        let letter = DeadLetter {
+                            event,
+                            reason,
+                            dead_at_ms,
                         };
-                        match r {
-                            Reply::Ack(tx, AckOutcome::Duplicate) => {
-                                let _ = tx.send(Ok(AckOutcome::Duplicate));
-                            }
-                            Reply::Ack(tx, AckOutcome::New) => {
-                                let _ = tx.send(Err(err()));
-                            }
-                            Reply::Done(tx) => {
-                                let _ = tx.send(Err(err()));
-                            }
-                        }
+                        self.dead.insert(id.clone(), letter);
                     }
+                }
+                let line = Line::Dead {
+                    ids,
+                    attempts,
+                    reason,
+                    at_ms,
+                };
+                write_line(&mut g.buf, &line);
+                g.answers.push(Answer::Unit(reply));
+            }
+            Cmd::Requeue(ids, at_ms, reply) => {
+                let ids: Vec<String> = match ids {
+                    Some(ids) => ids
+                        .into_iter()
+                        .filter(|id| self.dead.contains_key(id))
+                        .collect(),
+                    None => self.dead.keys().cloned().collect(),
+                };
+                let mut events = Vec::with_capacity(ids.len());
+                for id in &ids {
+                    let letter = self.dead.remove(id).expect("filtered on dead");
+                    let mut ev = letter.event.clone();
+                    ev.attempts = 0;
+                    self.pending.insert(id.clone(), ev.clone());
+                    events.push(ev);
+                    g.requeued.push(letter);
+                }
+                if !ids.is_empty() {
+                    write_line(&mut g.buf, &Line::Requeue { ids, at_ms });
+                }
+                g.answers.push(Answer::Requeue(reply, events));
+            }
+            Cmd::Close => return true,
+        }
+        false
+    }
+
+    /// The group is on disk: hand new events on and answer everyone.
+    fn committed(&mut self, g: &mut Group) {
+        if let Some(fw) = &self.forward {
+            for ev in g.fresh.iter().chain(g.requeued_events(&self.pending)) {
+                let _ = fw.send(ev.clone());
+            }
+        }
+        g.reset();
+        if self.len > self.compact_at {
+            self.compact();
+        }
+        for a in g.answers.drain(..) {
+            match a {
+                Answer::Ack(tx, outcome, _) => {
+                    let _ = tx.send(Ok(outcome));
+                }
+                Answer::Unit(tx) => {
+                    let _ = tx.send(Ok(()));
+                }
+                Answer::Requeue(tx, events) => {
+                    let _ = tx.send(Ok(events));
                 }
             }
         }
+    }
+
+    /// The group is not on disk: undo what it did in memory and fail every answer that
+    /// depended on it (a duplicate of an event already durable is still a duplicate).
+    fn rolled_back(&mut self, g: &mut Group, e: &std::io::Error) {
+        tracing::error!(journal = %self.path.display(), error = %e, "journal write failed; senders get 503 and retry");
+        for ev in g.fresh.drain(..) {
+            self.pending.remove(&ev.event_id);
+        }
+        for ev in g.deadened.drain(..) {
+            self.dead.remove(&ev.event_id);
+            self.pending.insert(ev.event_id.clone(), ev);
+        }
+        for letter in g.requeued.drain(..) {
+            let id = letter.event.event_id.clone();
+            self.pending.remove(&id);
+            self.dead.insert(id, letter);
+        }
+        // Done records that were not written stay done in memory; they are redone after a
+        // restart at worst.
+        g.reset();
+        let err = || JournalError::Io {
+            path: self.path.clone(),
+            source: std::io::Error::new(e.kind(), e.to_string()),
+        };
+        for a in g.answers.drain(..) {
+            match a {
+                Answer::Ack(tx, AckOutcome::Duplicate, true) => {
+                    let _ = tx.send(Ok(AckOutcome::Duplicate));
+                }
+                Answer::Ack(tx, _, _) => {
+                    let _ = tx.send(Err(err()));
+                }
+                Answer::Unit(tx) => {
+                    let _ = tx.send(Err(err()));
+                }
+                Answer::Requeue(tx, _) => {
+                    let _ = tx.send(Err(err()));
+                }
+            }
+        }
+    }
+
+    /// Takes an injected failure, if one is armed: its stall.
+    fn take_fault(&self) -> Option<Duration> {
+        let mut f = self.fault.lock().expect("fault lock");
+        (f.commits > 0).then(|| {
+            f.commits -= 1;
+            f.stall
+        })
     }
 
     /// Writes one group and syncs it; on failure cuts the file back to its last good length so
@@ -487,8 +593,20 @@ impl Writer {
             self.len = f.metadata()?.len();
             self.file = Some(f);
         }
+        let fault = self.take_fault();
         let file = self.file.as_mut().expect("opened above");
-        let r = file.write_all(buf).and_then(|()| file.sync_data());
+        let r = match fault {
+            None => file.write_all(buf).and_then(|()| file.sync_data()),
+            Some(stall) => {
+                std::thread::sleep(stall);
+                file.write_all(&buf[..buf.len() / 2]).and_then(|()| {
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::StorageFull,
+                        "no space left on device (injected)",
+                    ))
+                })
+            }
+        };
         match r {
             Ok(()) => {
                 self.len += buf.len() as u64;
@@ -505,12 +623,12 @@ impl Writer {
     /// stays in use (it is still complete).
     fn compact(&mut self) {
         forget_old(&mut self.done, self.opts.retention, self.now_ms);
-        match write_compacted(&self.dir, &self.done, &self.pending) {
+        match write_compacted(&self.dir, &self.done, &self.pending, &self.dead) {
             Ok(len) => {
                 self.file = OpenOptions::new().append(true).open(&self.path).ok();
                 self.len = len;
                 self.compact_at = self.opts.compact_over_bytes.max(2 * len);
-                tracing::info!(journal = %self.path.display(), bytes = len, pending = self.pending.len(), remembered = self.done.len(), "journal compacted");
+                tracing::info!(journal = %self.path.display(), bytes = len, pending = self.pending.len(), dead = self.dead.len(), remembered = self.done.len(), "journal compacted");
             }
             Err(e) => {
                 // Reopen by path next time: it names the old file or, if the rename happened,
@@ -523,122 +641,21 @@ impl Writer {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn week() -> JournalOptions {
-        JournalOptions {
-            retention: Duration::from_secs(7 * 86_400),
-            ..JournalOptions::default()
-        }
+impl Group {
+    /// The requeued events as now pending (attempts reset).
+    fn requeued_events<'a>(
+        &'a self,
+        pending: &'a HashMap<String, StoredEvent>,
+    ) -> impl Iterator<Item = &'a StoredEvent> + 'a {
+        self.requeued
+            .iter()
+            .filter_map(|l| pending.get(&l.event.event_id))
     }
 
-    fn lines(dir: &Path) -> Vec<String> {
-        std::fs::read_to_string(dir.join(JOURNAL_FILE))
-            .unwrap()
-            .lines()
-            .map(str::to_string)
-            .collect()
-    }
-
-    #[tokio::test]
-    async fn compacts_while_running() {
-        let dir = tempfile::tempdir().unwrap();
-        let day = 86_400_000;
-        let opts = JournalOptions {
-            retention: Duration::from_secs(86_400),
-            compact_over_bytes: 4096,
-        };
-        let (j, _) = Journal::open(dir.path(), opts, 0, None).unwrap();
-        for i in 0..200 {
-            j.ack(ev(&format!("e{i:03}"), i * day / 100)).await.unwrap();
-            if i >= 10 {
-                j.done(vec![format!("e{:03}", i - 10)], i * day / 100)
-                    .await
-                    .unwrap();
-            }
-        }
-        // Appended, it would be 200 ack and 190 done lines; compacted, one line per event at
-        // most, done ones as short `seen` lines, those older than a day dropped.
-        let l = lines(dir.path());
-        assert!(l.len() < 200, "{}", l.len());
-        assert!(l.iter().any(|l| l.contains(r#""op":"seen""#)));
-        assert!(!l.iter().any(|l| l.contains(r#""event_id":"e000""#)));
-        for id in ["e150", "e195"] {
-            assert_eq!(j.ack(ev(id, 2 * day)).await.unwrap(), AckOutcome::Duplicate);
-        }
-        j.close().await;
-        let (j, pending) = Journal::open(dir.path(), opts, 2 * day, None).unwrap();
-        let ids: Vec<_> = pending.iter().map(|e| e.event_id.clone()).collect();
-        assert_eq!(
-            ids,
-            (190..200).map(|i| format!("e{i:03}")).collect::<Vec<_>>()
-        );
-        assert_eq!(
-            j.ack(ev("e150", 2 * day)).await.unwrap(),
-            AckOutcome::Duplicate
-        );
-        // Received more than a day before: forgotten, so new again.
-        assert_eq!(j.ack(ev("e050", 2 * day)).await.unwrap(), AckOutcome::New);
-        j.close().await;
-    }
-
-    fn ev(id: &str, at: i64) -> StoredEvent {
-        StoredEvent {
-            event_id: id.into(),
-            event_type: "statement.ready".into(),
-            received_at_ms: at,
-            payload: format!("{{\"event_id\":\"{id}\"}}"),
-        }
-    }
-
-    #[tokio::test]
-    async fn survives_reopen_dedupes_and_forgets_old_done_events() {
-        let dir = tempfile::tempdir().unwrap();
-        let day = 86_400_000;
-        let (tx, mut rx) = tmpsc::unbounded_channel();
-        let (j, pending) = Journal::open(dir.path(), week(), 0, Some(tx)).unwrap();
-        assert!(pending.is_empty());
-        // A second opener is refused while the first holds the folder.
-        assert!(matches!(
-            Journal::open(dir.path(), week(), 0, None),
-            Err(JournalError::Locked(_))
-        ));
-        assert_eq!(j.ack(ev("a", 0)).await.unwrap(), AckOutcome::New);
-        assert_eq!(j.ack(ev("b", day)).await.unwrap(), AckOutcome::New);
-        assert_eq!(j.ack(ev("a", day)).await.unwrap(), AckOutcome::Duplicate);
-        assert_eq!(rx.recv().await.unwrap().event_id, "a");
-        assert_eq!(rx.recv().await.unwrap().event_id, "b");
-        j.done(vec!["a".into()], day).await.unwrap();
-        j.ack(ev("c", 2 * day)).await.unwrap();
-        j.done(vec!["c".into()], 2 * day).await.unwrap();
-        j.close().await;
-        // A torn last line, as a crash mid-write leaves it.
-        let path = dir.path().join(JOURNAL_FILE);
-        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
-        f.write_all(br#"{"op":"ack","event_id":"torn","#).unwrap();
-        drop(f);
-
-        let (j, pending) = Journal::open(dir.path(), week(), 3 * day, None).unwrap();
-        assert_eq!(pending, vec![ev("b", day)]);
-        for id in ["a", "b", "c"] {
-            assert_eq!(
-                j.ack(ev(id, 3 * day)).await.unwrap(),
-                AckOutcome::Duplicate,
-                "{id}"
-            );
-        }
-        assert_eq!(j.ack(ev("torn", 3 * day)).await.unwrap(), AckOutcome::New);
-        j.close().await;
-
-        // Ten days later "a" (received day 0) and "c" are past retention: forgotten; "b" and
-        // "torn" are still pending, never forgotten.
-        let (j, pending) = Journal::open(dir.path(), week(), 10 * day, None).unwrap();
-        let ids: Vec<_> = pending.iter().map(|e| e.event_id.as_str()).collect();
-        assert_eq!(ids, ["b", "torn"]);
-        assert_eq!(j.ack(ev("a", 10 * day)).await.unwrap(), AckOutcome::New);
-        assert_eq!(j.ack(ev("c", 10 * day)).await.unwrap(), AckOutcome::New);
-        j.close().await;
+    fn reset(&mut self) {
+        self.fresh.clear();
+        self.fresh_ids.clear();
+        self.deadened.clear();
+        self.requeued.clear();
     }
 }

@@ -3,17 +3,22 @@
 //!
 //! The path of one event:
 //!
-//! 1. [`receiver`] — axum on a TCP listener. It reads the raw body (413 over the limit), checks
+//! 1. [`receiver`] — axum on a TCP listener, served by [`crate::server`] (header, body and idle
+//!    timeouts, a connection cap). It reads the raw body (413 over the limit, 408 too slow), checks
 //!    `MB-Webhook-Timestamp` against the tolerance and `MB-Webhook-Signature` against every
 //!    configured secret in constant time (401), parses the body (400, logged without its
 //!    payload), checks `MB-Webhook-Id` = `event_id` and the fields its type needs (400).
 //! 2. [`journal`] — the event is appended to an append-only JSON-lines journal and fsynced
 //!    (group commit) *before* the 2xx is sent; an id already in the journal is a duplicate and
-//!    answered 200 without new work. The journal outlives restarts, so does the dedupe.
+//!    answered 200 without new work — once the first copy is durable. The journal outlives
+//!    restarts, so does the dedupe.
 //! 3. [`worker`] — records the event through an [`EventSink`] (the `webhook_events` table),
 //!    coalesces it with others asking for the same pull ([`Action`]), runs the pull through
 //!    [`Actions`], and only then marks the event done in the journal. Failed pulls are retried
-//!    with back-off; on start, every acknowledged event not yet done is acted on.
+//!    with back-off up to [`RetryConfig::max_attempts`]; then, or at once for a permanent
+//!    failure, the events become [`DeadLetter`]s (journaled with the reason and attempts, one
+//!    [`Actions::dead_lettered`] call) until requeued. On start, every acknowledged event
+//!    neither done nor dead is acted on.
 //!
 //! ```no_run
 //! # async fn demo(actions: std::sync::Arc<dyn maribank_etl::webhook::Actions>) -> Result<(), maribank_etl::webhook::WebhookError> {
@@ -42,9 +47,13 @@ pub mod worker;
 pub use actions::{Action, ActionError, Actions};
 pub use config::{ReceiverConfig, RetryConfig, WorkerConfig};
 pub use event::{Event, EventError};
-pub use journal::{AckOutcome, Journal, JournalError, JournalOptions, StoredEvent};
+pub use journal::{
+    AckOutcome, DeadLetter, Journal, JournalError, JournalOptions, JournalSummary, StoredEvent,
+};
 pub use receiver::{Receiver, ReceiverStats};
-pub use sink::{EventSink, JsonLinesSink, SinkError, Verification, WebhookEventRecord};
+pub use sink::{
+    EventSink, EventStatus, JsonLinesSink, SinkError, Verification, WebhookEventRecord,
+};
 pub use verify::{Verifier, VerifyError};
 
 /// What can stop the receiver from starting or shutting down cleanly.

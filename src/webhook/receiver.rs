@@ -1,5 +1,6 @@
 //! The HTTP receiver: raw body → verify → parse → journal (fsync) → 2xx; work goes to the
-//! worker, never inline.
+//! worker, never inline. Connections are served by [`crate::server`] (header, body and idle
+//! timeouts, a connection cap).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,12 +17,13 @@ use tokio::task::JoinHandle;
 
 use super::WebhookError;
 use super::actions::Actions;
-use super::config::{Clock, ReceiverConfig};
+use super::config::ReceiverConfig;
 use super::event::{Event, EventError};
 use super::journal::{AckOutcome, Journal, JournalError, StoredEvent};
-use super::sink::{EventSink, Verification, WebhookEventRecord};
+use super::sink::{EventSink, EventStatus, Verification, WebhookEventRecord};
 use super::verify::{HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP, Verifier, VerifyError};
 use super::worker::Worker;
+use crate::clock::SharedClock;
 
 /// Rejected deliveries queued for the sink; beyond this they are only counted (a flood of
 /// forged requests must not grow memory).
@@ -41,6 +43,8 @@ pub(crate) struct Counters {
     pub(crate) actions_ok: AtomicU64,
     pub(crate) actions_failed: AtomicU64,
     pub(crate) events_done: AtomicU64,
+    pub(crate) dead_letters: AtomicU64,
+    pub(crate) timed_out: AtomicU64,
     pub(crate) in_progress: AtomicU64,
 }
 
@@ -65,7 +69,11 @@ pub struct ReceiverStats {
     pub actions_failed: u64,
     /// Events marked done in the journal.
     pub events_done: u64,
-    /// Events accepted (now or before a restart) and not yet done.
+    /// Events given up (dead letters) since the start.
+    pub dead_letters: u64,
+    /// 408: the body did not arrive within the body timeout.
+    pub timed_out: u64,
+    /// Events accepted (now or before a restart), neither done nor dead letters yet.
     pub in_progress: u64,
 }
 
@@ -82,6 +90,8 @@ impl Counters {
             actions_ok: g(&self.actions_ok),
             actions_failed: g(&self.actions_failed),
             events_done: g(&self.events_done),
+            dead_letters: g(&self.dead_letters),
+            timed_out: g(&self.timed_out),
             in_progress: g(&self.in_progress),
         }
     }
@@ -90,7 +100,7 @@ impl Counters {
 struct AppState {
     verifier: Verifier,
     journal: Journal,
-    clock: Clock,
+    clock: SharedClock,
     counters: Arc<Counters>,
     rejected: mpsc::Sender<WebhookEventRecord>,
     ack_timeout: std::time::Duration,
@@ -100,6 +110,7 @@ struct AppState {
 pub struct Receiver {
     addr: SocketAddr,
     counters: Arc<Counters>,
+    connections: crate::server::Counters,
     journal: Journal,
     server_stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
@@ -131,7 +142,7 @@ impl Receiver {
         let (fw_tx, fw_rx) = mpsc::unbounded_channel();
         let dir = cfg.journal_dir.clone();
         let opts = cfg.journal;
-        let now = (cfg.clock)();
+        let now = cfg.clock.now_ms();
         let (journal, pending) =
             tokio::task::spawn_blocking(move || Journal::open(&dir, opts, now, Some(fw_tx)))
                 .await
@@ -174,20 +185,15 @@ impl Receiver {
             .with_state(state)
             .layer(DefaultBodyLimit::max(cfg.max_body_bytes));
         let (tx, rx) = oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async {
-                let _ = rx.await;
-            });
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "webhook receiver stopped");
-            }
-        });
+        let server = crate::server::serve(listener, app, cfg.server);
+        let connections = server.counters();
+        let server = tokio::spawn(server.run(async {
+            let _ = rx.await;
+        }));
         Ok(Receiver {
             addr,
             counters,
+            connections,
             journal,
             server_stop: Some(tx),
             server: Some(server),
@@ -211,6 +217,16 @@ impl Receiver {
         self.counters.snapshot()
     }
 
+    /// What the server did with its connections so far (timeouts, the cap).
+    pub fn connections(&self) -> crate::server::ConnectionStats {
+        self.connections.snapshot()
+    }
+
+    /// The journal this receiver writes.
+    pub fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
     /// Stops accepting (requests in flight finish and are acknowledged), lets the worker record
     /// and start what it holds and wait for pulls in flight up to the shutdown grace, then
     /// closes the journal. Nothing acknowledged is lost: what did not finish is acted on at
@@ -231,9 +247,9 @@ impl Receiver {
         self.counters.snapshot()
     }
 
-    /// Stops everything at once, as a crash would: no draining, pulls in flight cancelled.
-    /// Returns when the journal is released, so a new receiver can open it. (Connections
-    /// already open are served by their own tasks until the client closes them; they get 503.)
+    /// Stops everything at once, as a crash would: no draining, pulls in flight cancelled,
+    /// connections dropped. Returns when the journal is released, so a new receiver can open
+    /// it.
     pub async fn kill(mut self) {
         for t in [self.server.take(), self.worker.take()]
             .into_iter()
@@ -281,6 +297,9 @@ impl AppState {
             received_at: DateTime::from_timestamp_millis(now_ms).unwrap_or_default(),
             payload: None,
             verification,
+            status: EventStatus::Rejected,
+            attempts: 0,
+            dead_letter_reason: None,
         });
     }
 }
@@ -302,6 +321,11 @@ async fn handle(
         Ok(b) => b,
         Err(rej) => {
             let status = rej.status();
+            if crate::server::is_body_timeout(&rej) {
+                st.counters.timed_out.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(event_id = loggable(id), "webhook body not received in time");
+                return reply(StatusCode::REQUEST_TIMEOUT, r#"{"error":"body_timeout"}"#);
+            }
             if status == StatusCode::PAYLOAD_TOO_LARGE {
                 st.counters.too_large.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(event_id = loggable(id), "webhook body over the size limit");
@@ -316,7 +340,7 @@ async fn handle(
             return reply(StatusCode::BAD_REQUEST, r#"{"error":"body_unreadable"}"#);
         }
     };
-    let now_ms = (st.clock)();
+    let now_ms = st.clock.now_ms();
     if let Err(e) = st.verifier.verify(
         header_str(&headers, HEADER_TIMESTAMP),
         header_str(&headers, HEADER_SIGNATURE),
@@ -360,6 +384,7 @@ async fn handle(
         event_type: event.event_type,
         received_at_ms: now_ms,
         payload,
+        attempts: 0,
     };
     let acked = tokio::time::timeout(st.ack_timeout, st.journal.ack(stored))
         .await

@@ -41,8 +41,36 @@ impl Verification {
     }
 }
 
-/// One row of `webhook_events`. Primary key `event_id` for verified events; a sink must
-/// upsert, as an event can be recorded again after a crash.
+/// Where an event stands in the receiver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventStatus {
+    /// Verified and journaled; its pull has not succeeded yet.
+    Accepted,
+    /// Its pull succeeded (or it needs none).
+    Done,
+    /// Given up after its attempts, or at once for a permanent failure; see
+    /// `dead_letter_reason`. `maribank-etl webhook replay` requeues it.
+    DeadLetter,
+    /// Not verified: rejected at the door (see `verification`).
+    Rejected,
+}
+
+impl EventStatus {
+    /// The snake_case name used in the table.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventStatus::Accepted => "accepted",
+            EventStatus::Done => "done",
+            EventStatus::DeadLetter => "dead_letter",
+            EventStatus::Rejected => "rejected",
+        }
+    }
+}
+
+/// One row of `webhook_events`. Primary key (`event_id`, `verification`, `received_at`); a sink
+/// must upsert, as an event is recorded when accepted and again when its status changes (and
+/// can be recorded again after a crash).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WebhookEventRecord {
     /// The event id (for a rejected delivery, the `MB-Webhook-Id` header, possibly empty).
@@ -55,6 +83,12 @@ pub struct WebhookEventRecord {
     pub payload: Option<String>,
     /// The verification result.
     pub verification: Verification,
+    /// Where the event stands.
+    pub status: EventStatus,
+    /// Failed pull attempts so far.
+    pub attempts: u32,
+    /// Why it is a dead letter (the last pull error), for [`EventStatus::DeadLetter`].
+    pub dead_letter_reason: Option<String>,
 }
 
 /// A sink failure; the worker retries with back-off.
@@ -169,7 +203,9 @@ impl ParquetSink {
         &self,
         records: &[WebhookEventRecord],
     ) -> Result<arrow::array::RecordBatch, arrow::error::ArrowError> {
-        use arrow::array::{ArrayRef, Date32Array, StringArray, TimestampMicrosecondArray};
+        use arrow::array::{
+            ArrayRef, Date32Array, Int32Array, StringArray, TimestampMicrosecondArray,
+        };
         use std::sync::Arc;
         let table = &crate::webhook::table::WEBHOOK_EVENTS;
         let us = |t: &DateTime<Utc>| t.timestamp_micros();
@@ -192,6 +228,17 @@ impl ParquetSink {
             )),
             Arc::new(StringArray::from_iter_values(
                 records.iter().map(|r| r.verification.as_str()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                records.iter().map(|r| r.status.as_str()),
+            )),
+            Arc::new(Int32Array::from_iter_values(
+                records
+                    .iter()
+                    .map(|r| i32::try_from(r.attempts).unwrap_or(i32::MAX)),
+            )),
+            Arc::new(StringArray::from_iter(
+                records.iter().map(|r| r.dead_letter_reason.as_deref()),
             )),
             Arc::new(Date32Array::from_iter_values(records.iter().map(|r| {
                 (r.received_at.date_naive()

@@ -418,3 +418,115 @@ pub fn by_key(b: &RecordBatch, name: &str) -> HashMap<String, usize> {
 pub fn at(t: DateTime<Utc>) -> maribank_etl::clock::SharedClock {
     std::sync::Arc::new(maribank_etl::clock::FixedClock(t))
 }
+
+/// The Airflow virtual environment the DAG tests run: `MARIBANK_AIRFLOW_VENV`, default
+/// `${TMPDIR:-/tmp}/maribank-etl-airflow` (what `.ci/run` creates). Panics with how to create it
+/// when it has no Python: the test fails, it is never skipped.
+pub fn airflow_venv() -> PathBuf {
+    let venv = match std::env::var_os("MARIBANK_AIRFLOW_VENV").filter(|v| !v.is_empty()) {
+        Some(v) => PathBuf::from(v),
+        None => std::env::var_os("TMPDIR")
+            .filter(|v| !v.is_empty())
+            .map_or_else(|| PathBuf::from("/tmp"), PathBuf::from)
+            .join("maribank-etl-airflow"),
+    };
+    assert!(
+        venv.join("bin/python").exists(),
+        "no Airflow virtual environment at {v}: create it with\n  python3 -m venv {v} && {v}/bin/pip install 'apache-airflow>=3,<4'\n(what .ci/run does), or set MARIBANK_AIRFLOW_VENV to one",
+        v = venv.display()
+    );
+    venv
+}
+
+/// What a finished command printed.
+pub struct Printed {
+    pub status: std::process::ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Printed {
+    /// stdout, then stderr.
+    pub fn all(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+}
+
+/// Runs `cmd` to completion with stdout and stderr captured, killing it after `limit` or as soon
+/// as its output shows one of `abort_on` (a failure it would only wait on, e.g. a task up for
+/// retry minutes later).
+pub fn output_within(
+    mut cmd: std::process::Command,
+    limit: std::time::Duration,
+    abort_on: &[&str],
+) -> Printed {
+    use std::io::Read;
+    use std::process::Stdio;
+    use std::sync::{Arc, Mutex};
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", shown(&cmd)));
+    let drain = |mut r: Box<dyn Read + Send>| {
+        let seen = Arc::new(Mutex::new(Vec::<u8>::new()));
+        let into = seen.clone();
+        let t = std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            while let Ok(n @ 1..) = r.read(&mut buf) {
+                into.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        (t, seen)
+    };
+    let (out_t, out) = drain(Box::new(child.stdout.take().expect("piped")));
+    let (err_t, err) = drain(Box::new(child.stderr.take().expect("piped")));
+    let text = |b: &Arc<Mutex<Vec<u8>>>| String::from_utf8_lossy(&b.lock().unwrap()).into_owned();
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            out_t.join().unwrap();
+            err_t.join().unwrap();
+            return Printed {
+                status,
+                stdout: text(&out),
+                stderr: text(&err),
+            };
+        }
+        let so_far = format!("{}\n{}", text(&out), text(&err));
+        let why = if std::time::Instant::now() > deadline {
+            Some(format!("still running after {limit:?}"))
+        } else {
+            abort_on
+                .iter()
+                .find(|m| so_far.contains(**m))
+                .map(|m| format!("its output shows `{m}`"))
+        };
+        if let Some(why) = why {
+            let _ = child.kill(); // SIGKILL: `airflow dags test` ignores SIGTERM
+            let s = child.wait().expect("wait");
+            panic!(
+                "{}: {why}, killed ({s}); its last output:\n{}",
+                shown(&cmd),
+                tail(&so_far, 100)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// A command's program and arguments (never its environment, which may hold a secret).
+fn shown(cmd: &std::process::Command) -> String {
+    std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| a.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The last `n` lines of `text`.
+pub fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}

@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod airflow;
 mod cli;
 mod extract;
 mod pipeline;

@@ -8,123 +8,24 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{NaiveDate, Utc};
-use futures::future::BoxFuture;
+use chrono::Utc;
 use maribank_etl::contract::signing::Secret;
 use maribank_etl::sandbox::webhooks::{WebhookDelivery, events_between};
 use maribank_etl::sandbox::{Sandbox, SandboxConfig};
+use maribank_etl::webhook::sink::EventStatus;
 use maribank_etl::webhook::verify::sign;
-use maribank_etl::webhook::{
-    Action, ActionError, Actions, EventSink, Receiver, ReceiverConfig, SinkError, Verification,
-    WebhookEventRecord,
-};
+use maribank_etl::webhook::{Action, Receiver, ReceiverConfig, Verification};
+
+mod dead_letters;
+mod fakes;
+mod hardening;
+
+use fakes::{FakeActions, MemorySink};
 
 const SECRET: &str = "whsec-sandbox-0001";
-
-// ---------------------------------------------------------------- fakes
-
-/// Records every call; can fail the first attempts of chosen actions, or hang some forever.
-#[derive(Default)]
-struct FakeActions {
-    calls: Mutex<Vec<(Action, bool)>>,
-    fail_first: Mutex<BTreeMap<Action, u32>>,
-    hang_incremental: bool,
-}
-
-impl FakeActions {
-    fn call(&self, a: Action) -> BoxFuture<'_, Result<(), ActionError>> {
-        Box::pin(async move {
-            if self.hang_incremental && matches!(a, Action::Incremental { .. }) {
-                self.calls.lock().unwrap().push((a, false));
-                return futures::future::pending().await;
-            }
-            let fail = {
-                let mut f = self.fail_first.lock().unwrap();
-                match f.get_mut(&a) {
-                    Some(n) if *n > 0 => {
-                        *n -= 1;
-                        true
-                    }
-                    _ => false,
-                }
-            };
-            tokio::time::sleep(Duration::from_millis(5)).await;
-            self.calls.lock().unwrap().push((a, !fail));
-            if fail {
-                Err(ActionError::new("injected failure"))
-            } else {
-                Ok(())
-            }
-        })
-    }
-
-    /// Successful calls per action.
-    fn succeeded(&self) -> BTreeMap<Action, usize> {
-        let mut m = BTreeMap::new();
-        for (a, ok) in self.calls.lock().unwrap().iter() {
-            if *ok {
-                *m.entry(a.clone()).or_insert(0) += 1;
-            }
-        }
-        m
-    }
-
-    fn attempts(&self, a: &Action) -> usize {
-        self.calls
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(x, _)| x == a)
-            .count()
-    }
-}
-
-impl Actions for FakeActions {
-    fn pull_statement<'a>(
-        &'a self,
-        account_id: &'a str,
-        date: NaiveDate,
-    ) -> BoxFuture<'a, Result<(), ActionError>> {
-        self.call(Action::Statement {
-            account_id: account_id.into(),
-            date,
-        })
-    }
-    fn pull_settlement_day<'a>(
-        &'a self,
-        account_id: &'a str,
-        settlement_batch_id: &'a str,
-    ) -> BoxFuture<'a, Result<(), ActionError>> {
-        self.call(Action::SettlementDay {
-            account_id: account_id.into(),
-            settlement_batch_id: settlement_batch_id.into(),
-        })
-    }
-    fn pull_incremental<'a>(
-        &'a self,
-        account_id: &'a str,
-    ) -> BoxFuture<'a, Result<(), ActionError>> {
-        self.call(Action::Incremental {
-            account_id: account_id.into(),
-        })
-    }
-}
-
-#[derive(Default)]
-struct MemorySink(Mutex<Vec<WebhookEventRecord>>);
-
-impl EventSink for MemorySink {
-    fn write<'a>(
-        &'a self,
-        records: &'a [WebhookEventRecord],
-    ) -> BoxFuture<'a, Result<(), SinkError>> {
-        self.0.lock().unwrap().extend_from_slice(records);
-        Box::pin(async { Ok(()) })
-    }
-}
 
 // ---------------------------------------------------------------- helpers
 
@@ -401,11 +302,21 @@ async fn rejections_replays_and_rotation() {
     assert_eq!(count(Verification::MissingHeaders), 2);
     assert_eq!(count(Verification::Malformed), 2);
     assert_eq!(count(Verification::IdMismatch), 1);
-    assert_eq!(count(Verification::Verified), 2);
+    // Each verified event: a row when accepted, updated when done (one row in the table).
+    let status = |s: EventStatus| {
+        recs.iter()
+            .filter(|r| r.verification == Verification::Verified && r.status == s)
+            .count()
+    };
+    assert_eq!(
+        (status(EventStatus::Accepted), status(EventStatus::Done)),
+        (2, 2)
+    );
+    assert_eq!(count(Verification::Verified), 4);
     assert!(
         recs.iter()
             .filter(|r| r.verification != Verification::Verified)
-            .all(|r| r.payload.is_none())
+            .all(|r| r.payload.is_none() && r.status == EventStatus::Rejected)
     );
 }
 
