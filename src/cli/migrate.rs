@@ -10,7 +10,9 @@ use crate::load::{Destination, DestinationOptions};
 
 /// Options of `migrate`.
 #[derive(Debug, Args)]
-#[command(after_help = "Example:\n  maribank-etl migrate --dest ./warehouse\n  maribank-etl migrate --dest s3://bucket/maribank --dry-run")]
+#[command(
+    after_help = "Example:\n  maribank-etl migrate --dest ./warehouse\n  maribank-etl migrate --dest s3://bucket/maribank --dry-run"
+)]
 pub struct MigrateArgs {
     /// The warehouse: `./warehouse`, `file:///data/wh` or `s3://bucket/prefix`.
     #[arg(long)]
@@ -35,7 +37,11 @@ pub async fn run(args: MigrateArgs) -> ExitCode {
             Ok(m) => {
                 total += m.rewritten;
                 if m.files > 0 {
-                    let verb = if args.dry_run { "to rewrite" } else { "rewritten" };
+                    let verb = if args.dry_run {
+                        "to rewrite"
+                    } else {
+                        "rewritten"
+                    };
                     println!(
                         "{:<18} {:>6} files, {:>6} {verb}, {} crash leftovers removed",
                         m.table, m.files, m.rewritten, m.leftovers_removed

@@ -9,7 +9,9 @@ use parquet::arrow::arrow_reader::ArrowReaderMetadata;
 
 use super::LoadError;
 use super::destination::Destination;
-use super::parquet::{DEFAULT_ROW_GROUP_ROWS, DEFAULT_ZSTD_LEVEL, decode, encode, writer_properties};
+use super::parquet::{
+    DEFAULT_ROW_GROUP_ROWS, DEFAULT_ZSTD_LEVEL, decode, encode, writer_properties,
+};
 use super::partition::{PartitionKey, from_file, to_file};
 use super::reader::list_partitions;
 use super::writer::STALE_STAGING_AFTER;
@@ -29,7 +31,10 @@ pub struct TableMigration {
 }
 
 /// Whether a file's schema holds one of the table's partition columns (the old layout).
-fn stores_partition_columns(table: &TableDef, bytes: &Bytes) -> Result<bool, parquet::errors::ParquetError> {
+fn stores_partition_columns(
+    table: &TableDef,
+    bytes: &Bytes,
+) -> Result<bool, parquet::errors::ParquetError> {
     let md = ArrowReaderMetadata::load(bytes, Default::default())?;
     Ok(md
         .schema()
@@ -39,7 +44,11 @@ fn stores_partition_columns(table: &TableDef, bytes: &Bytes) -> Result<bool, par
 }
 
 /// Rewrites the old-layout files of `table` (all of them when `dry_run` is false).
-pub async fn migrate_table(dest: &Destination, table: &'static TableDef, dry_run: bool) -> Result<TableMigration, LoadError> {
+pub async fn migrate_table(
+    dest: &Destination,
+    table: &'static TableDef,
+    dry_run: bool,
+) -> Result<TableMigration, LoadError> {
     let mut out = TableMigration {
         table: table.name.to_string(),
         ..Default::default()
@@ -48,26 +57,35 @@ pub async fn migrate_table(dest: &Destination, table: &'static TableDef, dry_run
         return Ok(out);
     }
     if !dry_run {
-        out.leftovers_removed = dest
-            .sweep_table(table.name, STALE_STAGING_AFTER)
-            .map_err(|source| LoadError::Io {
-                path: format!("{}/{}", dest.url, table.name),
-                source,
-            })?;
+        out.leftovers_removed =
+            dest.sweep_table(table.name, STALE_STAGING_AFTER)
+                .map_err(|source| LoadError::Io {
+                    path: format!("{}/{}", dest.url, table.name),
+                    source,
+                })?;
     }
     let props = writer_properties(table, DEFAULT_ROW_GROUP_ROWS, DEFAULT_ZSTD_LEVEL);
     for part in list_partitions(dest, table, &[]).await? {
         out.files += 1;
         let shown = part.path.to_string();
-        let pq = |source| LoadError::Parquet { path: shown.clone(), source };
+        let pq = |source| LoadError::Parquet {
+            path: shown.clone(),
+            source,
+        };
         let bytes = dest
             .store
             .get(&part.path)
             .await
-            .map_err(|source| LoadError::Store { path: shown.clone(), source })?
+            .map_err(|source| LoadError::Store {
+                path: shown.clone(),
+                source,
+            })?
             .bytes()
             .await
-            .map_err(|source| LoadError::Store { path: shown.clone(), source })?;
+            .map_err(|source| LoadError::Store {
+                path: shown.clone(),
+                source,
+            })?;
         if !stores_partition_columns(table, &bytes).map_err(pq)? {
             continue;
         }
@@ -79,7 +97,10 @@ pub async fn migrate_table(dest: &Destination, table: &'static TableDef, dry_run
             part.path
                 .as_ref()
                 .split('/')
-                .filter(|s| s.split_once('=').is_some_and(|(k, _)| table.partition_by.contains(&k)))
+                .filter(|s| {
+                    s.split_once('=')
+                        .is_some_and(|(k, _)| table.partition_by.contains(&k))
+                })
                 .map(str::to_string)
                 .collect(),
         );
@@ -87,11 +108,17 @@ pub async fn migrate_table(dest: &Destination, table: &'static TableDef, dry_run
         let rewritten = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, LoadError> {
             let values = key.values();
             let mut rows = Vec::new();
-            for b in decode(bytes).map_err(|e| LoadError::Parquet { path: key.folder(), source: e })? {
+            for b in decode(bytes).map_err(|e| LoadError::Parquet {
+                path: key.folder(),
+                source: e,
+            })? {
                 rows.push(to_file(table, &from_file(table, &values, &b)?)?);
             }
             let all = arrow::compute::concat_batches(&super::partition::file_schema(table), &rows)?;
-            encode(&all, props).map_err(|e| LoadError::Parquet { path: key.folder(), source: e })
+            encode(&all, props).map_err(|e| LoadError::Parquet {
+                path: key.folder(),
+                source: e,
+            })
         })
         .await
         .map_err(|e| LoadError::Join(e.to_string()))??;
