@@ -120,8 +120,10 @@ async fn reconcile_step(
     if start >= end {
         return;
     }
+    // An object-store warehouse gets the seller's export beside it in the temp folder, never in
+    // the working directory.
     let orders = if dest.contains("://") {
-        std::path::PathBuf::from("orders.csv")
+        std::env::temp_dir().join(format!("maribank-etl-demo-orders-{}.csv", std::process::id()))
     } else {
         std::path::Path::new(dest).join("orders.csv")
     };

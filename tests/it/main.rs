@@ -6,6 +6,7 @@ mod helpers;
 mod airflow;
 mod cli;
 mod extract;
+mod leases;
 mod pipeline;
 mod readers;
 mod reconcile;
