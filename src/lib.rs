@@ -23,6 +23,7 @@ pub mod cli;
 pub mod clock;
 pub mod contract;
 pub mod extract;
+pub mod host;
 pub mod load;
 pub mod logging;
 pub mod pipeline;

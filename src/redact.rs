@@ -58,6 +58,15 @@ pub fn webhook_url(raw: &str) -> String {
     s
 }
 
+/// A destination as given: a URL ([`url`]) or a local path, shown as it is.
+pub fn destination(raw: &str) -> String {
+    if raw.contains("://") {
+        url(raw)
+    } else {
+        raw.to_string()
+    }
+}
+
 /// `text` with the userinfo (`user:password@`) of every `scheme://…` inside it removed.
 pub fn in_text(text: &str) -> Cow<'_, str> {
     if !text.contains("://") || !text.contains('@') {
@@ -100,6 +109,8 @@ mod tests {
         assert_eq!(url("http://127.0.0.1:8080"), "http://127.0.0.1:8080");
         assert_eq!(url("http://[::1]:8080/"), "http://[::1]:8080/");
         assert_eq!(url("s3://bucket/prefix/wh"), "s3://bucket/prefix/wh");
+        assert_eq!(destination("s3://k:s@b/p"), "s3://b/p");
+        assert_eq!(destination("./wh@x"), "./wh@x");
         assert_eq!(url("ghp_token@github.com"), NOT_SHOWN);
         assert_eq!(url("mytoken:secret@host"), NOT_SHOWN);
         assert_eq!(

@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod check;
 pub mod demo;
+pub mod migrate;
 pub mod output;
 pub mod reconcile;
 pub mod run;
@@ -46,6 +47,8 @@ pub enum Command {
     Reconcile(reconcile::ReconcileArgs),
     /// Receive MariBank's webhook events and turn them into pulls.
     Webhook(webhook::WebhookArgs),
+    /// Rewrite a warehouse written by an earlier version in the current layout.
+    Migrate(migrate::MigrateArgs),
 }
 
 /// Parses the command line and runs it.
@@ -72,6 +75,7 @@ pub fn main() -> ExitCode {
             Command::Sandbox(args) => sandbox::run(args).await,
             Command::Reconcile(args) => Ok(reconcile::run(args).await),
             Command::Webhook(args) => webhook::run(args).await,
+            Command::Migrate(args) => Ok(migrate::run(args).await),
         }
     });
     match result {

@@ -9,6 +9,7 @@ pub mod money;
 pub mod paths;
 pub mod signing;
 pub mod table;
+pub mod time;
 
 pub use codes::ErrorCode;
 

@@ -169,10 +169,7 @@ impl Runner {
         };
         api.ensure_secure(settings.api.allow_insecure_http)?;
         let dest = Destination::parse(&settings.destination, &opts).map_err(|e| {
-            let shown = match settings.destination.contains("://") {
-                true => crate::redact::url(&settings.destination),
-                false => settings.destination.clone(),
-            };
+            let shown = crate::redact::destination(&settings.destination);
             ConfigError(format!("destination `{shown}`: {e}"))
         })?;
         let started = clock.now();
