@@ -66,6 +66,7 @@ async fn every_command_exits_quietly_when_its_reader_is_gone() {
         .concat(),
         [&["reconcile", "--dest", &dest][..], &window].concat(),
         vec!["webhook", "status", "--state-dir", &state],
+        vec!["migrate", "--dest", &dest],
         vec!["--help"],
         vec!["--version"],
         vec!["sandbox", "--help"],
