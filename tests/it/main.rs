@@ -7,6 +7,7 @@ mod airflow;
 mod cli;
 mod extract;
 mod pipeline;
+mod readers;
 mod reconcile;
 mod sandbox;
 mod transform_load;

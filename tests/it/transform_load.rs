@@ -876,60 +876,6 @@ print(json.dumps({"types": types, "sums": sums, "rows": n[0], "distinct": n[1], 
     assert_eq!(v["hostile"], "../../x");
 }
 
-/// A moto S3 server on loopback, stopped on drop.
-struct Moto {
-    child: std::process::Child,
-    endpoint: String,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_moto() -> Moto {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = std::process::Command::new("python3")
-        .args([
-            "-m",
-            "moto.server",
-            "-H",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!("the S3 test needs python3 with moto (`pip install 'moto[server]'`): {e}")
-        });
-    let mut m = Moto {
-        child,
-        endpoint: format!("http://127.0.0.1:{port}"),
-    };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return m;
-        }
-        if let Ok(Some(st)) = m.child.try_wait() {
-            panic!("moto server exited ({st}); install it with `pip install 'moto[server]'`");
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "moto server did not start on port {port}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-}
-
 /// The same warehouse written to an S3-compatible server (moto, path-style, plain HTTP allowed
 /// explicitly) reads back byte-for-byte equal to the local one, hostile keys included.
 #[tokio::test]
