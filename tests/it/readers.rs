@@ -14,7 +14,10 @@ use crate::helpers::start_moto;
 /// The tables under `root` with their partition columns and money columns, as matrix.py wants.
 fn tables_json(present: &[String]) -> String {
     let mut out = serde_json::Map::new();
-    for t in all_tables().into_iter().filter(|t| present.iter().any(|p| p == t.name)) {
+    for t in all_tables()
+        .into_iter()
+        .filter(|t| present.iter().any(|p| p == t.name))
+    {
         let money: Vec<&str> = t
             .schema
             .fields()
@@ -32,7 +35,15 @@ fn tables_json(present: &[String]) -> String {
 
 fn demo(dest: &str, env: &[(&str, &str)]) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_maribank-etl"))
-        .args(["demo", "--dest", dest, "--days", "4", "--txns-per-day", "400"])
+        .args([
+            "demo",
+            "--dest",
+            dest,
+            "--days",
+            "4",
+            "--txns-per-day",
+            "400",
+        ])
         .envs(env.iter().copied())
         .output()
         .unwrap();
@@ -47,7 +58,12 @@ fn demo(dest: &str, env: &[(&str, &str)]) {
 
 /// Runs matrix.py and checks: no reader failed, every reader agrees on rows and sums, dates
 /// are dates for the readers that infer types. Returns table → row count.
-fn check_matrix(root: &str, tables: &[String], extra: &[&str], env: &[(&str, &str)]) -> BTreeMap<String, u64> {
+fn check_matrix(
+    root: &str,
+    tables: &[String],
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> BTreeMap<String, u64> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/readers/matrix.py");
     let out = std::process::Command::new("python3")
         .arg(script)
@@ -56,15 +72,27 @@ fn check_matrix(root: &str, tables: &[String], extra: &[&str], env: &[(&str, &st
         .env("MB_TABLES", tables_json(tables))
         .envs(env.iter().copied())
         .output()
-        .unwrap_or_else(|e| panic!("python3 with duckdb, pyarrow, pandas, polars, pyspark (.ci/run installs them): {e}"));
-    assert!(out.status.success(), "matrix.py: {}", String::from_utf8_lossy(&out.stderr));
+        .unwrap_or_else(|e| {
+            panic!(
+                "python3 with duckdb, pyarrow, pandas, polars, pyspark (.ci/run installs them): {e}"
+            )
+        });
+    assert!(
+        out.status.success(),
+        "matrix.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let mut counts = BTreeMap::new();
     for (table, readers) in v.as_object().unwrap() {
         let readers = readers.as_object().unwrap();
         let first = readers.values().next().unwrap();
         for (name, r) in readers {
-            assert!(r.get("error").is_none(), "{name} cannot read {table}: {}", r["error"]);
+            assert!(
+                r.get("error").is_none(),
+                "{name} cannot read {table}: {}",
+                r["error"]
+            );
             assert_eq!(r["rows"], first["rows"], "{name} on {table}: {readers:?}");
             assert_eq!(r["sums"], first["sums"], "{name} on {table}: {readers:?}");
             for (col, ty) in r["dates"].as_object().unwrap() {
@@ -105,8 +133,19 @@ fn every_reader_reads_every_table_on_local_disk() {
     let wh = dir.path().join("wh");
     demo(wh.to_str().unwrap(), &[]);
     let tables = local_tables(&wh);
-    for t in ["transactions", "settlements", "statement_lines", "accounts", "fx_rates", "quarantine", "recon_settlements"] {
-        assert!(tables.iter().any(|x| x == t), "the demo wrote no {t}: {tables:?}");
+    for t in [
+        "transactions",
+        "settlements",
+        "statement_lines",
+        "accounts",
+        "fx_rates",
+        "quarantine",
+        "recon_settlements",
+    ] {
+        assert!(
+            tables.iter().any(|x| x == t),
+            "the demo wrote no {t}: {tables:?}"
+        );
     }
     let counts = check_matrix(wh.to_str().unwrap(), &tables, &["--spark"], &[]);
     assert_eq!(counts.len(), tables.len());
@@ -194,12 +233,18 @@ fn an_old_layout_warehouse_is_migrated_resumably_and_readers_read_it() {
     demo(whs, &[]);
     let tables = local_tables(&wh);
     let before = check_matrix(whs, &tables, &[], &[]);
-    let files: u64 = crate::helpers::python(TO_OLD_LAYOUT, &[whs]).trim().parse().unwrap();
+    let files: u64 = crate::helpers::python(TO_OLD_LAYOUT, &[whs])
+        .trim()
+        .parse()
+        .unwrap();
     assert!(files > 20, "{files}");
     // The old layout is what pandas refuses (the reason for the change).
     let state = crate::helpers::python(LAYOUT_AND_PANDAS, &[whs, "transactions"]);
     let (old, rows) = state.trim().split_once(' ').unwrap();
-    assert!(old.parse::<u64>().unwrap() > 20 && rows.contains("Error"), "{state}");
+    assert!(
+        old.parse::<u64>().unwrap() > 20 && rows.contains("Error"),
+        "{state}"
+    );
     let bin = env!("CARGO_BIN_EXE_maribank-etl");
     // A migration killed part way, then run again, ends with every file rewritten.
     let mut child = std::process::Command::new(bin)
@@ -211,13 +256,26 @@ fn an_old_layout_warehouse_is_migrated_resumably_and_readers_read_it() {
     let _ = child.kill();
     child.wait().unwrap();
     let mid = crate::helpers::python(LAYOUT_AND_PANDAS, &[whs, "transactions"]);
-    let out = std::process::Command::new(bin).args(["migrate", "--dest", whs]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new(bin)
+        .args(["migrate", "--dest", whs])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let after = crate::helpers::python(LAYOUT_AND_PANDAS, &[whs, "transactions"]);
     let (old, rows) = after.trim().split_once(' ').unwrap();
-    assert_eq!(old, "0", "old-layout files left after migrate (mid-way: {mid})");
+    assert_eq!(
+        old, "0",
+        "old-layout files left after migrate (mid-way: {mid})"
+    );
     assert_eq!(rows.parse::<u64>().unwrap(), before["transactions"]);
     assert_eq!(check_matrix(whs, &tables, &[], &[]), before);
-    let again = std::process::Command::new(bin).args(["migrate", "--dest", whs]).output().unwrap();
+    let again = std::process::Command::new(bin)
+        .args(["migrate", "--dest", whs])
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&again.stdout).contains("already in the current layout"));
 }
