@@ -8,10 +8,14 @@ use chrono::{Duration, Utc};
 use clap::Args;
 use futures::TryStreamExt;
 
+use super::output::{outln, printable};
 use super::run::PipelineArgs;
 use crate::ExitStatus;
 use crate::extract::{Client, ClientConfig, ErrorClass, ExtractError, ListRequest, TimeWindow};
-use crate::pipeline::config::{ApiEnv, ENV_ACCESS_KEY_ID, ENV_BASE_URL, ENV_SECRET};
+use crate::pipeline::config::{
+    ApiEnv, ConfigError, ENV_ACCESS_KEY_ID, ENV_BASE_URL, ENV_SECRET, PipelineFile,
+};
+use crate::redact;
 use crate::registry::{Scope, Stream};
 
 /// Options of `check`.
@@ -29,12 +33,19 @@ struct Lines {
     worst: ExitStatus,
 }
 
+/// One check's detail as printed: URLs without userinfo, text from the API without terminal
+/// control characters.
+fn shown(detail: impl std::fmt::Display) -> String {
+    let text = detail.to_string();
+    printable(&redact::in_text(&text)).into_owned()
+}
+
 impl Lines {
     fn ok(&self, what: &str, detail: impl std::fmt::Display) {
-        println!("[ ok ] {what:<24} {detail}");
+        outln!("[ ok ] {what:<24} {}", shown(detail));
     }
     fn fail(&mut self, what: &str, detail: impl std::fmt::Display, status: ExitStatus) {
-        println!("[FAIL] {what:<24} {detail}");
+        outln!("[FAIL] {what:<24} {}", shown(detail));
         if self.worst == ExitStatus::Success || (status as u8) < (self.worst as u8) {
             self.worst = status;
         }
@@ -54,14 +65,12 @@ pub async fn run(args: CheckArgs) -> ExitCode {
 }
 
 /// Runs the checks; the worst outcome decides the exit status.
-pub async fn check(
-    api: Result<ApiEnv, crate::pipeline::config::ConfigError>,
-    args: &CheckArgs,
-) -> ExitStatus {
+pub async fn check(api: Result<ApiEnv, ConfigError>, args: &CheckArgs) -> ExitStatus {
     let mut out = Lines {
         worst: ExitStatus::Success,
     };
-    if let Some(api) = credentials(&mut out, api)
+    let allow_http = PipelineFile::allows_insecure_http(args.pipeline.config.as_deref());
+    if let Some(api) = credentials(&mut out, api, allow_http)
         && reachable(&mut out, &api).await
         && let Some((client, account)) = authenticated(&mut out, &api).await
     {
@@ -76,28 +85,33 @@ pub async fn check(
 
 fn credentials(
     out: &mut Lines,
-    api: Result<ApiEnv, crate::pipeline::config::ConfigError>,
+    api: Result<ApiEnv, ConfigError>,
+    allow_insecure_http: Result<bool, ConfigError>,
 ) -> Option<ApiEnv> {
-    match api {
-        Ok(a) => {
-            out.ok(
-                "credentials",
-                format!(
-                    "{ENV_ACCESS_KEY_ID}={} and a secret from the environment; base URL {}",
-                    a.credentials.access_key_id, a.base_url
-                ),
-            );
-            Some(a)
-        }
+    let api = match api {
+        Ok(a) => a,
         Err(e) => {
             out.fail(
                 "credentials",
                 format!("{e}; set {ENV_BASE_URL}, {ENV_ACCESS_KEY_ID} and {ENV_SECRET}"),
                 ExitStatus::Usage,
             );
-            None
+            return None;
         }
+    };
+    if let Err(e) = allow_insecure_http.and_then(|allow| api.ensure_secure(allow)) {
+        out.fail("transport", e, ExitStatus::Usage);
+        return None;
     }
+    out.ok(
+        "credentials",
+        format!(
+            "{ENV_ACCESS_KEY_ID}={} and a secret from the environment; base URL {}",
+            api.credentials.access_key_id,
+            redact::url(&api.base_url)
+        ),
+    );
+    Some(api)
 }
 
 /// Reachability and clock skew from an unsigned request: the server answers 401 with its Date.
@@ -114,8 +128,9 @@ async fn reachable(out: &mut Lines, api: &ApiEnv) -> bool {
             out.fail(
                 "reachability",
                 format!(
-                    "{} is unreachable: {e}; check the URL, proxy (HTTPS_PROXY) and firewall",
-                    api.base_url
+                    "{} is unreachable: {}; check the URL, proxy (HTTPS_PROXY) and firewall",
+                    redact::url(&api.base_url),
+                    e.without_url()
                 ),
                 ExitStatus::Transient,
             );
@@ -126,7 +141,7 @@ async fn reachable(out: &mut Lines, api: &ApiEnv) -> bool {
         "reachability",
         format!(
             "{} answered HTTP {} in {} ms",
-            api.base_url,
+            redact::url(&api.base_url),
             r.status().as_u16(),
             t0.elapsed().as_millis()
         ),

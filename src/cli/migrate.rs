@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
+use super::output::{errln, outln};
 use crate::ExitStatus;
 use crate::load::{Destination, DestinationOptions};
 
@@ -27,7 +28,8 @@ pub async fn run(args: MigrateArgs) -> ExitCode {
     let dest = match Destination::parse(&args.dest, &DestinationOptions::default()) {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("error: destination `{}`: {e}", args.dest);
+            let shown = crate::redact::destination(&args.dest);
+            errln!("error: destination `{shown}`: {e}");
             return ExitCode::from(ExitStatus::Usage as u8);
         }
     };
@@ -42,20 +44,23 @@ pub async fn run(args: MigrateArgs) -> ExitCode {
                     } else {
                         "rewritten"
                     };
-                    println!(
+                    outln!(
                         "{:<18} {:>6} files, {:>6} {verb}, {} crash leftovers removed",
-                        m.table, m.files, m.rewritten, m.leftovers_removed
+                        m.table,
+                        m.files,
+                        m.rewritten,
+                        m.leftovers_removed
                     );
                 }
             }
             Err(e) => {
-                eprintln!("error: {}: {e} (rerun `migrate` to resume)", table.name);
+                errln!("error: {}: {e} (rerun `migrate` to resume)", table.name);
                 return ExitCode::from(ExitStatus::Transient as u8);
             }
         }
     }
     if total == 0 {
-        println!("{}: already in the current layout", dest.url);
+        outln!("{}: already in the current layout", dest.url);
     }
     ExitCode::SUCCESS
 }

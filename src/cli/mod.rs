@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod check;
 pub mod demo;
 pub mod migrate;
+pub mod output;
 pub mod reconcile;
 pub mod run;
 pub mod sandbox;
@@ -12,6 +13,8 @@ pub mod webhook;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+use output::errln;
 
 /// maribank-etl — MariBank billing and reconciliation data into your warehouse.
 #[derive(Debug, Parser)]
@@ -58,7 +61,7 @@ pub fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            errln!("error: cannot start the async runtime: {e}");
             return ExitCode::from(1);
         }
     };
@@ -78,7 +81,7 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            errln!("error: {e:#}");
             ExitCode::from(crate::ExitStatus::Usage as u8)
         }
     }

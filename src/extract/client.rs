@@ -236,12 +236,14 @@ fn describe(e: reqwest::Error) -> String {
 impl Client {
     /// Builds a client; fails on an unusable configuration.
     pub fn new(cfg: ClientConfig) -> Result<Client, ExtractError> {
-        let base = reqwest::Url::parse(&cfg.base_url)
-            .map_err(|e| ExtractError::Config(format!("base URL `{}`: {e}", cfg.base_url)))?;
+        let base = reqwest::Url::parse(&cfg.base_url).map_err(|e| {
+            let shown = crate::redact::url(&cfg.base_url);
+            ExtractError::Config(format!("base URL {shown}: {e}"))
+        })?;
         if !matches!(base.scheme(), "http" | "https") {
             return Err(ExtractError::Config(format!(
-                "base URL `{}` must be http or https",
-                cfg.base_url
+                "base URL {} must be http or https",
+                crate::redact::url(&cfg.base_url)
             )));
         }
         if cfg.qps.is_nan() || cfg.qps < 0.0 {
@@ -486,12 +488,12 @@ impl Client {
             let wait = retry_after.unwrap_or(Duration::from_secs(1));
             inc(&inner.stats.stream(call.stream).rate_limited, 1);
             inner.governor.pause(wait);
-            *rate_limited_for += wait;
+            *rate_limited_for = rate_limited_for.saturating_add(wait);
             let budget = inner.cfg.retry.rate_limit_budget;
             if *rate_limited_for > budget {
                 return Err(CallError::Fatal(ExtractError::RateLimitBudgetExhausted {
                     context: Box::new(call.context.clone()),
-                    waited: *rate_limited_for - wait,
+                    waited: rate_limited_for.saturating_sub(wait),
                     budget,
                     trace_id,
                 }));

@@ -58,6 +58,8 @@ impl Destination {
             .strip_prefix("s3://")
             .or_else(|| url.strip_prefix("s3a://"))
         {
+            // Messages and `url` show it without userinfo or query (crate::redact).
+            let url = &crate::redact::url(url);
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             if bucket.is_empty() {
                 return Err(LoadError::Destination(format!(
@@ -109,7 +111,8 @@ impl Destination {
             && scheme != "file"
         {
             return Err(LoadError::Destination(format!(
-                "`{url}`: unsupported scheme `{scheme}` (use a local path, file:// or s3://)"
+                "`{}`: unsupported scheme `{scheme}` (use a local path, file:// or s3://)",
+                crate::redact::url(url)
             )));
         }
         let dir = match url.strip_prefix("file://") {
@@ -386,6 +389,8 @@ mod tests {
             "some/prefix/accounts/part-00000.parquet"
         );
         assert!(Destination::parse("s3:///x", &opts).is_err());
+        let e = Destination::parse("ftp://u:pw@h/x?sig=k", &opts).unwrap_err();
+        assert!(e.to_string().contains("`ftp://h/x?…`"), "{e}");
         assert!(Destination::parse("ftp://host/x", &opts).is_err());
     }
 }
