@@ -126,7 +126,10 @@ async fn reconcile_step(
     // An object-store warehouse gets the seller's export beside it in the temp folder, never in
     // the working directory.
     let orders = if dest.contains("://") {
-        std::env::temp_dir().join(format!("maribank-etl-demo-orders-{}.csv", std::process::id()))
+        std::env::temp_dir().join(format!(
+            "maribank-etl-demo-orders-{}.csv",
+            std::process::id()
+        ))
     } else {
         std::path::Path::new(dest).join("orders.csv")
     };
