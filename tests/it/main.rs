@@ -10,6 +10,7 @@ mod leases;
 mod pipeline;
 mod readers;
 mod reconcile;
+mod safety;
 mod sandbox;
 mod transform_load;
 mod webhook;
