@@ -4,14 +4,19 @@
 
 use super::report::{Alert, AlertKind, RunReport, RunResult};
 
-/// Volume drop: this run's transactions per window-day against the average of the earlier
-/// successful runs (at least three), alerting when it falls more than `threshold` below.
+/// Volume drop: this run's transactions loaded per window-day against the average of the
+/// earlier successful runs of the same command and accounts (at least three), alerting when it
+/// falls more than `threshold` below. Only windows of creation days (`sync`, `backfill`) have a
+/// volume; an incremental pass holds only what changed.
 pub fn volume_drop(
     current: &RunReport,
     history: &[RunReport],
     threshold: f64,
     trailing: usize,
 ) -> Option<Alert> {
+    if !matches!(current.command.as_str(), "sync" | "backfill") {
+        return None;
+    }
     let now = current.daily_volume()?;
     let earlier: Vec<f64> = history
         .iter()
@@ -34,7 +39,7 @@ pub fn volume_drop(
     Some(Alert {
         kind: AlertKind::VolumeDrop,
         message: format!(
-            "transactions per day fell to {now:.0} from a trailing average of {avg:.0} over {} runs ({:.0}% drop, threshold {:.0}%)",
+            "transactions loaded per day fell to {now:.0} from a trailing average of {avg:.0} over {} runs ({:.0}% drop, threshold {:.0}%)",
             earlier.len(),
             (1.0 - now / avg) * 100.0,
             threshold * 100.0
@@ -51,21 +56,41 @@ fn accounts_of(r: &RunReport) -> Vec<&str> {
         .unwrap_or_default()
 }
 
-/// Consecutive failures: this run and the ones before it, counted back to the last success.
+/// Consecutive failures, per account: for every account this run failed for, the runs that
+/// covered it, counted back to the last one that loaded it. A store that fails every night
+/// alerts even while the other stores' runs (Airflow's per-account fan-out) succeed.
 pub fn consecutive_failures(current: &RunReport, history: &[RunReport], n: usize) -> Option<Alert> {
     if current.result != RunResult::Failed {
         return None;
     }
-    let streak = 1 + history
-        .iter()
-        .rev()
-        .take_while(|r| r.result == RunResult::Failed)
-        .count();
-    (streak >= n).then(|| Alert {
+    let failing: Vec<&str> = if current.failed_accounts.is_empty() {
+        current.accounts.iter().map(String::as_str).collect()
+    } else {
+        current.failed_accounts.keys().map(String::as_str).collect()
+    };
+    let mut streaks = Vec::new();
+    for account in failing {
+        let streak = 1 + history
+            .iter()
+            .rev()
+            .filter(|r| r.covers(account))
+            .take_while(|r| r.failed_for(account))
+            .count();
+        if streak >= n {
+            let who = if account == "*" {
+                "all accounts"
+            } else {
+                account
+            };
+            streaks.push(format!("{who}: {streak} consecutive failed runs"));
+        }
+    }
+    (!streaks.is_empty()).then(|| Alert {
         kind: AlertKind::ConsecutiveFailures,
         message: format!(
-            "{streak} consecutive runs of pipeline `{}` failed; last error: {}",
+            "pipeline `{}`: {}; last error: {}",
             current.pipeline,
+            streaks.join("; "),
             current.error.as_deref().unwrap_or("unknown")
         ),
     })
@@ -162,7 +187,17 @@ mod tests {
             window_end: Some(Utc::now()),
             ..Default::default()
         };
-        r.streams.entry("transactions".into()).or_default().records = records;
+        r.streams
+            .entry("transactions".into())
+            .or_default()
+            .rows_written = records;
+        r.accounts = vec!["ACC-1".into()];
+        r
+    }
+
+    fn account_run(account: &str, result: RunResult) -> RunReport {
+        let mut r = run(1, result);
+        r.accounts = vec![account.into()];
         r
     }
 
@@ -190,5 +225,25 @@ mod tests {
         assert!(consecutive_failures(&run(1, RunResult::Failed), &hist, 3).is_some());
         assert!(consecutive_failures(&run(1, RunResult::Failed), &hist, 4).is_none());
         assert!(consecutive_failures(&run(1, RunResult::Success), &hist, 1).is_none());
+    }
+
+    #[test]
+    fn failures_are_counted_per_account() {
+        // Airflow's fan-out: one run per account a night; ACC-B fails every night.
+        let mut hist = Vec::new();
+        for _ in 0..2 {
+            hist.push(account_run("ACC-A", RunResult::Success));
+            hist.push(account_run("ACC-B", RunResult::Failed));
+            hist.push(account_run("ACC-C", RunResult::Success));
+        }
+        let a = consecutive_failures(&account_run("ACC-B", RunResult::Failed), &hist, 3).unwrap();
+        assert!(a.message.contains("ACC-B: 3 consecutive"), "{}", a.message);
+        assert!(consecutive_failures(&account_run("ACC-A", RunResult::Failed), &hist, 3).is_none());
+        // A run that failed before it knew its accounts counts for every account.
+        let mut all = account_run("*", RunResult::Failed);
+        all.accounts = vec!["*".into()];
+        hist.push(all);
+        let a = consecutive_failures(&account_run("ACC-B", RunResult::Failed), &hist, 4).unwrap();
+        assert!(a.message.contains("ACC-B: 4"), "{}", a.message);
     }
 }

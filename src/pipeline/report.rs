@@ -52,7 +52,7 @@ pub struct StreamStats {
     pub pages: u64,
     /// Records received.
     pub records: u64,
-    /// Rows written after dedupe.
+    /// Rows written after dedupe (for a window of whole days: the distinct records loaded).
     pub rows_written: u64,
     /// Response bytes.
     pub bytes: u64,
@@ -148,15 +148,38 @@ pub struct RunReport {
     pub control_totals: Vec<ControlTotal>,
     /// Alerts raised.
     pub alerts: Vec<Alert>,
+    /// The accounts the run covered (`*` when it failed before it knew them).
+    #[serde(default)]
+    pub accounts: Vec<String>,
+    /// Accounts whose pulls failed, with the error (the other accounts were still loaded).
+    #[serde(default)]
+    pub failed_accounts: BTreeMap<String, String>,
+    /// Accounts the run did not pull, with the reason (a CLOSED account after it closed).
+    #[serde(default)]
+    pub skipped_accounts: BTreeMap<String, String>,
 }
 
 impl RunReport {
     /// Transactions received per day of window, the volume measure alerts compare.
+    /// Transactions loaded (rows after dedupe, not records received: re-reads after faults or
+    /// expired page tokens do not count) per day of window.
     pub fn daily_volume(&self) -> Option<f64> {
         let (s, e) = (self.window_start?, self.window_end?);
         let days = (e - s).num_seconds() as f64 / 86_400.0;
-        let recs = self.streams.get("transactions")?.records as f64;
-        (days > 0.0).then(|| recs / days)
+        let rows = self.streams.get("transactions")?.rows_written as f64;
+        (days > 0.0).then(|| rows / days)
+    }
+
+    /// Whether `account`'s pulls failed in this run.
+    pub fn failed_for(&self, account: &str) -> bool {
+        self.result == RunResult::Failed
+            && (self.failed_accounts.contains_key(account)
+                || (self.failed_accounts.is_empty() && self.covers(account)))
+    }
+
+    /// Whether this run covered `account`.
+    pub fn covers(&self, account: &str) -> bool {
+        self.accounts.iter().any(|a| a == account || a == "*")
     }
 }
 

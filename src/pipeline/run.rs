@@ -39,6 +39,18 @@ pub enum RunError {
     /// State (lease, cursor, checkpoints) failed.
     #[error(transparent)]
     State(#[from] StateError),
+    /// Some accounts failed; the others were loaded.
+    #[error("{failed} of {total} accounts failed (the others were loaded): {detail}")]
+    Accounts {
+        /// Accounts that failed.
+        failed: usize,
+        /// Accounts the run covered.
+        total: usize,
+        /// Each failed account with its error.
+        detail: String,
+        /// The exit status: transient when any failure may heal, else the permanent one.
+        exit: ExitStatus,
+    },
     /// A statement file broke the contract.
     #[error("statement of {account} for {date}: {message}")]
     Statement {
@@ -56,6 +68,7 @@ impl RunError {
     pub fn exit_status(&self) -> ExitStatus {
         match self {
             RunError::Config(_) => ExitStatus::Usage,
+            RunError::Accounts { exit, .. } => *exit,
             RunError::Extract(e) => match e.class() {
                 ErrorClass::Auth => ExitStatus::Auth,
                 ErrorClass::Transient => ExitStatus::Transient,
@@ -218,17 +231,48 @@ impl Runner {
     }
 
     async fn run_leased(&self, plan: &Plan) -> Result<(), RunError> {
-        let accounts = self.accounts().await?;
+        self.ctx.recorder.accounts(
+            self.settings
+                .accounts
+                .clone()
+                .unwrap_or_else(|| vec!["*".to_string()]),
+        );
+        writable(&self.ctx.dest, &self.settings.name).await?;
+        let accounts = self.accounts(plan).await?;
+        self.ctx
+            .recorder
+            .accounts(accounts.iter().map(|a| a.id.clone()).collect());
         let ids: Vec<&str> = accounts.iter().map(|a| a.id.as_str()).collect();
         let ttl = self.settings.windows.lease_ttl();
-        leases::hold(
-            &self.state,
-            &ids,
-            &self.run_id,
-            ttl,
-            self.execute(plan, &accounts),
-        )
+        leases::hold(&self.state, &ids, &self.run_id, ttl, async {
+            self.execute(plan, &accounts).await?;
+            self.failed_accounts(accounts.len())
+        })
         .await
+    }
+
+    /// The run's error when some accounts failed (the others were loaded).
+    fn failed_accounts(&self, total: usize) -> Result<(), RunError> {
+        let failed = self.ctx.recorder.failures();
+        if failed.is_empty() {
+            return Ok(());
+        }
+        let exit = [ExitStatus::Transient, ExitStatus::Auth, ExitStatus::Usage]
+            .into_iter()
+            .find(|s| failed.values().any(|f| f == s))
+            .unwrap_or(ExitStatus::Transient);
+        let report = self.ctx.recorder.snapshot();
+        let detail: Vec<String> = report
+            .failed_accounts
+            .iter()
+            .map(|(a, e)| format!("{a}: {e}"))
+            .collect();
+        Err(RunError::Accounts {
+            failed: failed.len(),
+            total,
+            detail: detail.join("; "),
+            exit,
+        })
     }
 
     async fn finish(self, result: Result<(), RunError>, took: Duration) -> Outcome {
@@ -293,7 +337,7 @@ impl Runner {
     }
 
     /// Lists accounts, loads the `accounts` table, and picks the ones this run pulls.
-    async fn accounts(&self) -> Result<Vec<AccountInfo>, RunError> {
+    async fn accounts(&self, plan: &Plan) -> Result<Vec<AccountInfo>, RunError> {
         let mut listed: Vec<(String, String, String)> = Vec::new();
         let mut observe = |rows: &RecordBatch| {
             let col = |n: &str| {
@@ -331,24 +375,54 @@ impl Runner {
                 Ok(AccountInfo { id, status, tz })
             })
             .collect::<Result<Vec<_>, RunError>>()?;
-        let chosen = select_accounts(&all, self.settings.accounts.as_deref())?;
+        let chosen = match self.settings.accounts.as_deref() {
+            Some(named) => named_accounts(&all, named)?,
+            None => self.pullable(all, plan).await?,
+        };
         tracing::info!(accounts = chosen.len(), "accounts selected");
         Ok(chosen)
     }
+
+    /// Every account that is not CLOSED, and a CLOSED one for windows that start before it
+    /// closed (as first seen by this pipeline) plus a grace for what settles after: a FROZEN
+    /// store still has chargebacks, payouts and reserve movements. What is skipped is recorded.
+    async fn pullable(
+        &self,
+        all: Vec<AccountInfo>,
+        plan: &Plan,
+    ) -> Result<Vec<AccountInfo>, RunError> {
+        let now = self.clock.now();
+        let from = match plan {
+            Plan::Sync { start, .. } | Plan::Backfill { start, .. } => *start,
+            Plan::Statement { date } => date.and_hms_opt(0, 0, 0).expect("midnight").and_utc(),
+            Plan::Incremental { .. } => now - self.settings.windows.lag(),
+        };
+        let mut out = Vec::new();
+        for a in all {
+            if a.status != "CLOSED" {
+                out.push(a);
+                continue;
+            }
+            let since = self.state.closed_since(&a.id, now).await?;
+            if from < since + chrono::Duration::days(CLOSED_GRACE_DAYS) {
+                out.push(a);
+            } else {
+                self.ctx.recorder.skipped(
+                    &a.id,
+                    format!("CLOSED since {since} (as first seen); the window starts {from}, after it closed"),
+                );
+            }
+        }
+        Ok(out)
+    }
 }
 
-/// The accounts a run pulls: the ones named, or every ACTIVE one.
-fn select_accounts(
-    all: &[AccountInfo],
-    named: Option<&[String]>,
-) -> Result<Vec<AccountInfo>, RunError> {
-    let Some(ids) = named else {
-        return Ok(all
-            .iter()
-            .filter(|a| a.status == "ACTIVE")
-            .cloned()
-            .collect());
-    };
+/// Days after an account is first seen CLOSED during which its windows are still pulled
+/// (late settlements, payouts and disputes of its last days).
+pub const CLOSED_GRACE_DAYS: i64 = 7;
+
+/// The accounts named on the command line or in the pipeline, whatever their status.
+fn named_accounts(all: &[AccountInfo], ids: &[String]) -> Result<Vec<AccountInfo>, RunError> {
     ids.iter()
         .map(|id| {
             all.iter().find(|a| &a.id == id).cloned().ok_or_else(|| {
@@ -362,6 +436,20 @@ fn select_accounts(
             })
         })
         .collect()
+}
+
+/// Checks the destination takes writes before anything is called: a path or bucket that
+/// refuses them is a configuration error (exit 2) with the fix named; a store that does not
+/// answer is transient.
+async fn writable(dest: &Destination, pipeline: &str) -> Result<(), RunError> {
+    match dest.probe_writable(pipeline).await {
+        Ok(()) => Ok(()),
+        Err(e) if e.is_permanent() => Err(RunError::Config(ConfigError(format!(
+            "the destination {} does not take writes: {e}; fix the path and its permissions (or the bucket, its policy and the AWS_* credentials)",
+            dest.url
+        )))),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The client of a run: the pipeline's `[api]` settings and, when archiving, the raw archive

@@ -340,6 +340,30 @@ impl StateStore {
         Ok(())
     }
 
+    /// When this pipeline first saw `account` CLOSED: stored the first time (as `now`) and
+    /// read back afterwards.
+    pub async fn closed_since(
+        &self,
+        account: &str,
+        now: DateTime<Utc>,
+    ) -> Result<DateTime<Utc>, StateError> {
+        let rel = format!("accounts/{}.json", bounded_segment(account));
+        #[derive(Serialize, Deserialize)]
+        struct Closed {
+            account_id: String,
+            closed_since: DateTime<Utc>,
+        }
+        if let Some(c) = self.get_json::<Closed>(&rel).await? {
+            return Ok(c.closed_since);
+        }
+        let c = Closed {
+            account_id: account.to_string(),
+            closed_since: now,
+        };
+        self.put_json(&rel, &c).await?;
+        Ok(now)
+    }
+
     fn cursor_rel(account: &str) -> String {
         format!("cursors/{}.json", bounded_segment(account))
     }
