@@ -6,6 +6,7 @@ pub mod demo;
 pub mod reconcile;
 pub mod run;
 pub mod sandbox;
+pub mod usage;
 pub mod webhook;
 
 use std::process::ExitCode;
@@ -43,6 +44,8 @@ pub enum Command {
     Reconcile(reconcile::ReconcileArgs),
     /// Receive MariBank's webhook events and turn them into pulls.
     Webhook(webhook::WebhookArgs),
+    /// Call volume from the run reports: per day, endpoint and account, peak QPS vs the limit.
+    Usage(usage::UsageArgs),
 }
 
 /// Parses the command line and runs it.
@@ -69,6 +72,7 @@ pub fn main() -> ExitCode {
             Command::Sandbox(args) => sandbox::run(args).await,
             Command::Reconcile(args) => Ok(reconcile::run(args).await),
             Command::Webhook(args) => webhook::run(args).await,
+            Command::Usage(args) => Ok(usage::run(args).await),
         }
     });
     match result {

@@ -319,6 +319,7 @@ pub struct WebhookPulls {
     pipeline: PipelineActions,
     name: String,
     alert_url: Option<String>,
+    environment: Option<crate::contract::environment::Environment>,
 }
 
 impl WebhookPulls {
@@ -328,6 +329,7 @@ impl WebhookPulls {
         let name = settings.name.clone();
         settings.alerts.consecutive_failures = usize::MAX;
         WebhookPulls {
+            environment: api.environment(),
             pipeline: PipelineActions::new(settings, api),
             name,
             alert_url,
@@ -391,7 +393,10 @@ impl Actions for WebhookPulls {
     ) -> BoxFuture<'a, ()> {
         Box::pin(async move {
             if let Some(url) = &self.alert_url {
-                post_dead_letter_alert(url, &self.name, action, letters).await;
+                let env = self
+                    .environment
+                    .map_or("unknown environment", |e| e.as_str());
+                post_dead_letter_alert(url, &self.name, env, action, letters).await;
             }
         })
     }
@@ -402,6 +407,7 @@ impl Actions for WebhookPulls {
 async fn post_dead_letter_alert(
     url: &str,
     pipeline: &str,
+    environment: &str,
     action: &Action,
     letters: &[DeadLetter],
 ) {
@@ -409,17 +415,18 @@ async fn post_dead_letter_alert(
     let attempts = letters.iter().map(|l| l.event.attempts).max().unwrap_or(0);
     let reason = letters.first().map_or("", |l| l.reason.as_str());
     let body = serde_json::json!({
-        "text": format!(
-            ":rotating_light: maribank-etl pipeline `{pipeline}`: {} webhook event(s) are dead letters after {attempts} attempt(s) of `{action}`: {reason}\nRetry with `maribank-etl webhook replay --all-dead` once fixed.",
-            ids.len()
-        ),
-        "pipeline": pipeline,
-        "kind": "dead_letter",
-        "action": action.to_string(),
-        "event_ids": ids,
-        "attempts": attempts,
-        "reason": reason,
-    });
+           "text": format!(
+    ":rotating_light: maribank-etl [{environment}] pipeline `{pipeline}`: {} webhook event(s) are dead letters after {attempts} attempt(s) of `{action}`: {reason}\nRetry with `maribank-etl webhook replay --all-dead` once fixed.",
+               ids.len()
+           ),
+           "environment": environment,
+           "pipeline": pipeline,
+           "kind": "dead_letter",
+           "action": action.to_string(),
+           "event_ids": ids,
+           "attempts": attempts,
+           "reason": reason,
+       });
     let client = match reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()

@@ -6,6 +6,7 @@ mod helpers;
 mod airflow;
 mod cli;
 mod extract;
+mod lifecycle;
 mod pipeline;
 mod reconcile;
 mod sandbox;
