@@ -10,6 +10,7 @@ use chrono::{Duration, Utc};
 use clap::Args;
 use futures::TryStreamExt;
 
+use super::output::{outln, printable};
 use super::run::PipelineArgs;
 use crate::ExitStatus;
 use crate::contract::environment::Environment;
@@ -19,6 +20,7 @@ use crate::pipeline::config::{
     ApiEnv, ConfigError, ENV_ACCESS_KEY_ID, ENV_BASE_URL, ENV_CLIENT_ID, ENV_CLIENT_SECRET,
     ENV_SECRET, PipelineFile,
 };
+use crate::redact;
 use crate::registry::{Scope, Stream};
 
 /// Options of `check`.
@@ -38,16 +40,23 @@ struct Lines {
     lines: Vec<String>,
 }
 
+/// One check's detail as printed: URLs without userinfo, text from the API without terminal
+/// control characters.
+fn shown(detail: impl std::fmt::Display) -> String {
+    let text = detail.to_string();
+    printable(&redact::in_text(&text)).into_owned()
+}
+
 impl Lines {
     fn say(&mut self, line: String) {
-        println!("{line}");
+        outln!("{line}");
         self.lines.push(line);
     }
     fn ok(&mut self, what: &str, detail: impl std::fmt::Display) {
-        self.say(format!("[ ok ] {what:<24} {detail}"));
+        self.say(format!("[ ok ] {what:<24} {}", shown(detail)));
     }
     fn fail(&mut self, what: &str, detail: impl std::fmt::Display, status: ExitStatus) {
-        self.say(format!("[FAIL] {what:<24} {detail}"));
+        self.say(format!("[FAIL] {what:<24} {}", shown(detail)));
         if self.worst == ExitStatus::Success || (status as u8) < (self.worst as u8) {
             self.worst = status;
         }
@@ -81,7 +90,8 @@ pub async fn check_lines(
         worst: ExitStatus::Success,
         lines: Vec::new(),
     };
-    if let Some(api) = credentials(&mut out, api)
+    let allow_http = PipelineFile::allows_insecure_http(args.pipeline.config.as_deref());
+    if let Some(api) = credentials(&mut out, api, allow_http)
         && environment(&mut out, &api, args)
         && reachable(&mut out, &api).await
         && let Some((client, account)) = authenticated(&mut out, &api).await
@@ -95,30 +105,13 @@ pub async fn check_lines(
     (out.worst, out.lines)
 }
 
-fn credentials(out: &mut Lines, api: Result<ApiEnv, ConfigError>) -> Option<ApiEnv> {
-    match api {
-        Ok(a) => {
-            let p = a.placement();
-            out.say(format!(
-                "MariBank API check — environment: {} — base URL {}",
-                p.describe(),
-                a.base_url
-            ));
-            let c = &a.credentials;
-            let (var, what) = match c.kind {
-                CredentialKind::AccessKey => (ENV_ACCESS_KEY_ID, "a secret access key"),
-                CredentialKind::OauthClient => (ENV_CLIENT_ID, "a client secret"),
-            };
-            out.ok(
-                "credentials",
-                format!(
-                    "{}: {var}={} and {what} from the environment",
-                    c.kind.describe(),
-                    c.access_key_id
-                ),
-            );
-            Some(a)
-        }
+fn credentials(
+    out: &mut Lines,
+    api: Result<ApiEnv, ConfigError>,
+    allow_insecure_http: Result<bool, ConfigError>,
+) -> Option<ApiEnv> {
+    let api = match api {
+        Ok(a) => a,
         Err(e) => {
             out.say("MariBank API check — environment: unknown (no usable configuration)".into());
             out.fail(
@@ -128,9 +121,32 @@ fn credentials(out: &mut Lines, api: Result<ApiEnv, ConfigError>) -> Option<ApiE
                 ),
                 ExitStatus::Usage,
             );
-            None
+            return None;
         }
+    };
+    out.say(format!(
+        "MariBank API check — environment: {} — base URL {}",
+        api.placement().describe(),
+        redact::url(&api.base_url)
+    ));
+    if let Err(e) = allow_insecure_http.and_then(|allow| api.ensure_secure(allow)) {
+        out.fail("transport", e, ExitStatus::Usage);
+        return None;
     }
+    let c = &api.credentials;
+    let (var, what) = match c.kind {
+        CredentialKind::AccessKey => (ENV_ACCESS_KEY_ID, "a secret access key"),
+        CredentialKind::OauthClient => (ENV_CLIENT_ID, "a client secret"),
+    };
+    out.ok(
+        "credentials",
+        format!(
+            "{}: {var}={} and {what} from the environment",
+            c.kind.describe(),
+            c.access_key_id
+        ),
+    );
+    Some(api)
 }
 
 /// The credential and the base URL belong to one environment, the pinned one if the pipeline
@@ -188,8 +204,9 @@ async fn reachable(out: &mut Lines, api: &ApiEnv) -> bool {
             out.fail(
                 "reachability",
                 format!(
-                    "{} is unreachable: {e}; check the URL, proxy (HTTPS_PROXY) and firewall",
-                    api.base_url
+                    "{} is unreachable: {}; check the URL, proxy (HTTPS_PROXY) and firewall",
+                    redact::url(&api.base_url),
+                    e.without_url()
                 ),
                 ExitStatus::Transient,
             );
@@ -200,7 +217,7 @@ async fn reachable(out: &mut Lines, api: &ApiEnv) -> bool {
         "reachability",
         format!(
             "{} answered HTTP {} in {} ms",
-            api.base_url,
+            redact::url(&api.base_url),
             r.status().as_u16(),
             t0.elapsed().as_millis()
         ),

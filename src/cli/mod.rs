@@ -3,6 +3,8 @@
 pub mod accounts;
 pub mod check;
 pub mod demo;
+pub mod migrate;
+pub mod output;
 pub mod reconcile;
 pub mod run;
 pub mod sandbox;
@@ -12,6 +14,8 @@ pub mod webhook;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+use output::errln;
 
 /// maribank-etl — MariBank billing and reconciliation data into your warehouse.
 #[derive(Debug, Parser)]
@@ -44,6 +48,8 @@ pub enum Command {
     Reconcile(reconcile::ReconcileArgs),
     /// Receive MariBank's webhook events and turn them into pulls.
     Webhook(webhook::WebhookArgs),
+    /// Rewrite a warehouse written by an earlier version in the current layout.
+    Migrate(migrate::MigrateArgs),
     /// Call volume from the run reports: per day, endpoint and account, peak QPS vs the limit.
     Usage(usage::UsageArgs),
 }
@@ -58,7 +64,7 @@ pub fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            errln!("error: cannot start the async runtime: {e}");
             return ExitCode::from(1);
         }
     };
@@ -72,13 +78,14 @@ pub fn main() -> ExitCode {
             Command::Sandbox(args) => sandbox::run(args).await,
             Command::Reconcile(args) => Ok(reconcile::run(args).await),
             Command::Webhook(args) => webhook::run(args).await,
+            Command::Migrate(args) => Ok(migrate::run(args).await),
             Command::Usage(args) => Ok(usage::run(args).await),
         }
     });
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            errln!("error: {e:#}");
             ExitCode::from(crate::ExitStatus::Usage as u8)
         }
     }

@@ -9,6 +9,8 @@ use anyhow::Context;
 use chrono::{DateTime, NaiveDate, Utc};
 use clap::Args;
 
+use super::output::outln;
+use crate::bounds;
 use crate::sandbox::oauth::{DEFAULT_TOKEN_TTL_SECS, default_clients};
 use crate::sandbox::{ApiKey, Deprecation, FaultKind, Sandbox, SandboxConfig};
 
@@ -31,10 +33,11 @@ pub struct SandboxArgs {
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
     /// Seed of all data and faults: the same seed serves the same bytes.
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = 42, value_parser = bounds::SEED.parser())]
     pub seed: u64,
-    /// Number of merchant accounts (Singapore, Hong Kong, Tokyo, Kuwait, Los Angeles, …).
-    #[arg(long, default_value_t = 3)]
+    /// Number of merchant accounts (Singapore, Hong Kong, Tokyo, Kuwait, Los Angeles, …;
+    /// 1–1000).
+    #[arg(long, default_value_t = 3, value_parser = bounds::ACCOUNTS.parser())]
     pub accounts: u32,
     /// First business day with data (YYYY-MM-DD).
     #[arg(long, default_value = "2026-01-01")]
@@ -42,14 +45,14 @@ pub struct SandboxArgs {
     /// Last business day with data (YYYY-MM-DD, inclusive).
     #[arg(long, default_value = "2026-12-31")]
     pub to: NaiveDate,
-    /// Mean transactions per account and business day.
-    #[arg(long, default_value_t = 200)]
+    /// Mean transactions per account and business day (0–100000).
+    #[arg(long, default_value_t = 200, value_parser = bounds::TXNS_PER_DAY.parser())]
     pub txns_per_day: u32,
-    /// Requests per second per access key (token bucket, burst = qps); 0 = unlimited.
-    #[arg(long, default_value_t = 0)]
+    /// Requests per second per access key (token bucket, burst = qps; 0–10000); 0 = unlimited.
+    #[arg(long, default_value_t = 0, value_parser = bounds::SANDBOX_QPS.parser())]
     pub qps: u32,
     /// Share of requests that meet an injected fault (0–1).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = bounds::SHARE.parser())]
     pub fault_rate: f64,
     /// Which faults to inject: 429, 500, 503, latency, stall, reset, truncate, duplicate,
     /// expire-token.
@@ -59,20 +62,21 @@ pub struct SandboxArgs {
         default_value = "429,500,503,latency,stall,reset,truncate,duplicate,expire-token"
     )]
     pub faults: Vec<FaultKind>,
-    /// Added delay of the `latency` fault, in milliseconds.
-    #[arg(long, default_value_t = 200)]
+    /// Added delay of the `latency` fault, in milliseconds (0–600000).
+    #[arg(long, default_value_t = 200, value_parser = bounds::LATENCY_MS.parser())]
     pub latency_ms: u64,
-    /// Length of the `stall` fault, in milliseconds (longer than a client's read timeout).
-    #[arg(long, default_value_t = 65_000)]
+    /// Length of the `stall` fault, in milliseconds (longer than a client's read timeout;
+    /// 0–3600000).
+    #[arg(long, default_value_t = 65_000, value_parser = bounds::STALL_MS.parser())]
     pub stall_ms: u64,
     /// Share of JSON items whose timestamps carry a non-UTC offset (0–1).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = bounds::SHARE.parser())]
     pub offset_share: f64,
     /// Share of transactions sent in a contract-breaking form (0–1).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = bounds::SHARE.parser())]
     pub malformed_rate: f64,
-    /// Lifetime of page tokens, in seconds.
-    #[arg(long, default_value_t = 600)]
+    /// Lifetime of page tokens, in seconds (1–86400).
+    #[arg(long, default_value_t = 600, value_parser = bounds::PAGE_TOKEN_TTL_SECS.parser())]
     pub page_token_ttl: u64,
     /// Freeze the data clock at this RFC 3339 instant (authentication still checks real time).
     #[arg(long)]
@@ -84,7 +88,7 @@ pub struct SandboxArgs {
     #[arg(long = "client", value_parser = ApiKey::parse)]
     pub clients: Vec<ApiKey>,
     /// Lifetime of OAuth tokens (`expires_in`), in seconds (1–86400).
-    #[arg(long, default_value_t = DEFAULT_TOKEN_TTL_SECS)]
+    #[arg(long, default_value_t = DEFAULT_TOKEN_TTL_SECS, value_parser = bounds::TOKEN_TTL_SECS.parser())]
     pub token_ttl: u64,
     /// Announce the end of API v1 at this RFC 3339 instant: every answer carries `Deprecation`,
     /// `Sunset` and `Link: rel="deprecation"`; once the data clock passes it, 410
@@ -99,7 +103,7 @@ pub struct SandboxArgs {
     pub migration_url: String,
     /// Share of records planted with a discrepancy (statement amount off or row missing,
     /// batch total off, seller order missing, wrong or early) for reconciliation (0–1).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = bounds::SHARE.parser())]
     pub discrepancy_rate: f64,
     /// Write the seller's order export (CSV) of every account's payments `--from..=--to` here,
     /// with the planted order discrepancies.
@@ -116,11 +120,9 @@ pub struct SandboxArgs {
 }
 
 fn share(name: &str, v: f64) -> anyhow::Result<f64> {
-    anyhow::ensure!(
-        (0.0..=1.0).contains(&v),
-        "--{name} must be between 0 and 1, got {v}"
-    );
-    Ok(v)
+    bounds::SHARE
+        .check(v)
+        .map_err(|_| anyhow::anyhow!("--{name} must be {}, got {v}", bounds::SHARE.range()))
 }
 
 impl SandboxArgs {
@@ -132,16 +134,25 @@ impl SandboxArgs {
             self.from,
             self.to
         );
-        anyhow::ensure!(self.accounts >= 1, "--accounts must be at least 1");
+        bounds::ACCOUNTS.check(self.accounts)?;
+        bounds::TXNS_PER_DAY.check(self.txns_per_day)?;
+        bounds::SANDBOX_QPS.check(self.qps)?;
+        bounds::LATENCY_MS.check(self.latency_ms)?;
+        bounds::STALL_MS.check(self.stall_ms)?;
+        bounds::PAGE_TOKEN_TTL_SECS.check(self.page_token_ttl)?;
+        if let Some(url) = &self.webhook_url {
+            anyhow::ensure!(
+                reqwest::Url::parse(url)
+                    .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host()),
+                "--webhook-url must be an http(s) URL with a host, got {}",
+                crate::redact::webhook_url(url)
+            );
+        }
         let mut keys = crate::sandbox::auth::default_keys();
         keys.extend(self.keys.iter().cloned());
         let mut oauth_clients = default_clients();
         oauth_clients.extend(self.clients.iter().cloned());
-        anyhow::ensure!(
-            (1..=86_400).contains(&self.token_ttl),
-            "--token-ttl must be from 1 to 86400 seconds, got {}",
-            self.token_ttl
-        );
+        bounds::TOKEN_TTL_SECS.check(self.token_ttl)?;
         Ok(SandboxConfig {
             listen: self.listen,
             seed: self.seed,
@@ -213,28 +224,28 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<ExitCode> {
     if let Some(path) = &args.orders_out {
         let n = write_orders(path, sandbox.world(), cfg.from, cfg.to, &cfg.discrepancies)
             .with_context(|| format!("cannot write {}", path.display()))?;
-        println!("Seller order export: {n} orders in {}", path.display());
+        outln!("Seller order export: {n} orders in {}", path.display());
     }
-    println!("MariBank sandbox listening on {}", sandbox.base_url());
-    println!("  MARIBANK_BASE_URL={}", sandbox.base_url());
-    println!(
+    outln!("MariBank sandbox listening on {}", sandbox.base_url());
+    outln!("  MARIBANK_BASE_URL={}", sandbox.base_url());
+    outln!(
         "  MARIBANK_ACCESS_KEY_ID={}",
         crate::sandbox::DEFAULT_ACCESS_KEY_ID
     );
-    println!(
+    outln!(
         "  MARIBANK_SECRET_ACCESS_KEY={}",
         crate::sandbox::DEFAULT_SECRET
     );
-    println!(
+    outln!(
         "  or, as an OAuth client (tokens live {} s):",
         cfg.token_ttl.as_secs()
     );
-    println!("  MARIBANK_CLIENT_ID={}", crate::sandbox::DEFAULT_CLIENT_ID);
-    println!(
+    outln!("  MARIBANK_CLIENT_ID={}", crate::sandbox::DEFAULT_CLIENT_ID);
+    outln!(
         "  MARIBANK_CLIENT_SECRET={}",
         crate::sandbox::DEFAULT_CLIENT_SECRET
     );
-    println!(
+    outln!(
         "  {} accounts, {} to {}, ~{} transactions/day each, seed {}, qps {}, fault rate {}",
         cfg.accounts as usize + cfg.extra_account_ids.len(),
         cfg.from,
@@ -248,11 +259,14 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<ExitCode> {
         },
         cfg.fault_rate
     );
-    println!(
+    if let Some(url) = &args.webhook_url {
+        outln!("  Webhook events to {}", crate::redact::webhook_url(url));
+    }
+    outln!(
         "  Other keys: MB-SANDBOX-AK-NOSTMT (no statements), MB-SANDBOX-AK-IPLIST (IP allowlist), MB-SANDBOX-AK-DISABLED"
     );
     if let Some(d) = &cfg.deprecation {
-        println!("  API v1 is deprecated: {}", d.describe());
+        outln!("  API v1 is deprecated: {}", d.describe());
     }
     sandbox
         .run_until(async {

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use chrono::Utc;
 use clap::{Args, ValueEnum};
 
+use super::output::{errln, outln, printable};
 use crate::ExitStatus;
 use crate::extract::CallCounts;
 use crate::load::{Destination, DestinationOptions};
@@ -49,14 +50,17 @@ pub async fn run(args: UsageArgs) -> ExitCode {
     let dest = match Destination::parse(&args.dest, &DestinationOptions::default()) {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("error: --dest `{}`: {e}", args.dest);
+            errln!(
+                "error: --dest {}: {e}",
+                crate::redact::destination(&args.dest)
+            );
             return ExitCode::from(ExitStatus::Usage as u8);
         }
     };
     let (reports, unreadable) = match all_reports(&dest.store, &dest.root).await {
         Ok(r) => r,
         Err(e) => {
-            eprintln!(
+            errln!(
                 "error: cannot read the run reports under {}/_runs: {e}",
                 dest.url
             );
@@ -72,7 +76,7 @@ pub async fn run(args: UsageArgs) -> ExitCode {
         match usage.write(&dest, &run_id, now).await {
             Ok(s) => Some(s),
             Err(e) => {
-                eprintln!(
+                errln!(
                     "error: cannot write the `usage` table into {}: {e}",
                     dest.url
                 );
@@ -81,7 +85,7 @@ pub async fn run(args: UsageArgs) -> ExitCode {
         }
     };
     match args.format {
-        Format::Json => println!(
+        Format::Json => outln!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
                 "destination": dest.url,
@@ -101,7 +105,7 @@ pub async fn run(args: UsageArgs) -> ExitCode {
         Format::Table => print_table(&dest.url, &usage, unreadable),
     }
     if let Some(w) = written {
-        eprintln!(
+        errln!(
             "{} rows written to {}/{}/ ({} partition(s))",
             w.rows_written,
             dest.url,
@@ -114,7 +118,7 @@ pub async fn run(args: UsageArgs) -> ExitCode {
 
 fn print_table(dest: &str, usage: &Usage, unreadable: usize) {
     let month = usage.month.as_deref().unwrap_or("every month");
-    println!(
+    outln!(
         "Call volume of {dest}, {month}: {} run report(s){}",
         usage.reports,
         if unreadable > 0 {
@@ -124,7 +128,7 @@ fn print_table(dest: &str, usage: &Usage, unreadable: usize) {
         }
     );
     for (env, id) in usage.credentials() {
-        println!(
+        outln!(
             "  {} — {}",
             env.as_deref().unwrap_or("environment not recorded"),
             id.as_deref()
@@ -132,19 +136,26 @@ fn print_table(dest: &str, usage: &Usage, unreadable: usize) {
         );
     }
     if usage.rows.is_empty() {
-        println!("  no calls recorded");
+        outln!("  no calls recorded");
         return;
     }
-    println!();
-    println!(
+    outln!();
+    outln!(
         "{:<12} {:>9} {:>6} {:>8} {:>11}  {:>10} {:>6} {:>6}",
-        "day", "requests", "429s", "retries", "bytes", "peak req/s", "qps", "limit"
+        "day",
+        "requests",
+        "429s",
+        "retries",
+        "bytes",
+        "peak req/s",
+        "qps",
+        "limit"
     );
     let peaks = usage.peaks();
     for (day, c) in usage.by(|r| r.date) {
         let p = peaks[&day];
         let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
-        println!(
+        outln!(
             "{} {:>10}  {:>6} {:>6}",
             line(&day.to_string(), &c),
             opt(p.peak_rps.map(|p| p.to_string())),
@@ -159,22 +170,26 @@ fn print_table(dest: &str, usage: &Usage, unreadable: usize) {
             usage.by(|r| r.account_id.clone().unwrap_or_else(|| NO_ACCOUNT.into())),
         ),
     ] {
-        println!();
-        println!(
+        outln!();
+        outln!(
             "{title:<12} {:>9} {:>6} {:>8} {:>11}",
-            "requests", "429s", "retries", "bytes"
+            "requests",
+            "429s",
+            "retries",
+            "bytes"
         );
         for (k, c) in groups {
-            println!("{}", line(&k, &c));
+            outln!("{}", line(&k, &c));
         }
     }
-    println!();
-    println!("{}", line("total", &usage.total()));
+    outln!();
+    outln!("{}", line("total", &usage.total()));
 }
 
 fn line(label: &str, c: &CallCounts) -> String {
     format!(
-        "{label:<12} {:>9} {:>6} {:>8} {:>11}",
+        "{:<12} {:>9} {:>6} {:>8} {:>11}",
+        printable(label),
         c.requests,
         c.rate_limited,
         c.retries,

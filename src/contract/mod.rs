@@ -12,6 +12,7 @@ pub mod money;
 pub mod paths;
 pub mod signing;
 pub mod table;
+pub mod time;
 
 pub use codes::ErrorCode;
 

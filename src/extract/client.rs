@@ -254,12 +254,14 @@ pub(super) fn describe(e: reqwest::Error) -> String {
 impl Client {
     /// Builds a client; fails on an unusable configuration.
     pub fn new(cfg: ClientConfig) -> Result<Client, ExtractError> {
-        let base = reqwest::Url::parse(&cfg.base_url)
-            .map_err(|e| ExtractError::Config(format!("base URL `{}`: {e}", cfg.base_url)))?;
+        let base = reqwest::Url::parse(&cfg.base_url).map_err(|e| {
+            let shown = crate::redact::url(&cfg.base_url);
+            ExtractError::Config(format!("base URL {shown}: {e}"))
+        })?;
         if !matches!(base.scheme(), "http" | "https") {
             return Err(ExtractError::Config(format!(
-                "base URL `{}` must be http or https",
-                cfg.base_url
+                "base URL {} must be http or https",
+                crate::redact::url(&cfg.base_url)
             )));
         }
         if cfg.qps.is_nan() || cfg.qps < 0.0 {

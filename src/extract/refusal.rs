@@ -47,12 +47,12 @@ impl Client {
             let wait = retry_after.unwrap_or(Duration::from_secs(1));
             self.count(call.stream.name(), call.context, Counted::RateLimited);
             inner.governor.pause(wait);
-            *rate_limited_for += wait;
+            *rate_limited_for = rate_limited_for.saturating_add(wait);
             let budget = inner.cfg.retry.rate_limit_budget;
             if *rate_limited_for > budget {
                 return Err(CallError::Fatal(ExtractError::RateLimitBudgetExhausted {
                     context: Box::new(call.context.clone()),
-                    waited: *rate_limited_for - wait,
+                    waited: rate_limited_for.saturating_sub(wait),
                     budget,
                     trace_id,
                 }));

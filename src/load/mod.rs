@@ -7,6 +7,7 @@
 
 pub mod dedupe;
 pub mod destination;
+pub mod migrate;
 pub mod parquet;
 pub mod partition;
 pub mod reader;

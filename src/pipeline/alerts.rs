@@ -127,17 +127,62 @@ pub async fn notify(url: &str, report: &RunReport) {
         "result": report.result,
         "alerts": report.alerts,
     });
-    let client = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(10))
-        .build()
-        .expect("HTTP client builds");
-    match client.post(url).json(&body).send().await {
-        Ok(r) if r.status().is_success() => {
-            tracing::info!(status = %r.status(), "alert webhook notified")
+    let _ = post(url, &body, "run alert").await;
+}
+
+/// How long one alert POST may take.
+pub const POST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// POSTs one alert `body` (Slack-compatible JSON) to `url`: the one sender of every alert
+/// (run alerts, webhook dead letters). The outcome is logged and returned, never fatal; both
+/// name the URL only as [`crate::redact::webhook_url`] shows it (scheme, host, port) — an
+/// incoming-webhook URL is a credential.
+pub async fn post(url: &str, body: &serde_json::Value, what: &str) -> Result<(), String> {
+    let shown = crate::redact::webhook_url(url);
+    let sent = async {
+        let client = reqwest::Client::builder()
+            .timeout(POST_TIMEOUT)
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {}", chain(e)))?;
+        let r = client
+            .post(url)
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| format!("unreachable: {}", chain(e)))?;
+        match r.status() {
+            s if s.is_success() => Ok(s.as_u16()),
+            s => Err(format!("answered HTTP {}", s.as_u16())),
         }
-        Ok(r) => tracing::warn!(status = %r.status(), "alert webhook answered an error"),
-        Err(e) => tracing::warn!(error = %e, "alert webhook unreachable"),
     }
+    .await
+    .map_err(|e| {
+        let e = if url.is_empty() {
+            e
+        } else {
+            e.replace(url, &shown)
+        };
+        crate::redact::in_text(&e).into_owned()
+    });
+    match &sent {
+        Ok(status) => tracing::info!(url = %shown, status, "{what} sent to the alert webhook"),
+        Err(e) => {
+            tracing::warn!(url = %shown, error = %e, "{what} not delivered to the alert webhook")
+        }
+    }
+    sent.map(|_| ())
+}
+
+/// A reqwest error and its causes, without the URL reqwest adds.
+fn chain(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(&e);
+    while let Some(s) = src {
+        msg.push_str(&format!(": {s}"));
+        src = s.source();
+    }
+    msg
 }
 
 #[cfg(test)]

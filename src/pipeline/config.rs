@@ -6,9 +6,16 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::bounds::{
+    BACKFILL_DAYS, CONCURRENCY, CONNECT_TIMEOUT_SECS, CONSECUTIVE_FAILURES, LAG_MINUTES,
+    LEASE_SECS, MAX_RETRIES, OVERLAP_MINUTES, PAGE_SIZE, QPS, READ_TIMEOUT_SECS,
+    SUNSET_WARNING_DAYS, TRAILING_RUNS, VOLUME_DROP_RANGE,
+};
 use crate::contract::environment::{Environment, Placement};
 use crate::contract::signing::Credentials;
+use crate::redact;
 use crate::registry::Stream;
+use crate::secret_file;
 
 /// Environment variable holding the API base URL.
 pub const ENV_BASE_URL: &str = "MARIBANK_BASE_URL";
@@ -94,8 +101,6 @@ pub const DEFAULT_CONSECUTIVE_FAILURES: usize = 3;
 /// Default `[alerts] sunset_warning_days`: alert when the API version's announced sunset is
 /// less than this many days away.
 pub const DEFAULT_SUNSET_WARNING_DAYS: u32 = 30;
-/// Largest `[alerts] sunset_warning_days`.
-pub const MAX_SUNSET_WARNING_DAYS: u32 = 3650;
 
 /// `[api]`: how the client calls the API.
 #[derive(Debug, Clone, Deserialize)]
@@ -115,6 +120,9 @@ pub struct ApiConfig {
     pub max_retries: u32,
     /// Archive raw responses under `_raw/`.
     pub raw_archive: bool,
+    /// Accept a plain `http://` base URL to a host other than this machine (money data in
+    /// clear text); loopback HTTP (the sandbox) is always accepted.
+    pub allow_insecure_http: bool,
 }
 
 impl Default for ApiConfig {
@@ -127,28 +135,20 @@ impl Default for ApiConfig {
             read_timeout_secs: DEFAULT_READ_TIMEOUT_SECS,
             max_retries: DEFAULT_MAX_RETRIES,
             raw_archive: true,
+            allow_insecure_http: false,
         }
     }
 }
 
 impl ApiConfig {
     fn validate(&self) -> Result<(), ConfigError> {
-        in_range("api.qps (--qps)", self.qps, 0.1, 10_000.0)?;
-        in_range("api.concurrency (--concurrency)", self.concurrency, 1, 64)?;
-        in_range(
-            "api.page_size",
-            self.page_size,
-            1,
-            crate::contract::PAGE_SIZE_MAX,
-        )?;
-        in_range(
-            "api.connect_timeout_secs",
-            self.connect_timeout_secs,
-            1,
-            300,
-        )?;
-        in_range("api.read_timeout_secs", self.read_timeout_secs, 1, 3_600)?;
-        in_range("api.max_retries", self.max_retries, 0, 20)
+        QPS.check(self.qps)?;
+        CONCURRENCY.check(self.concurrency)?;
+        PAGE_SIZE.check(self.page_size)?;
+        CONNECT_TIMEOUT_SECS.check(self.connect_timeout_secs)?;
+        READ_TIMEOUT_SECS.check(self.read_timeout_secs)?;
+        MAX_RETRIES.check(self.max_retries)?;
+        Ok(())
     }
 
     /// Connect timeout.
@@ -189,16 +189,11 @@ impl Default for WindowConfig {
 
 impl WindowConfig {
     fn validate(&self) -> Result<(), ConfigError> {
-        let max_days = crate::contract::MAX_WINDOW_DAYS as u32;
-        in_range("windows.backfill_days", self.backfill_days, 1, max_days)?;
-        in_range(
-            "windows.overlap_minutes",
-            self.overlap_minutes,
-            0,
-            7 * 24 * 60,
-        )?;
-        in_range("windows.lag_minutes", self.lag_minutes, 0, 7 * 24 * 60)?;
-        in_range("windows.lease_secs", self.lease_secs, 10, 86_400)
+        BACKFILL_DAYS.check(self.backfill_days)?;
+        OVERLAP_MINUTES.check(self.overlap_minutes)?;
+        LAG_MINUTES.check(self.lag_minutes)?;
+        LEASE_SECS.check(self.lease_secs)?;
+        Ok(())
     }
 
     /// Incremental overlap.
@@ -253,23 +248,13 @@ impl AlertConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         if !(0.0..1.0).contains(&self.volume_drop) {
             return Err(bad(format!(
-                "alerts.volume_drop must be in [0, 1), got {}",
+                "alerts.volume_drop must be {VOLUME_DROP_RANGE}, got {}",
                 self.volume_drop
             )));
         }
-        in_range("alerts.trailing_runs", self.trailing_runs, 1, 1_000)?;
-        in_range(
-            "alerts.consecutive_failures",
-            self.consecutive_failures,
-            1,
-            1_000,
-        )?;
-        in_range(
-            "alerts.sunset_warning_days",
-            self.sunset_warning_days,
-            0,
-            MAX_SUNSET_WARNING_DAYS,
-        )?;
+        TRAILING_RUNS.check(self.trailing_runs)?;
+        CONSECUTIVE_FAILURES.check(self.consecutive_failures)?;
+        SUNSET_WARNING_DAYS.check(self.sunset_warning_days)?;
         if let Some(u) = &self.webhook_url
             && reqwest::Url::parse(u).is_err()
         {
@@ -292,28 +277,34 @@ pub struct StorageConfig {
     pub region: Option<String>,
 }
 
-/// `value` when it lies in `[lo, hi]`, else an error naming the setting and its range.
-fn in_range<T: PartialOrd + std::fmt::Display>(
-    name: &str,
-    value: T,
-    lo: T,
-    hi: T,
-) -> Result<(), ConfigError> {
-    if value >= lo && value <= hi {
-        Ok(())
-    } else {
-        Err(bad(format!(
-            "{name} must be from {lo} to {hi}, got {value}"
-        )))
-    }
-}
-
 impl PipelineFile {
-    /// Reads and parses a pipeline TOML.
+    /// Reads and parses a pipeline TOML. A value of the wrong type (a fraction for a whole
+    /// number) names the setting's range too.
     pub fn load(path: &Path) -> Result<PipelineFile, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| bad(format!("cannot read {}: {e}", path.display())))?;
-        toml::from_str(&text).map_err(|e| bad(format!("{}: {e}", path.display())))
+        toml::from_str(&text).map_err(|e| {
+            let range = e
+                .span()
+                .and_then(|s| crate::bounds::toml_key_at(&text, s.start))
+                .and_then(|k| {
+                    crate::bounds::toml_ranges()
+                        .into_iter()
+                        .find(|(n, _)| *n == k)
+                })
+                .map(|(k, r)| format!("{k} must be {r}"))
+                .unwrap_or_default();
+            bad(format!("{}: {e}{range}", path.display()))
+        })
+    }
+
+    /// Whether the pipeline at `path` (if any) sets `[api] allow_insecure_http = true`: for the
+    /// commands that read no other setting (`check`, `accounts`).
+    pub fn allows_insecure_http(path: Option<&Path>) -> Result<bool, ConfigError> {
+        match path {
+            Some(p) => Ok(PipelineFile::load(p)?.api.allow_insecure_http),
+            None => Ok(false),
+        }
     }
 }
 
@@ -456,18 +447,35 @@ impl ApiEnv {
         Self::from_lookup(|k| std::env::var(k).ok())
     }
 
-    /// The same from any lookup (tests pass a map).
+    /// The same from any lookup (tests pass a map). The access key id and the secret lose
+    /// ASCII whitespace at both ends, from a variable or a file alike; a secret file readable
+    /// by group or others is warned about once.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<ApiEnv, ConfigError> {
-        let base_url = get(ENV_BASE_URL).filter(|v| !v.is_empty()).ok_or_else(|| {
+        let base_url = get(ENV_BASE_URL)
+            .map(|v| secret_file::trim(&v).to_string())
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| {
+                bad(format!(
+                    "{ENV_BASE_URL} is not set (the API base URL; `maribank-etl sandbox` prints one)"
+                ))
+            })?;
+        let parsed = reqwest::Url::parse(&base_url).map_err(|e| {
             bad(format!(
-                "{ENV_BASE_URL} is not set (the API base URL; `maribank-etl sandbox` prints one)"
+                "{ENV_BASE_URL}={} is not a URL: {e}",
+                redact::url(&base_url)
             ))
         })?;
-        let parsed = reqwest::Url::parse(&base_url)
-            .map_err(|e| bad(format!("{ENV_BASE_URL}=`{base_url}` is not a URL: {e}")))?;
-        if !matches!(parsed.scheme(), "http" | "https") {
+        if !matches!(parsed.scheme(), "http" | "https") || !parsed.has_host() {
             return Err(bad(format!(
-                "{ENV_BASE_URL} must be http(s), got `{base_url}`"
+                "{ENV_BASE_URL} must be an http(s) URL with a host, got {}",
+                redact::url(&base_url)
+            )));
+        }
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err(bad(format!(
+                "{ENV_BASE_URL} carries a user or password (`…@`), which would replace the signed \
+                 Authorization header; remove it (MariBank authenticates with the access key): {}",
+                redact::url(&base_url)
             )));
         }
         let set = |k: &str| get(k).is_some_and(|v| !v.is_empty());
@@ -524,26 +532,68 @@ impl ApiEnv {
                 .map_err(ConfigError),
         }
     }
+
+    /// Refuses a plain `http://` base URL to a host other than this machine (money data in
+    /// clear text) unless the pipeline allows it (`[api] allow_insecure_http = true`);
+    /// `http://` to a loopback address or `localhost` (the sandbox) is always accepted.
+    pub fn ensure_secure(&self, allow_insecure_http: bool) -> Result<(), ConfigError> {
+        let url = reqwest::Url::parse(&self.base_url).map_err(|e| {
+            bad(format!(
+                "{ENV_BASE_URL}={} is not a URL: {e}",
+                redact::url(&self.base_url)
+            ))
+        })?;
+        if url.scheme() != "http" || allow_insecure_http || is_loopback(&url) {
+            return Ok(());
+        }
+        Err(bad(format!(
+            "{ENV_BASE_URL}={} is plain HTTP to another machine: money data and signatures would \
+             cross the network unencrypted; use https://, or set `allow_insecure_http = true` \
+             under [api] in the pipeline TOML to accept that",
+            redact::url(&self.base_url)
+        )))
+    }
 }
 
+/// Whether a URL's host is this machine: `localhost` (or `*.localhost`), 127.0.0.0/8 or `::1`.
+pub fn is_loopback(url: &reqwest::Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    match host.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(ip)) => ip.is_loopback(),
+        Ok(std::net::IpAddr::V6(ip)) => {
+            ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+        Err(_) => {
+            let d = host.trim_end_matches('.').to_ascii_lowercase();
+            d == "localhost" || d.ends_with(".localhost")
+        }
+    }
+}
+
+/// A variable that must be set (trimmed, see [`secret_file::trim`]).
 fn required(get: &impl Fn(&str) -> Option<String>, name: &str) -> Result<String, ConfigError> {
     get(name)
+        .map(|v| secret_file::trim(&v).to_string())
         .filter(|v| !v.is_empty())
         .ok_or_else(|| bad(format!("{name} is not set")))
 }
 
-/// A secret from its variable, or from the file its `_FILE` variable names.
+/// A secret from its variable, or from the file its `_FILE` variable names (trimmed alike).
 fn secret(
     get: &impl Fn(&str) -> Option<String>,
     var: &str,
     file_var: &str,
 ) -> Result<String, ConfigError> {
-    let secret = match (get(var).filter(|v| !v.is_empty()), get(file_var)) {
-        (Some(s), _) => s,
-        (None, Some(path)) => std::fs::read_to_string(&path)
-            .map_err(|e| bad(format!("{file_var}={path}: cannot read: {e}")))?
-            .trim()
-            .to_string(),
+    let secret = match (
+        get(var).filter(|v| !v.is_empty()),
+        get(file_var).filter(|v| !v.is_empty()),
+    ) {
+        (Some(s), _) => secret_file::trim(&s).to_string(),
+        (None, Some(path)) => secret_file::read(Path::new(&path))
+            .map_err(|e| bad(format!("{file_var}={path}: cannot read: {e}")))?,
         (None, None) => return Err(bad(format!("{var} (or {file_var}) is not set"))),
     };
     if secret.is_empty() {
@@ -637,11 +687,17 @@ mod tests {
         };
         let oauth = ApiEnv::from_lookup(env(&[
             (ENV_BASE_URL, "http://127.0.0.1:1"),
-            (ENV_CLIENT_ID, "MB-SANDBOX-CLIENT-0001"),
-            (ENV_CLIENT_SECRET, "client-s3cret"),
+            (ENV_CLIENT_ID, "MB-SANDBOX-CLIENT-0001\n"),
+            (ENV_CLIENT_SECRET, " client-s3cret\r\n"),
         ]))
         .unwrap();
         assert_eq!(oauth.credentials.kind, CredentialKind::OauthClient);
+        assert_eq!(oauth.credentials.access_key_id, "MB-SANDBOX-CLIENT-0001");
+        assert_eq!(
+            oauth.credentials.secret.expose(),
+            "client-s3cret",
+            "trimmed alike"
+        );
         assert_eq!(oauth.environment(), Some(Environment::Sandbox));
         assert!(!format!("{oauth:?}").contains("client-s3cret"));
         let e = ApiEnv::from_lookup(env(&[

@@ -175,8 +175,11 @@ impl Runner {
             region: settings.storage.region.clone(),
             ..Default::default()
         };
-        let dest = Destination::parse(&settings.destination, &opts)
-            .map_err(|e| ConfigError(format!("destination `{}`: {e}", settings.destination)))?;
+        api.ensure_secure(settings.api.allow_insecure_http)?;
+        let dest = Destination::parse(&settings.destination, &opts).map_err(|e| {
+            let shown = crate::redact::destination(&settings.destination);
+            ConfigError(format!("destination `{shown}`: {e}"))
+        })?;
         let started = clock.now();
         let run_id = new_run_id(started);
         let client = Client::new(client_config(&settings, &api, &dest, &run_id))?;

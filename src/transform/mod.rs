@@ -11,7 +11,6 @@ pub mod json;
 pub mod quarantine;
 pub mod statements;
 pub mod streams;
-pub mod time;
 
 use std::collections::HashMap;
 

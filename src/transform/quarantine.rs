@@ -11,8 +11,8 @@ use arrow::array::{
 };
 
 use super::Lineage;
-use super::time::DAY_US;
 use crate::contract::table::{TableDef, col};
+use crate::contract::time::DAY_US;
 
 /// `quarantine`: records that broke the contract.
 pub static QUARANTINE: LazyLock<TableDef> = LazyLock::new(|| {

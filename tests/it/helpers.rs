@@ -202,33 +202,9 @@ pub fn units(s: &str, scale: u32) -> i128 {
 
 /// Every row of a warehouse table under `root` (all its Parquet files, in path order).
 pub fn read_table(root: &std::path::Path, table: &str) -> Vec<arrow::array::RecordBatch> {
-    let mut files = Vec::new();
-    let mut stack = vec![root.join(table)];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "parquet") {
-                files.push(p);
-            }
-        }
-    }
-    files.sort();
-    files
+    parquet_files(&root.join(table))
         .iter()
-        .flat_map(|f| {
-            let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
-                std::fs::File::open(f).unwrap(),
-            )
-            .unwrap()
-            .build()
-            .unwrap();
-            r.map(|b| b.unwrap()).collect::<Vec<_>>()
-        })
+        .map(|f| read_file(f))
         .collect()
 }
 
@@ -371,7 +347,47 @@ pub fn read_file(p: &Path) -> RecordBatch {
     let bytes = bytes::Bytes::from(std::fs::read(p).unwrap());
     let batches = decode(bytes).unwrap();
     let schema = batches[0].schema();
-    concat_batches(&schema, &batches).unwrap()
+    with_hive_columns(p, &concat_batches(&schema, &batches).unwrap())
+}
+
+/// A file's rows with the Hive partition columns of its folders (`key=value`, percent-decoded;
+/// columns named `*date` as dates) appended, as Hive readers see them. Files store no
+/// partition column (a test asserts it), so a name never appears twice.
+pub fn with_hive_columns(p: &Path, b: &RecordBatch) -> RecordBatch {
+    use arrow::array::{ArrayRef, Date32Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    let mut fields: Vec<Field> = b
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    let mut cols: Vec<ArrayRef> = b.columns().to_vec();
+    for seg in p.parent().unwrap().components() {
+        let seg = seg.as_os_str().to_string_lossy();
+        let Some((k, v)) = seg.split_once('=') else {
+            continue;
+        };
+        if b.column_by_name(k).is_some() {
+            continue;
+        }
+        let v = percent_encoding::percent_decode_str(v)
+            .decode_utf8()
+            .unwrap()
+            .into_owned();
+        let n = b.num_rows();
+        if k.ends_with("date") {
+            let d = (NaiveDate::parse_from_str(&v, "%Y-%m-%d").unwrap()
+                - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap())
+            .num_days() as i32;
+            cols.push(std::sync::Arc::new(Date32Array::from(vec![d; n])));
+            fields.push(Field::new(k, DataType::Date32, false));
+        } else {
+            cols.push(std::sync::Arc::new(StringArray::from(vec![v.as_str(); n])));
+            fields.push(Field::new(k, DataType::Utf8, false));
+        }
+    }
+    RecordBatch::try_new(std::sync::Arc::new(Schema::new(fields)), cols).unwrap()
 }
 
 /// All rows of a local table, with the file each came from.
@@ -529,4 +545,81 @@ fn shown(cmd: &std::process::Command) -> String {
 pub fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Runs a Python script (`python3 -c`) with `args`; panics with its stderr when it fails.
+/// Returns its stdout. The readers (duckdb, pyarrow, pandas, polars, pyspark) come from
+/// `.ci/run`'s pip install.
+pub fn python(script: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("python3 is required (install it, then `.ci/run`'s pip packages): {e}")
+        });
+    assert!(
+        out.status.success(),
+        "python failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A moto S3 server on loopback, stopped on drop.
+pub struct Moto {
+    child: std::process::Child,
+    /// `http://127.0.0.1:<port>`.
+    pub endpoint: String,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts a moto S3 server on a free loopback port.
+pub fn start_moto() -> Moto {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = std::process::Command::new("python3")
+        .args([
+            "-m",
+            "moto.server",
+            "-H",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("the S3 test needs python3 with moto (`pip install 'moto[server]'`): {e}")
+        });
+    let mut m = Moto {
+        child,
+        endpoint: format!("http://127.0.0.1:{port}"),
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return m;
+        }
+        if let Ok(Some(st)) = m.child.try_wait() {
+            panic!("moto server exited ({st}); install it with `pip install 'moto[server]'`");
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "moto server did not start on port {port}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }

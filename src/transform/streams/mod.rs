@@ -16,10 +16,10 @@ use serde_json::value::RawValue;
 use super::Lineage;
 use super::json::{Fields, JsonStr, as_str};
 use super::quarantine::{Reason, Reject};
-use super::time::{parse_date, parse_instant_us};
 use crate::contract::money::currency_digits;
 use crate::contract::money::{AMOUNT_PRECISION, AMOUNT_SCALE, DecimalError, parse_decimal};
 use crate::contract::table::TableDef;
+use crate::contract::time::{parse_date, parse_instant_us};
 
 /// Decodes one stream's items into column builders.
 pub trait RowDecoder: Send {

@@ -15,10 +15,10 @@ use super::{
 };
 use crate::contract::money::{AMOUNT_PRECISION, AMOUNT_SCALE, RATE_PRECISION, RATE_SCALE};
 use crate::contract::table::{TableDef, amount, col, instant, rate};
+use crate::contract::time::DAY_US;
 use crate::transform::Lineage;
 use crate::transform::json::{Fields, extra_json};
 use crate::transform::quarantine::{Reason, Reject};
-use crate::transform::time::DAY_US;
 
 /// `transactions`: the ledger.
 pub static TRANSACTIONS: LazyLock<TableDef> = LazyLock::new(|| {
