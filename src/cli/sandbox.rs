@@ -75,6 +75,10 @@ pub struct SandboxArgs {
     /// Share of transactions sent in a contract-breaking form (0–1).
     #[arg(long, default_value_t = 0.0, value_parser = bounds::SHARE.parser())]
     pub malformed_rate: f64,
+    /// Share of transactions sent in an odd but well-formed way (0–1): another account's id,
+    /// an impossible created_at (9999-12-31 / 0000-01-01), updated_at before created_at.
+    #[arg(long, default_value_t = 0.0, value_parser = bounds::SHARE.parser())]
+    pub odd_rate: f64,
     /// Lifetime of page tokens, in seconds (1–86400).
     #[arg(long, default_value_t = 600, value_parser = bounds::PAGE_TOKEN_TTL_SECS.parser())]
     pub page_token_ttl: u64,
@@ -167,6 +171,7 @@ impl SandboxArgs {
             stall: Duration::from_millis(self.stall_ms),
             offset_share: share("offset-share", self.offset_share)?,
             malformed_rate: share("malformed-rate", self.malformed_rate)?,
+            odd_rate: share("odd-rate", self.odd_rate)?,
             page_token_ttl: Duration::from_secs(self.page_token_ttl),
             now: self.now,
             keys,

@@ -6,6 +6,7 @@
 //! - [`passes`]: what each plan pulls, in which order.
 //! - [`pull`]: the pull context and the one generic pull (pages → decode → write).
 //! - [`control`]: control totals observed on decoded batches.
+//! - [`quarantine`]: refused records, each stored once.
 //! - [`leases`], [`state`]: per-account leases, cursors and checkpoints in the destination.
 //! - [`windows`]: how runs cut time.
 //! - [`recorder`], [`report`], [`alerts`], [`progress`]: bookkeeping and what a run tells.
@@ -20,6 +21,7 @@ pub mod leases;
 pub mod passes;
 pub mod progress;
 pub mod pull;
+pub mod quarantine;
 pub mod recorder;
 pub mod report;
 pub mod run;

@@ -12,6 +12,7 @@ use super::alerts;
 use super::config::{ApiEnv, ConfigError, Settings};
 use super::leases;
 use super::pull::{JsonPull, PullContext};
+use super::quarantine::QuarantineSink;
 use super::recorder::Recorder;
 use super::report::{ApiReport, ReportStore, RunReport, RunResult};
 use super::state::{StateError, StateStore};
@@ -199,8 +200,9 @@ impl Runner {
             ..Default::default()
         });
         let lineage = Lineage::new(run_id.clone(), started);
+        let quarantine = QuarantineSink::new(dest.clone(), state.clone(), run_id.clone());
         Ok(Runner {
-            ctx: PullContext::new(client, dest, lineage, recorder, run_id.clone()),
+            ctx: PullContext::new(client, dest, lineage, recorder, quarantine),
             settings,
             state,
             clock,

@@ -426,13 +426,25 @@ pub struct World {
     pub p: WorldParams,
     /// Accounts, in list order.
     pub accounts: Vec<Account>,
+    /// Share of transactions sent in an odd but well-formed way (see [`super::odd`]).
+    pub odd_rate: f64,
 }
 
 impl World {
     /// Builds the world for `p`.
     pub fn new(p: WorldParams) -> World {
         let accounts = accounts(&p);
-        World { p, accounts }
+        World {
+            p,
+            accounts,
+            odd_rate: 0.0,
+        }
+    }
+
+    /// The world sending a share `rate` of its transactions in an odd form ([`super::odd`]).
+    pub fn with_odd_rate(mut self, rate: f64) -> World {
+        self.odd_rate = rate;
+        self
     }
 
     /// The world with more accounts after the generated ones, carrying `ids` verbatim (an id

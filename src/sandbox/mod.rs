@@ -22,6 +22,7 @@ mod envelope;
 pub mod faults;
 mod gateway;
 pub mod oauth;
+pub mod odd;
 pub mod orders;
 mod params;
 pub mod query;
@@ -77,6 +78,9 @@ pub struct SandboxConfig {
     pub offset_share: f64,
     /// Share of transactions sent in a contract-breaking form.
     pub malformed_rate: f64,
+    /// Share of transactions sent in an odd but well-formed way: another account's id, an
+    /// impossible instant, `updated_at` before `created_at` ([`odd`]).
+    pub odd_rate: f64,
     /// Lifetime of page tokens.
     pub page_token_ttl: Duration,
     /// Freezes the data clock (lifecycle, publication lag, statements); `None` follows real
@@ -118,6 +122,7 @@ impl Default for SandboxConfig {
             stall: Duration::from_secs(65),
             offset_share: 0.0,
             malformed_rate: 0.0,
+            odd_rate: 0.0,
             page_token_ttl: Duration::from_secs(crate::contract::PAGE_TOKEN_TTL_SECS),
             now: None,
             keys: auth::default_keys(),
@@ -147,7 +152,9 @@ impl SandboxConfig {
 
     /// The data served: the world of [`Self::world_params`] and the extra account ids.
     pub fn world(&self) -> World {
-        World::new(self.world_params()).with_extra_account_ids(&self.extra_account_ids)
+        World::new(self.world_params())
+            .with_extra_account_ids(&self.extra_account_ids)
+            .with_odd_rate(self.odd_rate)
     }
 }
 

@@ -4,6 +4,7 @@
 use chrono::{NaiveDate, Offset, TimeZone};
 
 use super::data::{Account, Malformed, Status, Txn, TxnType, World};
+use super::odd::Odd;
 use super::rng::hash;
 
 /// Appends `s` as a JSON string literal.
@@ -243,8 +244,12 @@ pub fn txn_json(out: &mut Vec<u8>, w: &World, t: &Txn, now_ms: i64) {
             out.push(b',');
         }
     }
+    let odd = super::odd::odd(w, t);
     out.extend_from_slice(b"\"account_id\":");
-    json_str(out, &a.id);
+    match odd {
+        Some(Odd::OtherAccount) => json_str(out, &super::odd::other_account(w, t.day.account)),
+        _ => json_str(out, &a.id),
+    }
     out.extend_from_slice(b",\"type\":\"");
     out.extend_from_slice(t.kind.as_str().as_bytes());
     out.extend_from_slice(b"\",\"status\":\"");
@@ -302,10 +307,17 @@ pub fn txn_json(out: &mut Vec<u8>, w: &World, t: &Txn, now_ms: i64) {
             b"\"yesterday at noon\""
         });
     } else {
-        json_instant(out, t.created_ms, off);
+        match odd {
+            Some(Odd::FarFuture) => out.extend_from_slice(b"\"9999-12-31T00:00:00.000Z\""),
+            Some(Odd::DistantPast) => out.extend_from_slice(b"\"0000-01-01T00:00:00.000Z\""),
+            _ => json_instant(out, t.created_ms, off),
+        }
     }
     out.extend_from_slice(b",\"updated_at\":");
-    json_instant(out, t.updated_ms(now_ms), off);
+    match odd {
+        Some(Odd::UpdatedBeforeCreated) => json_instant(out, t.created_ms - 86_400_000, off),
+        _ => json_instant(out, t.updated_ms(now_ms), off),
+    }
     if status == Status::Settled {
         out.extend_from_slice(b",\"settled_at\":");
         json_instant(out, t.day.close_ms(), off);

@@ -10,7 +10,10 @@ use chrono::{DateTime, NaiveDate, Utc};
 use maribank_etl::contract::signing::{AuthHeader, Credentials, RequestParts};
 use maribank_etl::load::parquet::decode;
 use maribank_etl::load::{Destination, TableWriter, WriteMode, WriteSummary, WriterConfig};
+use maribank_etl::pipeline::config::{ApiEnv, Overrides, Settings};
+use maribank_etl::pipeline::run::{Outcome, Plan, Runner};
 use maribank_etl::registry::Stream;
+use maribank_etl::sandbox::Sandbox;
 use maribank_etl::sandbox::data::{Txn, World, WorldParams};
 use maribank_etl::sandbox::render;
 use maribank_etl::sandbox::{DEFAULT_ACCESS_KEY_ID, DEFAULT_SECRET};
@@ -622,4 +625,54 @@ pub fn start_moto() -> Moto {
         );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
+}
+
+/// A pipeline TOML for tests: short timeouts, a short lease.
+pub fn pipeline_file(dir: &Path, name: &str, extra: &str) -> PathBuf {
+    let p = dir.join(format!("{name}.toml"));
+    // Top-level keys of `extra` go first, its [sections] last.
+    let at = extra
+        .match_indices('[')
+        .map(|(i, _)| i)
+        .find(|&i| i == 0 || extra.as_bytes()[i - 1] == b'\n')
+        .unwrap_or(extra.len());
+    let (top, sections) = extra.split_at(at);
+    std::fs::write(
+        &p,
+        format!(
+            "name = \"{name}\"\n{top}[api]\nqps = 200\nconcurrency = 4\nread_timeout_secs = 1\nconnect_timeout_secs = 2\nmax_retries = 6\n[windows]\nbackfill_days = 7\nlease_secs = 30\n{sections}"
+        ),
+    )
+    .unwrap();
+    p
+}
+
+/// The sandbox's default key.
+pub fn api(sb: &Sandbox) -> ApiEnv {
+    ApiEnv {
+        base_url: sb.base_url().to_string(),
+        credentials: Credentials::new(
+            maribank_etl::sandbox::DEFAULT_ACCESS_KEY_ID,
+            maribank_etl::sandbox::DEFAULT_SECRET,
+        ),
+    }
+}
+
+/// Settings of a test pipeline file for `dest`.
+pub fn settings(config: &Path, dest: &Path, accounts: Option<Vec<&str>>) -> Settings {
+    Settings::resolve(&Overrides {
+        config: Some(config.to_path_buf()),
+        destination: Some(dest.display().to_string()),
+        accounts: accounts.map(|a| a.iter().map(|s| s.to_string()).collect()),
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+/// Runs `plan` with the clock pinned to the sandbox's data clock.
+pub async fn run(sb: &Sandbox, config: &Path, dest: &Path, plan: Plan) -> Outcome {
+    Runner::with_clock(settings(config, dest, None), api(sb), at(sb.now()))
+        .unwrap()
+        .run(plan)
+        .await
 }

@@ -11,6 +11,7 @@ mod lifecycle;
 mod pipeline;
 mod readers;
 mod reconcile;
+mod safety;
 mod sandbox;
 mod transform_load;
 mod webhook;
