@@ -102,6 +102,8 @@ pub const TRAILING_RUNS: Bound<usize> = Bound::whole("alerts.trailing_runs", 1, 
 /// `[alerts] consecutive_failures`.
 pub const CONSECUTIVE_FAILURES: Bound<usize> =
     Bound::whole("alerts.consecutive_failures", 1, 1_000);
+/// `[alerts] sunset_warning_days`: up to ten years; 0 never alerts.
+pub const SUNSET_WARNING_DAYS: Bound<u32> = Bound::whole("alerts.sunset_warning_days", 0, 3_650);
 
 // ---- `sandbox` (and `demo`)
 
@@ -119,6 +121,8 @@ pub const LATENCY_MS: Bound<u64> = Bound::whole("--latency-ms", 0, 600_000);
 pub const STALL_MS: Bound<u64> = Bound::whole("--stall-ms", 0, 3_600_000);
 /// `sandbox --page-token-ttl`, seconds: up to a day.
 pub const PAGE_TOKEN_TTL_SECS: Bound<u64> = Bound::whole("--page-token-ttl", 1, 86_400);
+/// `sandbox --token-ttl`, seconds: the OAuth tokens' lifetime, up to a day.
+pub const TOKEN_TTL_SECS: Bound<u64> = Bound::whole("--token-ttl", 1, 86_400);
 /// `sandbox --fault-rate`, `--offset-share`, `--malformed-rate`, `--discrepancy-rate`.
 pub const SHARE: Bound<f64> = Bound {
     name: "--fault-rate, --offset-share, --malformed-rate, --discrepancy-rate",
@@ -178,6 +182,7 @@ pub fn toml_ranges() -> Vec<(&'static str, String)> {
         ("alerts.volume_drop", VOLUME_DROP_RANGE.to_string()),
         (TRAILING_RUNS.name, TRAILING_RUNS.range()),
         (CONSECUTIVE_FAILURES.name, CONSECUTIVE_FAILURES.range()),
+        (SUNSET_WARNING_DAYS.name, SUNSET_WARNING_DAYS.range()),
     ]
 }
 
@@ -196,6 +201,7 @@ pub fn flag_ranges() -> Vec<(&'static str, &'static str, String)> {
             PAGE_TOKEN_TTL_SECS.name,
             PAGE_TOKEN_TTL_SECS.range(),
         ),
+        ("sandbox", TOKEN_TTL_SECS.name, TOKEN_TTL_SECS.range()),
         ("sandbox", SHARE.name, SHARE.range()),
         ("demo", DEMO_DAYS.name, DEMO_DAYS.range()),
         ("reconcile", TOLERANCE.name, TOLERANCE.range()),

@@ -74,7 +74,9 @@ pub async fn run(args: AccountsArgs) -> ExitCode {
             Err(e) => {
                 errln!("error: {e}");
                 let code = match e.class() {
-                    crate::extract::ErrorClass::Auth => ExitStatus::Auth,
+                    crate::extract::ErrorClass::Auth | crate::extract::ErrorClass::Retired => {
+                        ExitStatus::Auth
+                    }
                     _ => ExitStatus::Transient,
                 };
                 return ExitCode::from(code as u8);

@@ -8,6 +8,7 @@ pub mod output;
 pub mod reconcile;
 pub mod run;
 pub mod sandbox;
+pub mod usage;
 pub mod webhook;
 
 use std::process::ExitCode;
@@ -49,6 +50,8 @@ pub enum Command {
     Webhook(webhook::WebhookArgs),
     /// Rewrite a warehouse written by an earlier version in the current layout.
     Migrate(migrate::MigrateArgs),
+    /// Call volume from the run reports: per day, endpoint and account, peak QPS vs the limit.
+    Usage(usage::UsageArgs),
 }
 
 /// Parses the command line and runs it.
@@ -76,6 +79,7 @@ pub fn main() -> ExitCode {
             Command::Reconcile(args) => Ok(reconcile::run(args).await),
             Command::Webhook(args) => webhook::run(args).await,
             Command::Migrate(args) => Ok(migrate::run(args).await),
+            Command::Usage(args) => Ok(usage::run(args).await),
         }
     });
     match result {

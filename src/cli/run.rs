@@ -97,8 +97,9 @@ pub fn parse_instant(s: &str) -> Result<DateTime<Utc>, String> {
   # What changed since the last pass (first pass from --start):
   maribank-etl sync --config pipelines/daily.toml --incremental --start 2026-11-01
 
-Credentials come from MARIBANK_BASE_URL, MARIBANK_ACCESS_KEY_ID and MARIBANK_SECRET_ACCESS_KEY
-(or MARIBANK_SECRET_ACCESS_KEY_FILE), never from flags.")]
+Credentials come from MARIBANK_BASE_URL and either MARIBANK_ACCESS_KEY_ID and
+MARIBANK_SECRET_ACCESS_KEY (or MARIBANK_SECRET_ACCESS_KEY_FILE), or, for an OAuth client,
+MARIBANK_CLIENT_ID and MARIBANK_CLIENT_SECRET (or MARIBANK_CLIENT_SECRET_FILE); never from flags.")]
 pub struct SyncArgs {
     /// Pipeline options.
     #[command(flatten)]

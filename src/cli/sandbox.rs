@@ -11,7 +11,12 @@ use clap::Args;
 
 use super::output::outln;
 use crate::bounds;
-use crate::sandbox::{ApiKey, FaultKind, Sandbox, SandboxConfig};
+use crate::sandbox::oauth::{DEFAULT_TOKEN_TTL_SECS, default_clients};
+use crate::sandbox::{ApiKey, Deprecation, FaultKind, Sandbox, SandboxConfig};
+
+/// The migration guide a deprecated sandbox links to by default.
+pub const DEFAULT_MIGRATION_URL: &str =
+    "https://developer.example.com/maribank/open-api/v2/migration";
 
 /// Options of `maribank-etl sandbox`.
 #[derive(Debug, Args)]
@@ -20,6 +25,8 @@ use crate::sandbox::{ApiKey, FaultKind, Sandbox, SandboxConfig};
   maribank-etl sandbox --qps 10 --fault-rate 0.05 --offset-share 0.2 --malformed-rate 0.001
   maribank-etl sandbox --faults 429,503,stall --stall-ms 65000 --now 2026-11-25T03:00:00Z
   maribank-etl sandbox --key MY-AK:my-secret:transactions|fx --key AK2:SK2:*:10.0.0.5
+  maribank-etl sandbox --client MY-CLIENT:my-secret:transactions --token-ttl 300
+  maribank-etl sandbox --sunset 2026-12-31T00:00:00Z --deprecated-since 2026-06-30T00:00:00Z
   maribank-etl sandbox --webhook-url http://127.0.0.1:8787/   # events as real time passes them")]
 pub struct SandboxArgs {
     /// Address to listen on.
@@ -81,6 +88,23 @@ pub struct SandboxArgs {
     /// An extra key `AK:SK[:products][:ips]` (products `|`-separated or `*`, ips `|`-separated).
     #[arg(long = "key", value_parser = ApiKey::parse)]
     pub keys: Vec<ApiKey>,
+    /// An extra OAuth client `ID:SECRET[:products][:ips]` (its products are its tokens' scopes).
+    #[arg(long = "client", value_parser = ApiKey::parse)]
+    pub clients: Vec<ApiKey>,
+    /// Lifetime of OAuth tokens (`expires_in`), in seconds (1–86400).
+    #[arg(long, default_value_t = DEFAULT_TOKEN_TTL_SECS, value_parser = bounds::TOKEN_TTL_SECS.parser())]
+    pub token_ttl: u64,
+    /// Announce the end of API v1 at this RFC 3339 instant: every answer carries `Deprecation`,
+    /// `Sunset` and `Link: rel="deprecation"`; once the data clock passes it, 410
+    /// `API_VERSION_RETIRED`.
+    #[arg(long)]
+    pub sunset: Option<DateTime<Utc>>,
+    /// When v1 was deprecated (RFC 3339; default 180 days before `--sunset`).
+    #[arg(long)]
+    pub deprecated_since: Option<DateTime<Utc>>,
+    /// The migration guide the deprecation `Link` and the retirement message point at.
+    #[arg(long, default_value = DEFAULT_MIGRATION_URL)]
+    pub migration_url: String,
     /// Share of records planted with a discrepancy (statement amount off or row missing,
     /// batch total off, seller order missing, wrong or early) for reconciliation (0–1).
     #[arg(long, default_value_t = 0.0, value_parser = bounds::SHARE.parser())]
@@ -130,6 +154,9 @@ impl SandboxArgs {
         }
         let mut keys = crate::sandbox::auth::default_keys();
         keys.extend(self.keys.iter().cloned());
+        let mut oauth_clients = default_clients();
+        oauth_clients.extend(self.clients.iter().cloned());
+        bounds::TOKEN_TTL_SECS.check(self.token_ttl)?;
         Ok(SandboxConfig {
             listen: self.listen,
             seed: self.seed,
@@ -148,6 +175,9 @@ impl SandboxArgs {
             page_token_ttl: Duration::from_secs(self.page_token_ttl),
             now: self.now,
             keys,
+            oauth_clients,
+            token_ttl: Duration::from_secs(self.token_ttl),
+            deprecation: self.deprecation()?,
             discrepancies: crate::sandbox::Discrepancies {
                 rate: share("discrepancy-rate", self.discrepancy_rate)?,
                 ..Default::default()
@@ -164,6 +194,29 @@ impl SandboxArgs {
             }),
             extra_account_ids: self.extra_account_ids.clone(),
         })
+    }
+
+    /// The announced end of v1, from `--sunset`, `--deprecated-since` and `--migration-url`.
+    fn deprecation(&self) -> anyhow::Result<Option<Deprecation>> {
+        if self.sunset.is_none() && self.deprecated_since.is_none() {
+            return Ok(None);
+        }
+        let since = self
+            .deprecated_since
+            .or(self.sunset.map(|s| s - chrono::Duration::days(180)));
+        if let (Some(d), Some(s)) = (since, self.sunset) {
+            anyhow::ensure!(d <= s, "--deprecated-since {d} is after --sunset {s}");
+        }
+        anyhow::ensure!(
+            reqwest::Url::parse(&self.migration_url).is_ok(),
+            "--migration-url `{}` is not a URL",
+            self.migration_url
+        );
+        Ok(Some(Deprecation {
+            deprecated_at: since,
+            sunset: self.sunset,
+            link: Some(self.migration_url.clone()),
+        }))
     }
 }
 
@@ -189,6 +242,15 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<ExitCode> {
         crate::sandbox::DEFAULT_SECRET
     );
     outln!(
+        "  or, as an OAuth client (tokens live {} s):",
+        cfg.token_ttl.as_secs()
+    );
+    outln!("  MARIBANK_CLIENT_ID={}", crate::sandbox::DEFAULT_CLIENT_ID);
+    outln!(
+        "  MARIBANK_CLIENT_SECRET={}",
+        crate::sandbox::DEFAULT_CLIENT_SECRET
+    );
+    outln!(
         "  {} accounts, {} to {}, ~{} transactions/day each, seed {}, qps {}, fault rate {}",
         cfg.accounts as usize + cfg.extra_account_ids.len(),
         cfg.from,
@@ -208,6 +270,9 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<ExitCode> {
     outln!(
         "  Other keys: MB-SANDBOX-AK-NOSTMT (no statements), MB-SANDBOX-AK-IPLIST (IP allowlist), MB-SANDBOX-AK-DISABLED"
     );
+    if let Some(d) = &cfg.deprecation {
+        outln!("  API v1 is deprecated: {}", d.describe());
+    }
     sandbox
         .run_until(async {
             let _ = tokio::signal::ctrl_c().await;

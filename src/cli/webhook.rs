@@ -320,6 +320,7 @@ pub struct WebhookPulls {
     pipeline: PipelineActions,
     name: String,
     alert_url: Option<String>,
+    environment: Option<crate::contract::environment::Environment>,
 }
 
 impl WebhookPulls {
@@ -329,6 +330,7 @@ impl WebhookPulls {
         let name = settings.name.clone();
         settings.alerts.consecutive_failures = usize::MAX;
         WebhookPulls {
+            environment: api.environment(),
             pipeline: PipelineActions::new(settings, api),
             name,
             alert_url,
@@ -392,7 +394,10 @@ impl Actions for WebhookPulls {
     ) -> BoxFuture<'a, ()> {
         Box::pin(async move {
             if let Some(url) = &self.alert_url {
-                post_dead_letter_alert(url, &self.name, action, letters).await;
+                let env = self
+                    .environment
+                    .map_or("unknown environment", |e| e.as_str());
+                post_dead_letter_alert(url, &self.name, env, action, letters).await;
             }
         })
     }
@@ -403,6 +408,7 @@ impl Actions for WebhookPulls {
 async fn post_dead_letter_alert(
     url: &str,
     pipeline: &str,
+    environment: &str,
     action: &Action,
     letters: &[DeadLetter],
 ) {
@@ -411,9 +417,10 @@ async fn post_dead_letter_alert(
     let reason = letters.first().map_or("", |l| l.reason.as_str());
     let body = serde_json::json!({
         "text": format!(
-            ":rotating_light: maribank-etl pipeline `{pipeline}`: {} webhook event(s) are dead letters after {attempts} attempt(s) of `{action}`: {reason}\nRetry with `maribank-etl webhook replay --all-dead` once fixed.",
+            ":rotating_light: maribank-etl [{environment}] pipeline `{pipeline}`: {} webhook event(s) are dead letters after {attempts} attempt(s) of `{action}`: {reason}\nRetry with `maribank-etl webhook replay --all-dead` once fixed.",
             ids.len()
         ),
+        "environment": environment,
         "pipeline": pipeline,
         "kind": "dead_letter",
         "action": action.to_string(),

@@ -233,12 +233,18 @@ impl Destination {
     /// Writes and deletes a probe object under `_state/<pipeline>/`: whether the destination
     /// takes writes (checked before a run calls the API, and by `check`).
     pub async fn probe_writable(&self, pipeline: &str) -> Result<(), LoadError> {
-        let probe = self.path(&["_state", pipeline, ".write-probe"]);
+        // A name of its own: runs of one pipeline probe at the same time.
+        let n = STAGING_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!(".write-probe-{}-{n}", std::process::id());
+        let probe = self.path(&["_state", pipeline, name.as_str()]);
         let r = async {
             self.store
                 .put(&probe, object_store::PutPayload::from_static(b"ok"))
                 .await?;
-            self.store.delete(&probe).await
+            match self.store.delete(&probe).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                Err(e) => Err(e),
+            }
         }
         .await;
         r.map_err(|source| LoadError::Store {

@@ -1,8 +1,12 @@
 //! Alerts on a finished run: volume drop against the trailing average, consecutive failures,
-//! control totals that disagree with settlement batches; and the optional webhook POST
-//! (a Slack-compatible `{"text": …}` body with the details beside it).
+//! control totals that disagree with settlement batches, an API sunset drawing near; and the
+//! optional webhook POST (a Slack-compatible `{"text": …}` body with the details beside it,
+//! naming the environment).
+
+use chrono::{DateTime, Utc};
 
 use super::report::{Alert, AlertKind, RunReport, RunResult};
+use crate::contract::lifecycle::Deprecation;
 
 /// Volume drop: this run's transactions loaded per window-day against the average of the
 /// earlier successful runs of the same command and accounts (at least three), alerting when it
@@ -96,6 +100,37 @@ pub fn consecutive_failures(current: &RunReport, history: &[RunReport], n: usize
     })
 }
 
+/// Sunset: the API version stops answering in less than `warning_days` days (0: never alert).
+pub fn sunset(d: &Deprecation, now: DateTime<Utc>, warning_days: u32) -> Option<Alert> {
+    let days = d.days_to_sunset(now)?;
+    if warning_days == 0 || days >= f64::from(warning_days) {
+        return None;
+    }
+    let when = d.sunset.map(|s| s.to_rfc3339()).unwrap_or_default();
+    let link = d
+        .link
+        .as_deref()
+        .unwrap_or("see the changelog in the developer centre");
+    let message = if days <= 0.0 {
+        format!("MariBank API v1 was switched off at its sunset, {when}; migrate: {link}")
+    } else {
+        format!(
+            "MariBank API v1 stops answering at its sunset, {when} — in {days:.1} days (alert threshold {warning_days} days, `[alerts] sunset_warning_days`); migrate before then: {link}"
+        )
+    };
+    Some(Alert {
+        kind: AlertKind::Sunset,
+        message,
+    })
+}
+
+/// The environment a report names, for messages: `sandbox`, `production` or `unknown`.
+fn environment_of(report: &RunReport) -> &'static str {
+    report
+        .environment
+        .map_or("unknown environment", |e| e.as_str())
+}
+
 /// Posts the alerts of a report to a webhook; failures are logged, never fatal.
 pub async fn notify(url: &str, report: &RunReport) {
     if report.alerts.is_empty() {
@@ -108,9 +143,10 @@ pub async fn notify(url: &str, report: &RunReport) {
         .collect();
     let body = serde_json::json!({
         "text": format!(
-            ":rotating_light: maribank-etl pipeline `{}` run {} ({}): {} alert(s)\n{}",
-            report.pipeline, report.run_id, report.command, report.alerts.len(), lines.join("\n")
+            ":rotating_light: maribank-etl [{}] pipeline `{}` run {} ({}): {} alert(s)\n{}",
+            environment_of(report), report.pipeline, report.run_id, report.command, report.alerts.len(), lines.join("\n")
         ),
+        "environment": report.environment,
         "pipeline": report.pipeline,
         "run_id": report.run_id,
         "result": report.result,
@@ -245,5 +281,25 @@ mod tests {
         hist.push(all);
         let a = consecutive_failures(&account_run("ACC-B", RunResult::Failed), &hist, 4).unwrap();
         assert!(a.message.contains("ACC-B: 4"), "{}", a.message);
+    }
+
+    #[test]
+    fn sunset_alerts_only_inside_the_warning_days() {
+        let now: DateTime<Utc> = "2026-11-26T00:00:00Z".parse().unwrap();
+        let at = |days| Deprecation {
+            deprecated_at: None,
+            sunset: Some(now + Duration::days(days)),
+            link: Some("https://developer.example.com/migrate".into()),
+        };
+        let a = sunset(&at(10), now, 30).unwrap();
+        assert_eq!(a.kind, AlertKind::Sunset);
+        assert!(
+            a.message.contains("in 10.0 days") && a.message.contains("/migrate"),
+            "{}",
+            a.message
+        );
+        assert!(sunset(&at(200), now, 30).is_none());
+        assert!(sunset(&at(10), now, 0).is_none());
+        assert!(sunset(&Deprecation::default(), now, 30).is_none());
     }
 }

@@ -10,6 +10,7 @@
 //! - [`leases`], [`state`]: per-account leases, cursors and checkpoints in the destination.
 //! - [`windows`]: how runs cut time.
 //! - [`recorder`], [`report`], [`alerts`], [`progress`]: bookkeeping and what a run tells.
+//! - [`usage`]: call volume summed over the run reports, and the `usage` table.
 //! - [`actions`]: webhook-triggered pulls.
 
 pub mod actions;
@@ -25,4 +26,5 @@ pub mod recorder;
 pub mod report;
 pub mod run;
 pub mod state;
+pub mod usage;
 pub mod windows;

@@ -14,10 +14,11 @@ use super::leases;
 use super::pull::{JsonPull, PullContext};
 use super::quarantine::QuarantineSink;
 use super::recorder::Recorder;
-use super::report::{ReportStore, RunReport, RunResult};
+use super::report::{ApiReport, ReportStore, RunReport, RunResult};
 use super::state::{StateError, StateStore};
 use crate::ExitStatus;
 use crate::clock::SharedClock;
+use crate::extract::calls::TOKEN_ENDPOINT;
 use crate::extract::{Client, ClientConfig, ErrorClass, ExtractError, ListRequest, RawArchive};
 use crate::load::{Destination, DestinationOptions, LoadError, WriteMode};
 use crate::registry::Stream;
@@ -70,7 +71,7 @@ impl RunError {
             RunError::Config(_) => ExitStatus::Usage,
             RunError::Accounts { exit, .. } => *exit,
             RunError::Extract(e) => match e.class() {
-                ErrorClass::Auth => ExitStatus::Auth,
+                ErrorClass::Auth | ErrorClass::Retired => ExitStatus::Auth,
                 ErrorClass::Transient => ExitStatus::Transient,
                 _ => match e.code() {
                     Some("NOT_FOUND" | "INVALID_PARAMETER") => ExitStatus::Usage,
@@ -170,11 +171,18 @@ impl Runner {
 
     /// Prepares a run whose watermarks, leases, checkpoints and report times read `clock`
     /// (tests pin it to the sandbox's data clock; signatures keep the client's own clock).
+    /// A credential or base URL of another environment than the pipeline pins is a
+    /// configuration error here, before any call.
     pub fn with_clock(
         settings: Settings,
         api: ApiEnv,
         clock: SharedClock,
     ) -> Result<Runner, RunError> {
+        api.check_pinned(settings.environment)?;
+        let placement = api.placement();
+        if let Some(m) = placement.mismatch(&api.credentials.access_key_id, &api.base_url) {
+            tracing::warn!("{m}");
+        }
         let opts = DestinationOptions {
             endpoint: settings.storage.endpoint.clone(),
             allow_http: settings.storage.allow_http,
@@ -200,6 +208,7 @@ impl Runner {
             run_id: run_id.clone(),
             pipeline: settings.name.clone(),
             destination: dest.url.clone(),
+            environment: placement.environment(),
             started_at: started,
             ..Default::default()
         });
@@ -286,6 +295,7 @@ impl Runner {
             e.retries = s.retries;
             e.rate_limited = s.rate_limited;
         }
+        report.api = Some(self.api_report());
         report.finished_at = Some(self.clock.now());
         report.duration_secs = took.as_secs_f64();
         let history = self.reports.recent(50).await.unwrap_or_else(|e| {
@@ -303,36 +313,69 @@ impl Runner {
                 (e.exit_status(), Some(e))
             }
         };
-        let a = &self.settings.alerts;
-        if report.result == RunResult::Success
-            && let Some(alert) =
-                alerts::volume_drop(&report, &history, a.volume_drop, a.trailing_runs)
-        {
-            report.alerts.push(alert);
-        }
-        if let Some(alert) = alerts::consecutive_failures(&report, &history, a.consecutive_failures)
-        {
-            report.alerts.push(alert);
-        }
+        self.raise_alerts(&mut report, &history);
         if !report.alerts.is_empty() && report.result == RunResult::Success {
             report.result = RunResult::Alert;
             exit = ExitStatus::Alert;
         }
         report.exit_code = exit as u8;
         for alert in &report.alerts {
-            tracing::warn!(kind = ?alert.kind, "{}", alert.message);
+            tracing::warn!(kind = ?alert.kind, environment = ?report.environment, "{}", alert.message);
         }
         match self.reports.save(&report).await {
             Ok(p) => tracing::info!(report = %p, result = ?report.result, "run report written"),
             Err(e) => tracing::error!(error = %e, "cannot write the run report"),
         }
-        if let Some(url) = &a.webhook_url {
+        if let Some(url) = &self.settings.alerts.webhook_url {
             alerts::notify(url, &report).await;
         }
         Outcome {
             exit,
             report,
             error,
+        }
+    }
+
+    /// The alerts of a finished run, judged against the earlier runs.
+    fn raise_alerts(&self, report: &mut RunReport, history: &[RunReport]) {
+        let a = &self.settings.alerts;
+        if report.result == RunResult::Success
+            && let Some(alert) =
+                alerts::volume_drop(report, history, a.volume_drop, a.trailing_runs)
+        {
+            report.alerts.push(alert);
+        }
+        if let Some(alert) = alerts::consecutive_failures(report, history, a.consecutive_failures) {
+            report.alerts.push(alert);
+        }
+        let notice = report.api.as_ref().and_then(|api| api.deprecation.as_ref());
+        if let Some(alert) =
+            notice.and_then(|d| alerts::sunset(d, self.clock.now(), a.sunset_warning_days))
+        {
+            report.alerts.push(alert);
+        }
+    }
+
+    /// The API the run called, as the client saw it.
+    fn api_report(&self) -> ApiReport {
+        let client = &self.ctx.client;
+        let cfg = client.config();
+        let calls = client.calls();
+        ApiReport {
+            base_url: cfg.base_url.clone(),
+            credential: cfg.credentials.kind,
+            credential_id: cfg.credentials.access_key_id.clone(),
+            qps: cfg.qps,
+            rate_limit: calls.rate_limit,
+            peak_rps: calls.peak_rps,
+            token_requests: calls
+                .rows
+                .iter()
+                .filter(|r| r.endpoint == TOKEN_ENDPOINT)
+                .map(|r| r.counts.requests)
+                .sum(),
+            calls: calls.rows,
+            deprecation: client.deprecation(),
         }
     }
 

@@ -21,6 +21,7 @@ pub mod discrepancies;
 mod envelope;
 pub mod faults;
 mod gateway;
+pub mod oauth;
 pub mod odd;
 pub mod orders;
 mod params;
@@ -41,10 +42,12 @@ use chrono::{DateTime, NaiveDate, Utc};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub use crate::contract::lifecycle::Deprecation;
 pub use auth::{ApiKey, DEFAULT_ACCESS_KEY_ID, DEFAULT_SECRET};
 pub use data::{World, WorldParams};
 pub use discrepancies::{Discrepancies, DiscrepancyKind, Plant};
 pub use faults::FaultKind;
+pub use oauth::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET};
 
 /// Everything the sandbox can be told.
 #[derive(Debug, Clone)]
@@ -85,6 +88,14 @@ pub struct SandboxConfig {
     pub now: Option<DateTime<Utc>>,
     /// Accepted keys.
     pub keys: Vec<ApiKey>,
+    /// OAuth clients the token endpoint issues tokens to (products = scopes).
+    pub oauth_clients: Vec<ApiKey>,
+    /// Lifetime of OAuth tokens (`expires_in`).
+    pub token_ttl: Duration,
+    /// An announced end of API v1: every answer carries its `Deprecation`, `Sunset` and `Link`
+    /// headers, and past the sunset (on the data clock) `/v1` answers `API_VERSION_RETIRED`.
+    /// `None` (the default): v1 is current.
+    pub deprecation: Option<Deprecation>,
     /// Discrepancies planted in statements and settlement batches (and the seller's order
     /// export, [`orders::export`]); none by default.
     pub discrepancies: Discrepancies,
@@ -115,6 +126,9 @@ impl Default for SandboxConfig {
             page_token_ttl: Duration::from_secs(crate::contract::PAGE_TOKEN_TTL_SECS),
             now: None,
             keys: auth::default_keys(),
+            oauth_clients: oauth::default_clients(),
+            token_ttl: Duration::from_secs(oauth::DEFAULT_TOKEN_TTL_SECS),
+            deprecation: None,
             discrepancies: Discrepancies::none(),
             webhook: None,
             extra_account_ids: Vec::new(),
@@ -159,6 +173,10 @@ pub struct Shared {
     pub faults: faults::FaultPlan,
     /// Page token codec.
     pub tokens: tokens::TokenCodec,
+    /// OAuth clients and the bearer tokens issued to them.
+    pub oauth: oauth::TokenStore,
+    /// The announced end of v1, if any.
+    pub deprecation: Option<Deprecation>,
     /// Frozen data clock (ms) or `i64::MIN` for real time.
     frozen_now_ms: AtomicI64,
     trace_seq: AtomicU64,
@@ -189,6 +207,12 @@ impl Shared {
                 cfg.stall,
             ),
             tokens: tokens::TokenCodec::new(tk, cfg.page_token_ttl.as_millis() as i64),
+            oauth: oauth::TokenStore::new(
+                cfg.oauth_clients.clone(),
+                cfg.token_ttl.as_millis() as i64,
+                cfg.seed,
+            ),
+            deprecation: cfg.deprecation.clone(),
             frozen_now_ms: AtomicI64::new(cfg.now.map_or(i64::MIN, |t| t.timestamp_millis())),
             trace_seq: AtomicU64::new(0),
             stats: server::Stats::default(),
@@ -281,6 +305,17 @@ impl Sandbox {
     /// The shared state (statistics, data clock).
     pub fn shared(&self) -> &Arc<Shared> {
         &self.shared
+    }
+
+    /// Revokes every OAuth token issued to `client_id` so far (its next request with one
+    /// answers `TOKEN_EXPIRED`; a new token works); returns how many were revoked.
+    pub fn revoke_tokens(&self, client_id: &str) -> usize {
+        self.shared.oauth.revoke_tokens(client_id)
+    }
+
+    /// Revokes an OAuth client: its tokens, and the token endpoint answers `invalid_client`.
+    pub fn revoke_client(&self, client_id: &str) {
+        self.shared.oauth.revoke_client(client_id)
     }
 
     /// Moves the frozen data clock (or freezes a real-time one).

@@ -7,6 +7,7 @@ mod airflow;
 mod cli;
 mod extract;
 mod leases;
+mod lifecycle;
 mod pipeline;
 mod readers;
 mod reconcile;
