@@ -13,19 +13,25 @@
 //! - [`server`]: serving an HTTP router with timeouts and a connection cap (webhook receiver).
 //! - [`webhook`]: the receiver of MariBank's event pushes, journaled and turned into pulls.
 //! - [`cli`], [`logging`]: the command line at the edge.
+//! - [`bounds`], [`redact`], [`secret_file`]: the range of every numeric setting, URLs printed
+//!   without their secrets, secrets read from the environment or a file.
 
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod bounds;
 pub mod cli;
 pub mod clock;
 pub mod contract;
 pub mod extract;
+pub mod host;
 pub mod load;
 pub mod logging;
 pub mod pipeline;
 pub mod reconcile;
+pub mod redact;
 pub mod registry;
 pub mod sandbox;
+pub mod secret_file;
 pub mod server;
 pub mod transform;
 pub mod webhook;

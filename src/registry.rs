@@ -382,7 +382,7 @@ impl FromStr for Stream {
 }
 
 /// Every warehouse table the project writes, in a fixed order: the streams' tables, then
-/// quarantine, reconciliation results and webhook events.
+/// quarantine, reconciliation results, webhook events and call volume.
 pub fn all_tables() -> Vec<&'static TableDef> {
     let mut out: Vec<&'static TableDef> = Stream::ALL.iter().map(|s| s.table()).collect();
     out.extend([
@@ -392,6 +392,7 @@ pub fn all_tables() -> Vec<&'static TableDef> {
         &*crate::reconcile::tables::RECON_ORDERS,
         &*crate::reconcile::tables::ORDER_STATUS,
         &*crate::webhook::table::WEBHOOK_EVENTS,
+        &*crate::pipeline::usage::USAGE,
     ]);
     out
 }

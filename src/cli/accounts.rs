@@ -1,6 +1,7 @@
 //! `maribank-etl accounts`: the key's accounts, for scripts and the Airflow DAG's fan-out.
 
 use crate::registry::Stream;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
@@ -8,14 +9,17 @@ use futures::TryStreamExt;
 
 use crate::ExitStatus;
 use crate::extract::{Client, ClientConfig, ListRequest};
-use crate::pipeline::config::ApiEnv;
+use crate::pipeline::config::{ApiEnv, PipelineFile};
+
+use super::output::{errln, outln, printable};
 
 /// Output format.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Format {
     /// A JSON array of account ids.
     Json,
-    /// One line per account: id, status, zone, currencies.
+    /// One line per account: id, status, zone, currencies, name (control characters from
+    /// the API escaped).
     Table,
 }
 
@@ -29,14 +33,21 @@ pub struct AccountsArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
+    /// Pipeline TOML; only `[api] allow_insecure_http` is read (plain HTTP to another machine).
+    #[arg(long, short = 'c', env = "MARIBANK_PIPELINE")]
+    pub config: Option<PathBuf>,
 }
 
 /// Lists the accounts.
 pub async fn run(args: AccountsArgs) -> ExitCode {
-    let api = match ApiEnv::from_env() {
+    let api = ApiEnv::from_env().and_then(|a| {
+        a.ensure_secure(PipelineFile::allows_insecure_http(args.config.as_deref())?)?;
+        Ok(a)
+    });
+    let api = match api {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return ExitCode::from(ExitStatus::Usage as u8);
         }
     };
@@ -45,7 +56,7 @@ pub async fn run(args: AccountsArgs) -> ExitCode {
     let client = match Client::new(cfg) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return ExitCode::from(ExitStatus::Usage as u8);
         }
     };
@@ -61,9 +72,11 @@ pub async fn run(args: AccountsArgs) -> ExitCode {
             ),
             Ok(None) => break,
             Err(e) => {
-                eprintln!("error: {e}");
+                errln!("error: {e}");
                 let code = match e.class() {
-                    crate::extract::ErrorClass::Auth => ExitStatus::Auth,
+                    crate::extract::ErrorClass::Auth | crate::extract::ErrorClass::Retired => {
+                        ExitStatus::Auth
+                    }
                     _ => ExitStatus::Transient,
                 };
                 return ExitCode::from(code as u8);
@@ -81,29 +94,39 @@ pub async fn run(args: AccountsArgs) -> ExitCode {
                 .iter()
                 .filter_map(|a| a["account_id"].as_str())
                 .collect();
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string(&ids).expect("strings serialise")
             );
         }
         Format::Table => {
             for a in &rows {
-                println!(
-                    "{:<14} {:<7} {:<20} {}",
-                    a["account_id"].as_str().unwrap_or(""),
-                    a["status"].as_str().unwrap_or(""),
-                    a["timezone"].as_str().unwrap_or(""),
-                    a["currencies"]
-                        .as_array()
-                        .map(|c| c
-                            .iter()
-                            .filter_map(|x| x.as_str())
-                            .collect::<Vec<_>>()
-                            .join(","))
-                        .unwrap_or_default()
-                );
+                outln!("{}", table_row(a));
             }
         }
     }
     ExitCode::SUCCESS
+}
+
+/// One account as a table line: id, status, zone, currencies, name — each escaped of control
+/// characters (the API's text must not drive the terminal).
+pub fn table_row(a: &serde_json::Value) -> String {
+    let field = |k: &str| printable(a[k].as_str().unwrap_or("")).into_owned();
+    let currencies = a["currencies"]
+        .as_array()
+        .map(|c| {
+            c.iter()
+                .filter_map(|x| x.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    format!(
+        "{:<14} {:<7} {:<20} {:<12} {}",
+        field("account_id"),
+        field("status"),
+        field("timezone"),
+        printable(&currencies),
+        field("account_name")
+    )
 }

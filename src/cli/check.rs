@@ -1,5 +1,7 @@
-//! `maribank-etl check`: credentials, reachability, clock skew, permissions per product and the
-//! destination — one line per check, with the fix when one fails.
+//! `maribank-etl check`: the environment, credentials, reachability, clock skew, the OAuth
+//! token and its scopes, permissions per product, the API version's life cycle and the
+//! destination — a header naming the environment, then one line per check, with the fix when
+//! one fails.
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -8,16 +10,23 @@ use chrono::{Duration, Utc};
 use clap::Args;
 use futures::TryStreamExt;
 
+use super::output::{outln, printable};
 use super::run::PipelineArgs;
 use crate::ExitStatus;
+use crate::contract::environment::Environment;
+use crate::contract::signing::CredentialKind;
 use crate::extract::{Client, ClientConfig, ErrorClass, ExtractError, ListRequest, TimeWindow};
-use crate::pipeline::config::{ApiEnv, ENV_ACCESS_KEY_ID, ENV_BASE_URL, ENV_SECRET};
+use crate::pipeline::config::{
+    ApiEnv, ConfigError, ENV_ACCESS_KEY_ID, ENV_BASE_URL, ENV_CLIENT_ID, ENV_CLIENT_SECRET,
+    ENV_SECRET, PipelineFile,
+};
+use crate::redact;
 use crate::registry::{Scope, Stream};
 
 /// Options of `check`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Example:\n  MARIBANK_BASE_URL=… MARIBANK_ACCESS_KEY_ID=… MARIBANK_SECRET_ACCESS_KEY=… maribank-etl check --dest ./warehouse"
+    after_help = "Examples:\n  MARIBANK_BASE_URL=… MARIBANK_ACCESS_KEY_ID=… MARIBANK_SECRET_ACCESS_KEY=… maribank-etl check --dest ./warehouse\n  MARIBANK_BASE_URL=… MARIBANK_CLIENT_ID=… MARIBANK_CLIENT_SECRET=… maribank-etl check --config pipelines/daily.toml"
 )]
 pub struct CheckArgs {
     /// Pipeline options (the destination is checked when given).
@@ -25,23 +34,36 @@ pub struct CheckArgs {
     pub pipeline: PipelineArgs,
 }
 
+/// The check's output: each line printed as it is known, and kept.
 struct Lines {
     worst: ExitStatus,
+    lines: Vec<String>,
+}
+
+/// One check's detail as printed: URLs without userinfo, text from the API without terminal
+/// control characters.
+fn shown(detail: impl std::fmt::Display) -> String {
+    let text = detail.to_string();
+    printable(&redact::in_text(&text)).into_owned()
 }
 
 impl Lines {
-    fn ok(&self, what: &str, detail: impl std::fmt::Display) {
-        println!("[ ok ] {what:<24} {detail}");
+    fn say(&mut self, line: String) {
+        outln!("{line}");
+        self.lines.push(line);
+    }
+    fn ok(&mut self, what: &str, detail: impl std::fmt::Display) {
+        self.say(format!("[ ok ] {what:<24} {}", shown(detail)));
     }
     fn fail(&mut self, what: &str, detail: impl std::fmt::Display, status: ExitStatus) {
-        println!("[FAIL] {what:<24} {detail}");
+        self.say(format!("[FAIL] {what:<24} {}", shown(detail)));
         if self.worst == ExitStatus::Success || (status as u8) < (self.worst as u8) {
             self.worst = status;
         }
     }
     fn api_fail(&mut self, what: &str, e: &ExtractError) {
         let status = match e.class() {
-            ErrorClass::Auth => ExitStatus::Auth,
+            ErrorClass::Auth | ErrorClass::Retired => ExitStatus::Auth,
             _ => ExitStatus::Transient,
         };
         self.fail(what, e, status);
@@ -54,49 +76,117 @@ pub async fn run(args: CheckArgs) -> ExitCode {
 }
 
 /// Runs the checks; the worst outcome decides the exit status.
-pub async fn check(
-    api: Result<ApiEnv, crate::pipeline::config::ConfigError>,
+pub async fn check(api: Result<ApiEnv, ConfigError>, args: &CheckArgs) -> ExitStatus {
+    check_lines(api, args).await.0
+}
+
+/// Runs the checks: the exit status and the lines printed (a header naming the environment,
+/// then one line per check).
+pub async fn check_lines(
+    api: Result<ApiEnv, ConfigError>,
     args: &CheckArgs,
-) -> ExitStatus {
+) -> (ExitStatus, Vec<String>) {
     let mut out = Lines {
         worst: ExitStatus::Success,
+        lines: Vec::new(),
     };
-    if let Some(api) = credentials(&mut out, api)
+    let allow_http = PipelineFile::allows_insecure_http(args.pipeline.config.as_deref());
+    if let Some(api) = credentials(&mut out, api, allow_http)
+        && environment(&mut out, &api, args)
         && reachable(&mut out, &api).await
         && let Some((client, account)) = authenticated(&mut out, &api).await
     {
         products(&mut out, &client, &account).await;
+        lifecycle(&mut out, &client);
     }
-    if out.worst == ExitStatus::Usage {
-        return out.worst;
+    if out.worst != ExitStatus::Usage {
+        destination(&mut out, args).await;
     }
-    destination(&mut out, args).await;
-    out.worst
+    (out.worst, out.lines)
 }
 
 fn credentials(
     out: &mut Lines,
-    api: Result<ApiEnv, crate::pipeline::config::ConfigError>,
+    api: Result<ApiEnv, ConfigError>,
+    allow_insecure_http: Result<bool, ConfigError>,
 ) -> Option<ApiEnv> {
-    match api {
-        Ok(a) => {
-            out.ok(
-                "credentials",
-                format!(
-                    "{ENV_ACCESS_KEY_ID}={} and a secret from the environment; base URL {}",
-                    a.credentials.access_key_id, a.base_url
-                ),
-            );
-            Some(a)
-        }
+    let api = match api {
+        Ok(a) => a,
         Err(e) => {
+            out.say("MariBank API check — environment: unknown (no usable configuration)".into());
             out.fail(
                 "credentials",
-                format!("{e}; set {ENV_BASE_URL}, {ENV_ACCESS_KEY_ID} and {ENV_SECRET}"),
+                format!(
+                    "{e}; set {ENV_BASE_URL}, and {ENV_ACCESS_KEY_ID} and {ENV_SECRET} (an access key) or {ENV_CLIENT_ID} and {ENV_CLIENT_SECRET} (an OAuth client)"
+                ),
                 ExitStatus::Usage,
             );
-            None
+            return None;
         }
+    };
+    out.say(format!(
+        "MariBank API check — environment: {} — base URL {}",
+        api.placement().describe(),
+        redact::url(&api.base_url)
+    ));
+    if let Err(e) = allow_insecure_http.and_then(|allow| api.ensure_secure(allow)) {
+        out.fail("transport", e, ExitStatus::Usage);
+        return None;
+    }
+    let c = &api.credentials;
+    let (var, what) = match c.kind {
+        CredentialKind::AccessKey => (ENV_ACCESS_KEY_ID, "a secret access key"),
+        CredentialKind::OauthClient => (ENV_CLIENT_ID, "a client secret"),
+    };
+    out.ok(
+        "credentials",
+        format!(
+            "{}: {var}={} and {what} from the environment",
+            c.kind.describe(),
+            c.access_key_id
+        ),
+    );
+    Some(api)
+}
+
+/// The credential and the base URL belong to one environment, the pinned one if the pipeline
+/// pins one; on a mix-up nothing is called (a production credential is never sent to a
+/// sandbox URL, nor the reverse).
+fn environment(out: &mut Lines, api: &ApiEnv, args: &CheckArgs) -> bool {
+    let p = api.placement();
+    let id = &api.credentials.access_key_id;
+    if let Some(m) = p.mismatch(id, &api.base_url) {
+        out.fail("environment", m, ExitStatus::Usage);
+        return false;
+    }
+    let pinned = pinned_environment(args);
+    if let Err(e) = api.check_pinned(pinned) {
+        out.fail("environment", e.0, ExitStatus::Usage);
+        return false;
+    }
+    let name = p.environment().map_or("unknown", Environment::as_str);
+    let detail = match (pinned, p.by_credential, p.by_url) {
+        (Some(e), _, _) => format!("{name}, as the pipeline pins (environment = \"{e}\")"),
+        (None, Some(_), Some(_)) => format!("{name}: the credential id and the base URL agree"),
+        (None, _, _) => format!(
+            "{name} ({}); pin `environment` in the pipeline file to have a mix-up refused",
+            p.describe()
+        ),
+    };
+    out.ok("environment", detail);
+    true
+}
+
+/// The environment the pipeline file pins, if `--config` names one that says.
+fn pinned_environment(args: &CheckArgs) -> Option<Environment> {
+    match args.pipeline.settings() {
+        Ok(s) => s.environment,
+        Err(_) => args
+            .pipeline
+            .config
+            .as_deref()
+            .and_then(|p| PipelineFile::load(p).ok())
+            .and_then(|f| f.environment),
     }
 }
 
@@ -114,8 +204,9 @@ async fn reachable(out: &mut Lines, api: &ApiEnv) -> bool {
             out.fail(
                 "reachability",
                 format!(
-                    "{} is unreachable: {e}; check the URL, proxy (HTTPS_PROXY) and firewall",
-                    api.base_url
+                    "{} is unreachable: {}; check the URL, proxy (HTTPS_PROXY) and firewall",
+                    redact::url(&api.base_url),
+                    e.without_url()
                 ),
                 ExitStatus::Transient,
             );
@@ -126,7 +217,7 @@ async fn reachable(out: &mut Lines, api: &ApiEnv) -> bool {
         "reachability",
         format!(
             "{} answered HTTP {} in {} ms",
-            api.base_url,
+            redact::url(&api.base_url),
             r.status().as_u16(),
             t0.elapsed().as_millis()
         ),
@@ -150,7 +241,8 @@ async fn reachable(out: &mut Lines, api: &ApiEnv) -> bool {
     true
 }
 
-/// A signed request: the client and the first account the key sees.
+/// A signed request (or, for an OAuth client, a token and a request bearing it): the client
+/// and the first account the credential sees.
 async fn authenticated(out: &mut Lines, api: &ApiEnv) -> Option<(Client, String)> {
     let mut cfg = ClientConfig::new(api.base_url.clone(), api.credentials.clone());
     cfg.retry.max_retries = 1;
@@ -162,13 +254,37 @@ async fn authenticated(out: &mut Lines, api: &ApiEnv) -> Option<(Client, String)
             return None;
         }
     };
+    match client.token_info().await {
+        Ok(None) => {}
+        Ok(Some(t)) => out.ok(
+            "OAuth token",
+            format!(
+                "issued; scopes: {}; expires in {}",
+                if t.scopes.is_empty() {
+                    "none".to_string()
+                } else {
+                    t.scopes.join(" ")
+                },
+                t.expires_in
+                    .map_or("(not said)".into(), |s| format!("{s} s"))
+            ),
+        ),
+        Err(e) => {
+            out.api_fail("OAuth token", &e);
+            return None;
+        }
+    }
     let pages = client.list(ListRequest::all(Stream::ACCOUNTS).page_size(1));
     tokio::pin!(pages);
     let first = match pages.try_next().await {
         Ok(Some(p)) => {
+            let how = match api.credentials.kind {
+                CredentialKind::AccessKey => "signed request",
+                CredentialKind::OauthClient => "request with the bearer token",
+            };
             out.ok(
                 "authentication",
-                format!("signed request accepted (trace {})", p.trace_id),
+                format!("{how} accepted (trace {})", p.trace_id),
             );
             p.items
                 .first()
@@ -191,6 +307,17 @@ async fn authenticated(out: &mut Lines, api: &ApiEnv) -> Option<(Client, String)
             );
             None
         }
+    }
+}
+
+/// The API version's life cycle as the answers announced it.
+fn lifecycle(out: &mut Lines, client: &Client) {
+    match client.deprecation() {
+        None => out.ok("API version", "current: no deprecation notice"),
+        Some(d) => out.ok(
+            "API version",
+            format!("{} (maribank-etl alerts once the sunset is less than `[alerts] sunset_warning_days` away)", d.describe()),
+        ),
     }
 }
 

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use chrono::{Duration, Utc};
 use clap::Args;
 
+use super::output::{errln, outln};
 use super::run::print_outcome;
 use crate::ExitStatus;
 use crate::contract::signing::Credentials;
@@ -22,16 +23,18 @@ pub struct DemoArgs {
     /// Where to write the warehouse.
     #[arg(long, default_value = "./warehouse")]
     pub dest: String,
-    /// Days to sync, ending yesterday (UTC).
-    #[arg(long, default_value_t = 30)]
+    /// Days to sync, ending yesterday (UTC; 1–366).
+    #[arg(long, default_value_t = 30, value_parser = crate::bounds::DEMO_DAYS.parser())]
     pub days: i64,
-    /// Transactions per account and day in the sandbox.
-    #[arg(long, default_value_t = 200)]
+    /// Transactions per account and day in the sandbox (0–100000).
+    #[arg(long, default_value_t = 200, value_parser = crate::bounds::TXNS_PER_DAY.parser())]
     pub txns_per_day: u32,
 }
 
 /// Runs the demo.
 pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    crate::bounds::DEMO_DAYS.check(args.days)?;
+    crate::bounds::TXNS_PER_DAY.check(args.txns_per_day)?;
     let today = Utc::now().date_naive();
     let start = (today - Duration::days(args.days))
         .and_hms_opt(0, 0, 0)
@@ -62,11 +65,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let world = crate::sandbox::World::new(config.world_params());
     config.discrepancies = crate::sandbox::Discrepancies::one_of_each(&world, recon_start);
     let sandbox = Sandbox::start(config.clone()).await?;
-    println!(
+    outln!(
         "Sandbox MariBank API on {} (3 accounts: Singapore, Hong Kong, Tokyo; 2% injected faults)",
         sandbox.base_url()
     );
-    println!("Syncing {start} .. {end} into {} …", args.dest);
+    outln!("Syncing {start} .. {end} into {} …", args.dest);
     let settings = match Settings::resolve(&Overrides {
         destination: Some(args.dest.clone()),
         name: Some("demo".into()),
@@ -75,7 +78,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     }) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return Ok(ExitCode::from(ExitStatus::Usage as u8));
         }
     };
@@ -93,12 +96,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     print_outcome(&outcome);
     if outcome.error.is_none() {
         let wh = args.dest.trim_end_matches('/');
-        println!();
-        println!("Query it with DuckDB (pip install duckdb, or the duckdb CLI):");
-        println!(
+        outln!();
+        outln!("Query it with DuckDB (pip install duckdb, or the duckdb CLI):");
+        outln!(
             "  duckdb -c \"SELECT currency, count(*) AS transactions, sum(net_amount) AS net FROM read_parquet('{wh}/transactions/**/*.parquet', hive_partitioning = true) WHERE status <> 'FAILED' GROUP BY ALL ORDER BY 1\""
         );
-        println!("More questions finance asks: pipelines/duckdb/finance.sql");
+        outln!("More questions finance asks: pipelines/duckdb/finance.sql");
         reconcile_step(&args.dest, &world, &config, recon_start, recon_end).await;
     }
     // The demo's job is to show the run: alerts are printed above, only a failure fails it.
@@ -120,8 +123,13 @@ async fn reconcile_step(
     if start >= end {
         return;
     }
+    // An object-store warehouse gets the seller's export beside it in the temp folder, never in
+    // the working directory.
     let orders = if dest.contains("://") {
-        std::path::PathBuf::from("orders.csv")
+        std::env::temp_dir().join(format!(
+            "maribank-etl-demo-orders-{}.csv",
+            std::process::id()
+        ))
     } else {
         std::path::Path::new(dest).join("orders.csv")
     };
@@ -129,19 +137,19 @@ async fn reconcile_step(
     let n = match super::sandbox::write_orders(&orders, world, start, last, &config.discrepancies) {
         Ok(n) => n,
         Err(e) => {
-            eprintln!("error: cannot write {}: {e}", orders.display());
+            errln!("error: cannot write {}: {e}", orders.display());
             return;
         }
     };
-    println!();
-    println!(
+    outln!();
+    outln!(
         "Reconciling {start} .. {last} against the statements, the settlement batches and {n} seller orders ({}), with one planted discrepancy of each kind …",
         orders.display()
     );
     let d = match crate::load::Destination::parse(dest, &Default::default()) {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return;
         }
     };
@@ -150,10 +158,10 @@ async fn reconcile_step(
         ..crate::reconcile::ReconcileConfig::new(start, end)
     };
     match crate::reconcile::reconcile(&d, &cfg).await {
-        Ok(s) => print!("{}", s.text()),
-        Err(e) => eprintln!("error: reconcile: {e}"),
+        Ok(s) => super::output::write_out(&s.text()),
+        Err(e) => errln!("error: reconcile: {e}"),
     }
-    println!(
+    outln!(
         "Rerun it: maribank-etl reconcile --dest {dest} --start {start} --end {end} --orders {}",
         orders.display()
     );

@@ -3,14 +3,19 @@
 pub mod accounts;
 pub mod check;
 pub mod demo;
+pub mod migrate;
+pub mod output;
 pub mod reconcile;
 pub mod run;
 pub mod sandbox;
+pub mod usage;
 pub mod webhook;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+use output::errln;
 
 /// maribank-etl — MariBank billing and reconciliation data into your warehouse.
 #[derive(Debug, Parser)]
@@ -43,6 +48,10 @@ pub enum Command {
     Reconcile(reconcile::ReconcileArgs),
     /// Receive MariBank's webhook events and turn them into pulls.
     Webhook(webhook::WebhookArgs),
+    /// Rewrite a warehouse written by an earlier version in the current layout.
+    Migrate(migrate::MigrateArgs),
+    /// Call volume from the run reports: per day, endpoint and account, peak QPS vs the limit.
+    Usage(usage::UsageArgs),
 }
 
 /// Parses the command line and runs it.
@@ -55,7 +64,7 @@ pub fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            errln!("error: cannot start the async runtime: {e}");
             return ExitCode::from(1);
         }
     };
@@ -69,12 +78,14 @@ pub fn main() -> ExitCode {
             Command::Sandbox(args) => sandbox::run(args).await,
             Command::Reconcile(args) => Ok(reconcile::run(args).await),
             Command::Webhook(args) => webhook::run(args).await,
+            Command::Migrate(args) => Ok(migrate::run(args).await),
+            Command::Usage(args) => Ok(usage::run(args).await),
         }
     });
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            errln!("error: {e:#}");
             ExitCode::from(crate::ExitStatus::Usage as u8)
         }
     }

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use chrono::{NaiveDate, Utc};
 use clap::Args;
 
+use super::output::{errln, write_out};
 use crate::ExitStatus;
 use crate::load::{Destination, DestinationOptions};
 use crate::reconcile::{DEFAULT_TIMING_DAYS, ReconcileConfig, reconcile};
@@ -37,14 +38,15 @@ pub struct ReconcileArgs {
     /// Account of an orders file without an account_id column.
     #[arg(long)]
     pub orders_account: Option<String>,
-    /// Unexplained differences allowed before exiting with status 5.
-    #[arg(long, default_value_t = 0)]
+    /// Unexplained differences allowed before exiting with status 5 (any count).
+    #[arg(long, default_value_t = 0, value_parser = crate::bounds::TOLERANCE.parser())]
     pub tolerance: u64,
     /// Only these accounts (default every account with data).
     #[arg(long, value_delimiter = ',')]
     pub accounts: Option<Vec<String>>,
-    /// Days after the window searched for late payments of its orders.
-    #[arg(long, default_value_t = DEFAULT_TIMING_DAYS)]
+    /// Days after the window searched for late payments of its orders (0–366).
+    #[arg(long, default_value_t = DEFAULT_TIMING_DAYS,
+          value_parser = crate::bounds::TIMING_DAYS.parser())]
     pub timing_days: u32,
 }
 
@@ -57,6 +59,9 @@ impl ReconcileArgs {
                 self.start, self.end
             ));
         }
+        crate::bounds::TIMING_DAYS
+            .check(self.timing_days)
+            .map_err(|e| e.0)?;
         Ok(ReconcileConfig {
             accounts: self.accounts.clone(),
             orders: self.orders.clone(),
@@ -74,24 +79,24 @@ pub async fn run(args: ReconcileArgs) -> ExitCode {
     let cfg = match args.config() {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return ExitCode::from(ExitStatus::Usage as u8);
         }
     };
     let dest = match Destination::parse(&args.dest, &DestinationOptions::default()) {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return ExitCode::from(ExitStatus::Usage as u8);
         }
     };
     match reconcile(&dest, &cfg).await {
         Ok(summary) => {
-            print!("{}", summary.text());
+            write_out(&summary.text());
             ExitCode::from(summary.exit as u8)
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             ExitCode::from(match e {
                 crate::reconcile::ReconcileError::Orders { .. }
                 | crate::reconcile::ReconcileError::Config(_) => ExitStatus::Usage,

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use chrono::{DateTime, NaiveDate, Utc};
 use clap::Args;
 
+use super::output::{errln, outln};
 use crate::ExitStatus;
 use crate::pipeline::config::{ApiEnv, Overrides, Settings};
 use crate::pipeline::run::{Outcome, Plan, Runner};
@@ -26,11 +27,11 @@ pub struct PipelineArgs {
     /// Accounts to pull (default every ACTIVE account).
     #[arg(long, value_delimiter = ',')]
     pub accounts: Option<Vec<String>>,
-    /// Requests per second for the key, shared by all concurrent work.
-    #[arg(long)]
+    /// Requests per second for the key, shared by all concurrent work (0.1–10000).
+    #[arg(long, value_parser = crate::bounds::QPS.parser())]
     pub qps: Option<f64>,
-    /// Windows pulled at once.
-    #[arg(long)]
+    /// Windows pulled at once (1–64).
+    #[arg(long, value_parser = crate::bounds::CONCURRENCY.parser())]
     pub concurrency: Option<usize>,
     /// Pipeline name (keys state, lease and reports; default from the TOML or `default`).
     #[arg(long)]
@@ -96,8 +97,9 @@ pub fn parse_instant(s: &str) -> Result<DateTime<Utc>, String> {
   # What changed since the last pass (first pass from --start):
   maribank-etl sync --config pipelines/daily.toml --incremental --start 2026-11-01
 
-Credentials come from MARIBANK_BASE_URL, MARIBANK_ACCESS_KEY_ID and MARIBANK_SECRET_ACCESS_KEY
-(or MARIBANK_SECRET_ACCESS_KEY_FILE), never from flags.")]
+Credentials come from MARIBANK_BASE_URL and either MARIBANK_ACCESS_KEY_ID and
+MARIBANK_SECRET_ACCESS_KEY (or MARIBANK_SECRET_ACCESS_KEY_FILE), or, for an OAuth client,
+MARIBANK_CLIENT_ID and MARIBANK_CLIENT_SECRET (or MARIBANK_CLIENT_SECRET_FILE); never from flags.")]
 pub struct SyncArgs {
     /// Pipeline options.
     #[command(flatten)]
@@ -131,7 +133,7 @@ pub struct BackfillArgs {
 }
 
 fn config_error(msg: impl std::fmt::Display) -> ExitCode {
-    eprintln!("error: {msg}");
+    errln!("error: {msg}");
     ExitCode::from(ExitStatus::Usage as u8)
 }
 
@@ -183,7 +185,7 @@ async fn execute(p: &PipelineArgs, plan: Plan) -> ExitCode {
     let runner = match Runner::new(settings, api) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return ExitCode::from(e.exit_status() as u8);
         }
     };
@@ -195,24 +197,31 @@ async fn execute(p: &PipelineArgs, plan: Plan) -> ExitCode {
 /// Prints a run's summary to stdout and its error to stderr.
 pub fn print_outcome(o: &Outcome) {
     let r = &o.report;
-    println!(
+    outln!(
         "run {} ({}) {:?} in {:.1}s",
-        r.run_id, r.command, r.result, r.duration_secs
+        r.run_id,
+        r.command,
+        r.result,
+        r.duration_secs
     );
     for (name, s) in &r.streams {
-        println!(
+        outln!(
             "  {name:<13} {:>9} records  {:>9} rows written  {:>6} requests  {:>4} retries  {:>3} × 429",
-            s.records, s.rows_written, s.requests, s.retries, s.rate_limited
+            s.records,
+            s.rows_written,
+            s.requests,
+            s.retries,
+            s.rate_limited
         );
     }
     let q: u64 = r.quarantined.values().sum();
     if q > 0 {
-        println!("  quarantined   {q} ({:?})", r.quarantined);
+        outln!("  quarantined   {q} ({:?})", r.quarantined);
     }
     for a in &r.alerts {
-        println!("  ALERT {:?}: {}", a.kind, a.message);
+        outln!("  ALERT {:?}: {}", a.kind, a.message);
     }
     if let Some(e) = &o.error {
-        eprintln!("error: {e}");
+        errln!("error: {e}");
     }
 }

@@ -12,14 +12,14 @@ use chrono::NaiveDate;
 use clap::{Args, Subcommand};
 use futures::future::BoxFuture;
 
+use super::output::{errln, outln};
 use crate::ExitStatus;
+use crate::bounds;
 use crate::load::Destination;
 use crate::pipeline::actions::PipelineActions;
 use crate::pipeline::config::{ApiEnv, Overrides, Settings};
 use crate::pipeline::run::RunError;
 use crate::registry::Stream;
-use crate::server::{MAX_CONNECTIONS_RANGE, TIMEOUT_SECS_RANGE};
-use crate::webhook::config::MAX_ATTEMPTS_RANGE;
 use crate::webhook::journal::{self, DeadLetter, Journal, JournalError};
 use crate::webhook::sink::ParquetSink;
 use crate::webhook::verify::load_secrets;
@@ -68,31 +68,33 @@ pub struct ServeArgs {
     /// environment.
     #[arg(long)]
     pub secret_file: Option<PathBuf>,
-    /// Largest body accepted, in bytes.
-    #[arg(long, default_value_t = crate::webhook::config::DEFAULT_MAX_BODY_BYTES)]
+    /// Largest body accepted, in bytes (1024–67108864).
+    #[arg(long, default_value_t = crate::webhook::config::DEFAULT_MAX_BODY_BYTES,
+          value_parser = bounds::MAX_BODY_BYTES.parser())]
     pub max_body_bytes: usize,
-    /// Coalescing window of pulls, in milliseconds.
-    #[arg(long, default_value_t = crate::webhook::config::DEFAULT_COALESCE_WINDOW.as_millis() as u64)]
+    /// Coalescing window of pulls, in milliseconds (0–60000).
+    #[arg(long, default_value_t = crate::webhook::config::DEFAULT_COALESCE_WINDOW.as_millis() as u64,
+          value_parser = bounds::COALESCE_MS.parser())]
     pub coalesce_ms: u64,
     /// Seconds a client has to send a complete request head (1–300).
     #[arg(long, value_name = "SECS", default_value_t = crate::server::DEFAULT_HEADER_TIMEOUT.as_secs(),
-          value_parser = clap::value_parser!(u64).range(TIMEOUT_SECS_RANGE))]
+          value_parser = bounds::SERVER_TIMEOUT_SECS.parser())]
     pub header_timeout_secs: u64,
     /// Seconds a client has to send the whole body after its head (1–300); later → 408.
     #[arg(long, value_name = "SECS", default_value_t = crate::server::DEFAULT_BODY_TIMEOUT.as_secs(),
-          value_parser = clap::value_parser!(u64).range(TIMEOUT_SECS_RANGE))]
+          value_parser = bounds::SERVER_TIMEOUT_SECS.parser())]
     pub body_timeout_secs: u64,
     /// Seconds a connection may stay open with no request in flight and no traffic (1–300).
     #[arg(long, value_name = "SECS", default_value_t = crate::server::DEFAULT_IDLE_TIMEOUT.as_secs(),
-          value_parser = clap::value_parser!(u64).range(TIMEOUT_SECS_RANGE))]
+          value_parser = bounds::SERVER_TIMEOUT_SECS.parser())]
     pub idle_timeout_secs: u64,
     /// Connections open at once (1–65536); past it new ones get 503 and are closed.
     #[arg(long, value_name = "N", default_value_t = crate::server::DEFAULT_MAX_CONNECTIONS as u64,
-          value_parser = clap::value_parser!(u64).range(MAX_CONNECTIONS_RANGE))]
+          value_parser = bounds::MAX_CONNECTIONS.parser())]
     pub max_connections: u64,
     /// Attempts of a pull before its events become dead letters (1–1000).
     #[arg(long, value_name = "N", default_value_t = crate::webhook::config::DEFAULT_MAX_ATTEMPTS as u64,
-          value_parser = clap::value_parser!(u64).range(MAX_ATTEMPTS_RANGE))]
+          value_parser = bounds::MAX_ATTEMPTS.parser())]
     pub max_attempts: u64,
 }
 
@@ -100,10 +102,8 @@ impl ServeArgs {
     /// Validated receiver settings (secrets included).
     pub fn config(&self) -> anyhow::Result<ReceiverConfig> {
         anyhow::ensure!(!self.dest.trim().is_empty(), "--dest must not be empty");
-        anyhow::ensure!(
-            self.max_body_bytes >= 1024,
-            "--max-body-bytes must be at least 1024"
-        );
+        bounds::MAX_BODY_BYTES.check(self.max_body_bytes)?;
+        bounds::COALESCE_MS.check(self.coalesce_ms)?;
         let secrets = load_secrets(self.secret_file.as_deref(), |k| std::env::var(k).ok())
             .map_err(anyhow::Error::msg)?;
         let mut cfg = ReceiverConfig::new(self.state_dir.join("webhook"), secrets);
@@ -173,6 +173,7 @@ async fn run_serve(serve: ServeArgs) -> anyhow::Result<ExitCode> {
         ..Default::default()
     })?;
     let api = ApiEnv::from_env()?;
+    api.ensure_secure(settings.api.allow_insecure_http)?;
     let dest = Destination::parse(&settings.destination, &Default::default())?;
     let run_id = format!("webhook-{}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"));
     let sink = Arc::new(ParquetSink::new(dest, run_id));
@@ -180,10 +181,10 @@ async fn run_serve(serve: ServeArgs) -> anyhow::Result<ExitCode> {
     let receiver = Receiver::start(cfg, actions, sink)
         .await
         .with_context(|| format!("cannot start the webhook receiver on {}", serve.listen))?;
-    println!("MariBank webhook receiver listening on {}", receiver.url());
+    outln!("MariBank webhook receiver listening on {}", receiver.url());
     let _ = tokio::signal::ctrl_c().await;
     let stats = receiver.shutdown().await;
-    println!(
+    outln!(
         "stopped: {} accepted, {} duplicates, {} rejected, {} dead letters, {} still to act on",
         stats.accepted,
         stats.duplicates,
@@ -227,15 +228,15 @@ fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
             "dead_letter": s.dead.len(),
             "dead_letters": dead,
         });
-        println!("{v:#}");
+        outln!("{v:#}");
         return Ok(ExitCode::SUCCESS);
     }
-    println!("journal      {}", dir.join(journal::JOURNAL_FILE).display());
-    println!("pending      {}", s.pending.len());
-    println!("done         {} (remembered for dedupe)", s.done);
-    println!("dead letter  {}", s.dead.len());
+    outln!("journal      {}", dir.join(journal::JOURNAL_FILE).display());
+    outln!("pending      {}", s.pending.len());
+    outln!("done         {} (remembered for dedupe)", s.done);
+    outln!("dead letter  {}", s.dead.len());
     for d in &s.dead {
-        println!(
+        outln!(
             "  {}  {}  received {}  dead since {}  {} attempt(s)  {}",
             d.event.event_id,
             d.event.event_type,
@@ -246,7 +247,7 @@ fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
         );
     }
     if !s.dead.is_empty() {
-        println!("requeue with `maribank-etl webhook replay --event ID` or `--all-dead`");
+        outln!("requeue with `maribank-etl webhook replay --event ID` or `--all-dead`");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -263,7 +264,7 @@ async fn replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     let j = match opened {
         Ok((j, _)) => j,
         Err(JournalError::Locked(_)) => {
-            eprintln!(
+            errln!(
                 "error: the webhook journal in {} is in use by a running `webhook serve`; stop it, replay, and start it again (requeued events are acted on when it starts)",
                 dir.display()
             );
@@ -274,12 +275,12 @@ async fn replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     let result = requeue(&j, &dir, args, now).await;
     j.close().await;
     let requeued = result?;
-    println!(
+    outln!(
         "requeued {} dead letter(s); `maribank-etl webhook serve` acts on them when it starts",
         requeued.len()
     );
     for ev in &requeued {
-        println!("  {}  {}", ev.event_id, ev.event_type);
+        outln!("  {}  {}", ev.event_id, ev.event_type);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -320,6 +321,7 @@ pub struct WebhookPulls {
     pipeline: PipelineActions,
     name: String,
     alert_url: Option<String>,
+    environment: Option<crate::contract::environment::Environment>,
 }
 
 impl WebhookPulls {
@@ -329,6 +331,7 @@ impl WebhookPulls {
         let name = settings.name.clone();
         settings.alerts.consecutive_failures = usize::MAX;
         WebhookPulls {
+            environment: api.environment(),
             pipeline: PipelineActions::new(settings, api),
             name,
             alert_url,
@@ -379,17 +382,21 @@ impl Actions for WebhookPulls {
     ) -> BoxFuture<'a, ()> {
         Box::pin(async move {
             if let Some(url) = &self.alert_url {
-                post_dead_letter_alert(url, &self.name, action, letters).await;
+                let env = self
+                    .environment
+                    .map_or("unknown environment", |e| e.as_str());
+                post_dead_letter_alert(url, &self.name, env, action, letters).await;
             }
         })
     }
 }
 
-/// POSTs one Slack-compatible alert for the dead letters of one pull. Failures are logged
-/// without the URL (an incoming-webhook URL is a credential).
+/// POSTs one Slack-compatible alert for the dead letters of one pull, through the one alert
+/// sender (failures logged, the URL redacted).
 async fn post_dead_letter_alert(
     url: &str,
     pipeline: &str,
+    environment: &str,
     action: &Action,
     letters: &[DeadLetter],
 ) {
@@ -398,9 +405,10 @@ async fn post_dead_letter_alert(
     let reason = letters.first().map_or("", |l| l.reason.as_str());
     let body = serde_json::json!({
         "text": format!(
-            ":rotating_light: maribank-etl pipeline `{pipeline}`: {} webhook event(s) are dead letters after {attempts} attempt(s) of `{action}`: {reason}\nRetry with `maribank-etl webhook replay --all-dead` once fixed.",
+            ":rotating_light: maribank-etl [{environment}] pipeline `{pipeline}`: {} webhook event(s) are dead letters after {attempts} attempt(s) of `{action}`: {reason}\nRetry with `maribank-etl webhook replay --all-dead` once fixed.",
             ids.len()
         ),
+        "environment": environment,
         "pipeline": pipeline,
         "kind": "dead_letter",
         "action": action.to_string(),
@@ -408,21 +416,5 @@ async fn post_dead_letter_alert(
         "attempts": attempts,
         "reason": reason,
     });
-    let client = match reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-    {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::warn!(error = %e.without_url(), "cannot build the alert client");
-            return;
-        }
-    };
-    match client.post(url).json(&body).send().await {
-        Ok(r) if r.status().is_success() => {
-            tracing::info!(status = %r.status(), "dead-letter alert sent")
-        }
-        Ok(r) => tracing::warn!(status = %r.status(), "alert webhook answered an error"),
-        Err(e) => tracing::warn!(error = %e.without_url(), "alert webhook unreachable"),
-    }
+    let _ = crate::pipeline::alerts::post(url, &body, "dead-letter alert").await;
 }

@@ -145,11 +145,50 @@ pub fn local_to_utc_us(tz: Tz, local: NaiveDateTime) -> Option<i64> {
     if let Some(first) = local_instants_us(tz, local).first() {
         return Some(*first);
     }
-    let before = local.checked_sub_signed(chrono::Duration::hours(12))?;
-    let off = tz.offset_from_local_datetime(&before).earliest()?.fix();
+    gap_reading_us(tz, local, -12)
+}
+
+/// A local time read with the offset in force `hours` away from it (a DST gap's reading with
+/// the offset before it, `hours < 0`, or after it).
+fn gap_reading_us(tz: Tz, local: NaiveDateTime, hours: i64) -> Option<i64> {
+    let near = local.checked_add_signed(chrono::Duration::hours(hours))?;
+    let off = tz.offset_from_local_datetime(&near).earliest()?.fix();
     let utc =
         local.checked_sub_signed(chrono::Duration::seconds(i64::from(off.local_minus_utc())))?;
     Some(utc.and_utc().timestamp_micros())
+}
+
+/// [`local_to_utc_us`] for a time known not to precede the instant `after` (rows in time
+/// order, `after` the previous row's): in a DST overlap, the first occurrence if it is not
+/// before `after`, else the second — so once a statement's times step back inside the repeated
+/// hour, they are read as its second occurrence. When neither is (rows out of order) or
+/// `after` is `None`, the first occurrence; a gap time as [`local_to_utc_us`].
+pub fn local_to_utc_us_after(tz: Tz, local: NaiveDateTime, after: Option<i64>) -> Option<i64> {
+    let all = local_instants_us(tz, local);
+    if let (Some(after), [_, second]) = (after, all.as_slice())
+        && all[0] < after
+        && *second >= after
+    {
+        return Some(*second);
+    }
+    local_to_utc_us(tz, local)
+}
+
+/// Every instant a local wall-clock time written without offset may stand for, earliest
+/// first: the one instant; both occurrences in a DST overlap; in a DST gap (a time the clocks
+/// skipped), the time read with the offset before the gap and with the offset after it.
+pub fn local_readings_us(tz: Tz, local: NaiveDateTime) -> Vec<i64> {
+    let all = local_instants_us(tz, local);
+    if !all.is_empty() {
+        return all;
+    }
+    let mut v: Vec<i64> = [-12, 12]
+        .into_iter()
+        .filter_map(|h| gap_reading_us(tz, local, h))
+        .collect();
+    v.sort_unstable();
+    v.dedup();
+    v
 }
 
 /// Days since 1970-01-01 of a date (`Date32`).
@@ -248,6 +287,63 @@ mod tests {
             let us = start + i * 900_000_000 + 17_000_000;
             assert_eq!(c.day(us), local_day(tz, us));
         }
+    }
+
+    #[test]
+    fn cached_local_days_equal_direct_ones_across_dst() {
+        let la: Tz = "America/Los_Angeles".parse().unwrap();
+        let mut c = LocalDays::new(la);
+        // Around the 2026-03-08 switch, every 7 minutes, forwards then backwards.
+        let start = DateTime::parse_from_rfc3339("2026-03-07T00:00:00Z")
+            .unwrap()
+            .timestamp_micros();
+        let steps: Vec<i64> = (0..1200).map(|k| start + k * 420_000_000).collect();
+        for &us in steps.iter().chain(steps.iter().rev()) {
+            assert_eq!(c.day(us), local_day(la, us), "{us}");
+        }
+    }
+
+    #[test]
+    fn readings_of_overlap_and_gap_times() {
+        let t = |s| NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").unwrap();
+        let us = |s| DateTime::parse_from_rfc3339(s).unwrap().timestamp_micros();
+        let la: Tz = "America/Los_Angeles".parse().unwrap();
+        let syd: Tz = "Australia/Sydney".parse().unwrap();
+        // Repeated hour: PDT then PST; AEDT then AEST.
+        let (pdt, pst) = (us("2026-11-01T08:30:00Z"), us("2026-11-01T09:30:00Z"));
+        assert_eq!(local_readings_us(la, t("2026-11-01 01:30:00")), [pdt, pst]);
+        let (aedt, aest) = (us("2026-04-04T15:30:00Z"), us("2026-04-04T16:30:00Z"));
+        assert_eq!(
+            local_readings_us(syd, t("2026-04-05 02:30:00")),
+            [aedt, aest]
+        );
+        // Skipped hour: read with the offset after (daylight) and before (standard) the gap.
+        assert_eq!(
+            local_readings_us(la, t("2026-03-08 02:30:00")),
+            [us("2026-03-08T09:30:00Z"), us("2026-03-08T10:30:00Z")]
+        );
+        assert_eq!(
+            local_readings_us(syd, t("2026-10-04 02:30:00")),
+            [us("2026-10-03T15:30:00Z"), us("2026-10-03T16:30:00Z")]
+        );
+        assert_eq!(
+            local_readings_us(la, t("2026-07-01 12:00:00")),
+            [us("2026-07-01T19:00:00Z")]
+        );
+        // In time order: the first occurrence until the times step back.
+        let overlap = t("2026-11-01 01:30:00");
+        assert_eq!(local_to_utc_us_after(la, overlap, None), Some(pdt));
+        assert_eq!(local_to_utc_us_after(la, overlap, Some(pdt - 1)), Some(pdt));
+        assert_eq!(local_to_utc_us_after(la, overlap, Some(pdt)), Some(pdt));
+        assert_eq!(local_to_utc_us_after(la, overlap, Some(pdt + 1)), Some(pst));
+        assert_eq!(local_to_utc_us_after(la, overlap, Some(pst)), Some(pst));
+        // Out of order (after both): the first occurrence, as without a previous row.
+        assert_eq!(local_to_utc_us_after(la, overlap, Some(pst + 1)), Some(pdt));
+        let gap = t("2026-03-08 02:30:00");
+        assert_eq!(
+            local_to_utc_us_after(la, gap, Some(0)),
+            Some(us("2026-03-08T10:30:00Z"))
+        );
     }
 
     #[test]

@@ -21,6 +21,8 @@ pub enum ErrorCode {
     NonceReused,
     /// 401: signature differs.
     SignatureMismatch,
+    /// 401: the OAuth bearer token is expired, revoked or unknown (get a new one, retry once).
+    TokenExpired,
     /// 403: caller IP not on the key's allowlist.
     IpNotAllowed,
     /// 403: key not granted the product.
@@ -43,7 +45,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// All codes, in the contract's table order.
-    pub const ALL: [ErrorCode; 17] = [
+    pub const ALL: [ErrorCode; 18] = [
         ErrorCode::InvalidParameter,
         ErrorCode::TimeRangeTooLarge,
         ErrorCode::PageTokenInvalid,
@@ -52,6 +54,7 @@ impl ErrorCode {
         ErrorCode::TimestampExpired,
         ErrorCode::NonceReused,
         ErrorCode::SignatureMismatch,
+        ErrorCode::TokenExpired,
         ErrorCode::IpNotAllowed,
         ErrorCode::PermissionDenied,
         ErrorCode::NotFound,
@@ -74,6 +77,7 @@ impl ErrorCode {
             ErrorCode::TimestampExpired => "TIMESTAMP_EXPIRED",
             ErrorCode::NonceReused => "NONCE_REUSED",
             ErrorCode::SignatureMismatch => "SIGNATURE_MISMATCH",
+            ErrorCode::TokenExpired => "TOKEN_EXPIRED",
             ErrorCode::IpNotAllowed => "IP_NOT_ALLOWED",
             ErrorCode::PermissionDenied => "PERMISSION_DENIED",
             ErrorCode::NotFound => "NOT_FOUND",
@@ -101,7 +105,8 @@ impl ErrorCode {
             | ErrorCode::AccessKeyInvalid
             | ErrorCode::TimestampExpired
             | ErrorCode::NonceReused
-            | ErrorCode::SignatureMismatch => 401,
+            | ErrorCode::SignatureMismatch
+            | ErrorCode::TokenExpired => 401,
             ErrorCode::IpNotAllowed | ErrorCode::PermissionDenied => 403,
             ErrorCode::NotFound | ErrorCode::StatementNotReady => 404,
             ErrorCode::PageTokenExpired | ErrorCode::ApiVersionRetired => 410,

@@ -1,14 +1,18 @@
 //! The MariBank Open API v1 wire contract, shared by the client (extract) and the sandbox.
 //!
 //! Everything here is fixed by `schemas/openapi.yaml` and the contract document: request
-//! signing (§2), error codes (§3), currencies and their minor units (§6) and the streams (§7).
+//! signing (§2), error codes (§3), currencies and their minor units (§6) and the streams (§7);
+//! environments (§1) and the version life cycle (§3).
 
 pub mod business_day;
 pub mod codes;
+pub mod environment;
+pub mod lifecycle;
 pub mod money;
 pub mod paths;
 pub mod signing;
 pub mod table;
+pub mod time;
 
 pub use codes::ErrorCode;
 
@@ -39,6 +43,8 @@ pub const HEADER_CONTENT_SHA256: &str = "x-mb-content-sha256";
 pub const HEADER_RATE_LIMIT: &str = "x-ratelimit-limit";
 /// Tokens left in the caller's bucket (§3).
 pub const HEADER_RATE_REMAINING: &str = "x-ratelimit-remaining";
+/// The OAuth 2.0 token endpoint (§2, "OAuth 2.0 client credentials"), relative to the base URL.
+pub const OAUTH_TOKEN_PATH: &str = "/v1/oauth/token";
 /// Statement CSV columns, in order (§7).
 pub const STATEMENT_COLUMNS: [&str; 11] = [
     "transaction_id",

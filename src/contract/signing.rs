@@ -41,22 +41,67 @@ impl fmt::Display for Secret {
     }
 }
 
-/// An access key pair.
+/// The two kinds of credential MariBank issues (§2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialKind {
+    /// An AK/SK pair: every request is signed with HMAC-SHA256.
+    AccessKey,
+    /// An OAuth 2.0 client: a bearer token from `POST /v1/oauth/token` on every request.
+    OauthClient,
+}
+
+impl CredentialKind {
+    /// The snake_case name used in reports and `check`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CredentialKind::AccessKey => "access_key",
+            CredentialKind::OauthClient => "oauth_client",
+        }
+    }
+
+    /// How a human calls it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            CredentialKind::AccessKey => "access key (AK/SK, HMAC-SHA256 signatures)",
+            CredentialKind::OauthClient => "OAuth 2.0 client (client credentials, bearer tokens)",
+        }
+    }
+}
+
+/// A credential: an access key pair, or an OAuth client's id and secret.
 #[derive(Clone, Debug)]
 pub struct Credentials {
-    /// The public access key id, e.g. `MB-SANDBOX-AK-0001`.
+    /// The public id: the access key id (`MB-SANDBOX-AK-0001`) or the OAuth client id
+    /// (`MB-SANDBOX-CLIENT-0001`).
     pub access_key_id: String,
-    /// The secret access key.
+    /// The secret access key, or the OAuth client secret.
     pub secret: Secret,
+    /// Which kind of credential this is; an OAuth client never signs (see [`AuthHeader::sign`]).
+    pub kind: CredentialKind,
 }
 
 impl Credentials {
-    /// A key pair from its two parts.
+    /// An access key pair from its two parts.
     pub fn new(access_key_id: impl Into<String>, secret: impl Into<String>) -> Self {
         Credentials {
             access_key_id: access_key_id.into(),
             secret: Secret::new(secret),
+            kind: CredentialKind::AccessKey,
         }
+    }
+
+    /// An OAuth 2.0 client from its id and secret.
+    pub fn oauth_client(client_id: impl Into<String>, client_secret: impl Into<String>) -> Self {
+        Credentials {
+            kind: CredentialKind::OauthClient,
+            ..Credentials::new(client_id, client_secret)
+        }
+    }
+
+    /// The public id (access key id or client id).
+    pub fn id(&self) -> &str {
+        &self.access_key_id
     }
 }
 
@@ -178,7 +223,8 @@ pub struct AuthHeader {
 }
 
 impl AuthHeader {
-    /// Signs a request and returns its header.
+    /// Signs a request and returns its header (for an access key; an OAuth client sends a
+    /// bearer token instead).
     pub fn sign(
         creds: &Credentials,
         timestamp_ms: i64,

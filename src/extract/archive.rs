@@ -90,7 +90,10 @@ impl RawArchive {
     ) -> String {
         let mut p = format!("_raw/{}/", stream.name());
         if let Some(a) = account_id {
-            p.push_str(&format!("account_id={}/", encode_segment(a)));
+            p.push_str(&format!(
+                "account_id={}/",
+                crate::contract::paths::bounded_segment(a)
+            ));
         }
         p.push_str(&format!(
             "{}/{}-{seq:08}",

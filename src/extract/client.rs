@@ -13,15 +13,22 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::archive::{ArchiveRecord, RawArchive, ts};
-use super::error::{ExtractError, NO_TRACE, Refusal, RequestContext, hint};
+use super::calls::{CallLedger, CallSummary, Counted};
+use super::error::{ExtractError, NO_TRACE, RequestContext};
 use super::governor::Governor;
 use super::nonce::{NonceSource, RandomNonce};
+use super::notices::Notices;
+use super::oauth::{DEFAULT_TOKEN_REFRESH_MARGIN, TokenCache};
+use super::refusal::Next;
 use super::retry::RetryConfig;
 use super::stats::{ExtractStats, inc};
 use super::window::max_window;
 use crate::clock::{Clock, SystemClock};
-use crate::contract::signing::{AuthHeader, Credentials, RequestParts, canonical_query};
-use crate::contract::{self, ErrorCode};
+use crate::contract;
+use crate::contract::lifecycle::Deprecation;
+use crate::contract::signing::{
+    AuthHeader, CredentialKind, Credentials, RequestParts, canonical_query,
+};
 use crate::registry::{Scope, Stream};
 
 /// Default requests per second per access key (the production limit, §3).
@@ -51,7 +58,8 @@ pub fn default_user_agent() -> String {
 pub struct ClientConfig {
     /// API base URL, e.g. `https://api.example.com` (a path prefix is kept and signed).
     pub base_url: String,
-    /// The access key pair (the secret never appears in `Debug`, logs, errors or archives).
+    /// The access key pair or OAuth client (the secret, and an OAuth client's token, never
+    /// appear in `Debug`, logs, errors or archives).
     pub credentials: Credentials,
     /// Requests per second for this access key, shared by every clone and task (fractions
     /// allowed); 0 = unlimited. Default [`DEFAULT_QPS`]. The server's `X-RateLimit-Limit`
@@ -95,10 +103,13 @@ pub struct ClientConfig {
     pub clock: Arc<dyn Clock>,
     /// Nonce source; default [`RandomNonce`].
     pub nonces: Arc<dyn NonceSource>,
+    /// An OAuth client's token is replaced this long before it expires (at most a quarter of
+    /// its lifetime); default [`DEFAULT_TOKEN_REFRESH_MARGIN`].
+    pub token_refresh_margin: Duration,
 }
 
 impl ClientConfig {
-    /// The defaults for a base URL and a key pair.
+    /// The defaults for a base URL and a credential.
     pub fn new(base_url: impl Into<String>, credentials: Credentials) -> ClientConfig {
         ClientConfig {
             base_url: base_url.into(),
@@ -120,6 +131,7 @@ impl ClientConfig {
             proxy_from_env: true,
             clock: Arc::new(SystemClock),
             nonces: Arc::new(RandomNonce::new()),
+            token_refresh_margin: DEFAULT_TOKEN_REFRESH_MARGIN,
         }
     }
 }
@@ -140,13 +152,17 @@ pub(super) struct Inner {
     pub(super) stats: ExtractStats,
     pub(super) archive: Option<RawArchive>,
     pub(super) jitter: RandomNonce,
+    pub(super) tokens: TokenCache,
+    pub(super) calls: CallLedger,
+    pub(super) notices: Notices,
 }
 
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")
             .field("base_url", &self.inner.base.as_str())
-            .field("access_key_id", &self.inner.cfg.credentials.access_key_id)
+            .field("credential", &self.inner.cfg.credentials.kind)
+            .field("id", &self.inner.cfg.credentials.access_key_id)
             .field("qps", &self.inner.cfg.qps)
             .finish_non_exhaustive()
     }
@@ -184,6 +200,8 @@ pub(super) struct Answer {
     pub(super) trace_id: String,
     pub(super) fetched_at: DateTime<Utc>,
     pub(super) raw_object: Option<Path>,
+    /// The OAuth token the request carried (its generation), for an OAuth client.
+    pub(super) bearer: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -213,7 +231,7 @@ pub(super) fn header_num<T: std::str::FromStr>(h: &HeaderMap, name: &str) -> Opt
 
 /// Describes a transport error without its URL (the URL carries no secret, but the query
 /// makes messages long; the context names the request).
-fn describe(e: reqwest::Error) -> String {
+pub(super) fn describe(e: reqwest::Error) -> String {
     let kind = if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {
@@ -236,12 +254,14 @@ fn describe(e: reqwest::Error) -> String {
 impl Client {
     /// Builds a client; fails on an unusable configuration.
     pub fn new(cfg: ClientConfig) -> Result<Client, ExtractError> {
-        let base = reqwest::Url::parse(&cfg.base_url)
-            .map_err(|e| ExtractError::Config(format!("base URL `{}`: {e}", cfg.base_url)))?;
+        let base = reqwest::Url::parse(&cfg.base_url).map_err(|e| {
+            let shown = crate::redact::url(&cfg.base_url);
+            ExtractError::Config(format!("base URL {shown}: {e}"))
+        })?;
         if !matches!(base.scheme(), "http" | "https") {
             return Err(ExtractError::Config(format!(
-                "base URL `{}` must be http or https",
-                cfg.base_url
+                "base URL {} must be http or https",
+                crate::redact::url(&cfg.base_url)
             )));
         }
         if cfg.qps.is_nan() || cfg.qps < 0.0 {
@@ -263,9 +283,10 @@ impl Client {
             )));
         }
         if cfg.credentials.access_key_id.is_empty() || cfg.credentials.secret.expose().is_empty() {
-            return Err(ExtractError::Config(
-                "the access key id and secret must not be empty (MARIBANK_ACCESS_KEY_ID, MARIBANK_SECRET_ACCESS_KEY)".into(),
-            ));
+            return Err(ExtractError::Config(match cfg.credentials.kind {
+                CredentialKind::AccessKey => "the access key id and secret must not be empty (MARIBANK_ACCESS_KEY_ID, MARIBANK_SECRET_ACCESS_KEY)",
+                CredentialKind::OauthClient => "the OAuth client id and secret must not be empty (MARIBANK_CLIENT_ID, MARIBANK_CLIENT_SECRET)",
+            }.into()));
         }
         let mut b = reqwest::Client::builder()
             .user_agent(cfg.user_agent.clone())
@@ -298,6 +319,9 @@ impl Client {
                 stats: ExtractStats::default(),
                 archive,
                 jitter: RandomNonce::new(),
+                tokens: TokenCache::default(),
+                calls: CallLedger::default(),
+                notices: Notices::default(),
             }),
         })
     }
@@ -315,6 +339,39 @@ impl Client {
     /// The configuration.
     pub fn config(&self) -> &ClientConfig {
         &self.inner.cfg
+    }
+
+    /// What was called so far: per day, endpoint and account, the peak second, the server's
+    /// advertised limit.
+    pub fn calls(&self) -> CallSummary {
+        self.inner.calls.snapshot()
+    }
+
+    /// The latest deprecation notice an answer carried, if any.
+    pub fn deprecation(&self) -> Option<Deprecation> {
+        self.inner.notices.deprecation()
+    }
+
+    /// Counts an event in the stream's counters (for a stream) and in the call ledger.
+    pub(super) fn count(&self, endpoint: &str, context: &RequestContext, what: Counted) {
+        let inner = &*self.inner;
+        let account = match context.stream.scope {
+            Scope::Key | Scope::Date => None,
+            Scope::AccountWindow | Scope::AccountDay => context.account_id.as_deref(),
+        };
+        inner
+            .calls
+            .count(inner.cfg.clock.now_ms(), endpoint, account, what);
+        if endpoint != context.stream.name() {
+            return;
+        }
+        let c = inner.stats.stream(context.stream);
+        match what {
+            Counted::Request => inc(&c.requests, 1),
+            Counted::Retry => inc(&c.retries, 1),
+            Counted::RateLimited => inc(&c.rate_limited, 1),
+            Counted::Bytes(n) => inc(&c.bytes, n),
+        }
     }
 
     /// Sends one GET until it succeeds and `accept` takes the 200 body, retrying what is
@@ -335,6 +392,7 @@ impl Client {
         let mut attempt = 0u32;
         let mut rate_limited_for = Duration::ZERO;
         let mut last_trace = NO_TRACE.to_string();
+        let mut reauthenticated = false;
         loop {
             attempt += 1;
             // What went wrong, with an optional server hint of how long to wait.
@@ -349,13 +407,22 @@ impl Client {
                         }
                     } else {
                         match self.refusal(call, &answer, &mut rate_limited_for)? {
-                            Some(retry_after) => {
+                            Next::Retry(retry_after) => {
                                 let code = Envelope::code_of(&answer.body)
                                     .unwrap_or_else(|| format!("HTTP {}", answer.status));
                                 (format!("HTTP {} {code}", answer.status), retry_after)
                             }
                             // A 429, waited out by the governor: not an error retry.
-                            None => continue,
+                            Next::WaitedOut => continue,
+                            // A new token, then the request once more: not an error retry.
+                            Next::Reauthenticate(e) => match answer.bearer {
+                                Some(generation) if !reauthenticated => {
+                                    reauthenticated = true;
+                                    self.reauthenticate(generation, call.context).await?;
+                                    continue;
+                                }
+                                _ => return Err(CallError::Fatal(*e)),
+                            },
                         }
                     }
                 }
@@ -370,7 +437,7 @@ impl Client {
                     trace_id: last_trace,
                 }));
             }
-            inc(&inner.stats.stream(call.stream).retries, 1);
+            self.count(call.stream.name(), call.context, Counted::Retry);
             let mut wait = retry.backoff(failures, inner.jitter.unit());
             if let Some(s) = server_wait {
                 wait = wait.max(s.min(retry.backoff_max));
@@ -397,25 +464,36 @@ impl Client {
         attempt: u32,
     ) -> Result<Result<Answer, reqwest::Error>, CallError> {
         let inner = &*self.inner;
-        let counters = inner.stats.stream(call.stream);
-        let slot = inner.governor.acquire().await;
-        let timestamp = inner.cfg.clock.now_ms();
-        let nonce = inner.cfg.nonces.next_nonce();
-        let parts = RequestParts {
-            method: "GET",
-            path,
-            query: &call.query,
-            body: b"",
+        let bearer = match inner.cfg.credentials.kind {
+            CredentialKind::OauthClient => Some(self.bearer(call.context).await?),
+            CredentialKind::AccessKey => None,
         };
-        let auth = AuthHeader::sign(&inner.cfg.credentials, timestamp, &nonce, &parts);
-        inc(&counters.requests, 1);
+        let slot = inner.governor.acquire().await;
+        let mut auth = match &bearer {
+            Some(b) => b.header_value(),
+            None => {
+                let parts = RequestParts {
+                    method: "GET",
+                    path,
+                    query: &call.query,
+                    body: b"",
+                };
+                let timestamp = inner.cfg.clock.now_ms();
+                let nonce = inner.cfg.nonces.next_nonce();
+                let signed = AuthHeader::sign(&inner.cfg.credentials, timestamp, &nonce, &parts);
+                header::HeaderValue::from_str(&signed.to_header_value())
+                    .expect("a signed header is ASCII")
+            }
+        };
+        auth.set_sensitive(true);
+        self.count(call.stream.name(), call.context, Counted::Request);
         let started_at = Utc::now();
         let started = tokio::time::Instant::now();
         let sent = async {
             let resp = inner
                 .http
                 .get(url.clone())
-                .header(header::AUTHORIZATION, auth.to_header_value())
+                .header(header::AUTHORIZATION, auth)
                 .send()
                 .await?;
             let status = resp.status().as_u16();
@@ -430,11 +508,19 @@ impl Client {
             Ok(v) => v,
             Err(e) => return Ok(Err(e)),
         };
-        inc(&counters.bytes, body.len() as u64);
-        inner.governor.observe(
-            header_num(&headers, contract::HEADER_RATE_LIMIT),
-            header_num(&headers, contract::HEADER_RATE_REMAINING),
+        self.count(
+            call.stream.name(),
+            call.context,
+            Counted::Bytes(body.len() as u64),
         );
+        let limit = header_num(&headers, contract::HEADER_RATE_LIMIT);
+        inner
+            .governor
+            .observe(limit, header_num(&headers, contract::HEADER_RATE_REMAINING));
+        if let Some(l) = limit.filter(|l| *l > 0) {
+            inner.calls.rate_limit(l);
+        }
+        inner.notices.observe(&headers);
         let trace_id = header_str(&headers, contract::HEADER_TRACE_ID)
             .unwrap_or(NO_TRACE)
             .to_string();
@@ -460,102 +546,7 @@ impl Client {
             trace_id,
             fetched_at: Utc::now(),
             raw_object,
-        }))
-    }
-
-    /// Handles a non-200 answer: `Ok(None)` after a 429 was waited out (retry without
-    /// counting), `Ok(Some(retry_after))` for a retryable failure, `Err` otherwise.
-    fn refusal(
-        &self,
-        call: &Call<'_>,
-        a: &Answer,
-        rate_limited_for: &mut Duration,
-    ) -> Result<Option<Option<Duration>>, CallError> {
-        let inner = &*self.inner;
-        let env = serde_json::from_slice::<Envelope<'_>>(&a.body).ok();
-        let code = env.as_ref().map(|e| e.code.as_str());
-        let message = env.as_ref().map_or("", |e| e.message.as_str());
-        let trace_id = env
-            .as_ref()
-            .and_then(|e| e.trace_id.clone())
-            .filter(|_| a.trace_id == NO_TRACE)
-            .unwrap_or_else(|| a.trace_id.clone());
-        let retry_after = header_num::<u64>(&a.headers, "retry-after").map(Duration::from_secs);
-        let known = code.and_then(ErrorCode::parse);
-        if a.status == 429 || known == Some(ErrorCode::RateLimited) {
-            let wait = retry_after.unwrap_or(Duration::from_secs(1));
-            inc(&inner.stats.stream(call.stream).rate_limited, 1);
-            inner.governor.pause(wait);
-            *rate_limited_for += wait;
-            let budget = inner.cfg.retry.rate_limit_budget;
-            if *rate_limited_for > budget {
-                return Err(CallError::Fatal(ExtractError::RateLimitBudgetExhausted {
-                    context: Box::new(call.context.clone()),
-                    waited: *rate_limited_for - wait,
-                    budget,
-                    trace_id,
-                }));
-            }
-            tracing::info!(
-                context = %call.context,
-                trace_id = %trace_id,
-                retry_after_ms = wait.as_millis() as u64,
-                "rate limited (429); pausing every request of this access key"
-            );
-            return Ok(None);
-        }
-        match known {
-            Some(ErrorCode::PageTokenExpired) => {
-                return Err(CallError::TokenExpired { trace_id });
-            }
-            Some(ErrorCode::StatementNotReady) => {
-                return Err(CallError::Fatal(ExtractError::StatementNotReady {
-                    context: Box::new(call.context.clone()),
-                    trace_id,
-                    message: message.to_string(),
-                }));
-            }
-            Some(ErrorCode::InternalError | ErrorCode::ServiceUnavailable) => {
-                return Ok(Some(retry_after));
-            }
-            _ => {}
-        }
-        if known.is_none() && matches!(a.status, 500 | 502 | 503 | 504) {
-            return Ok(Some(retry_after));
-        }
-        let skew_ms = header_str(&a.headers, "date")
-            .and_then(|d| DateTime::parse_from_rfc2822(d).ok())
-            .map(|server| inner.cfg.clock.now_ms() - server.timestamp_millis());
-        let code = code.map_or_else(|| format!("HTTP_{}", a.status), str::to_string);
-        let message = if env.is_some() {
-            message.to_string()
-        } else {
-            let text = String::from_utf8_lossy(&a.body);
-            format!(
-                "non-JSON answer: {}",
-                text.chars().take(200).collect::<String>()
-            )
-        };
-        let hint = hint(&Refusal {
-            code: &code,
-            message: &message,
-            stream: call.stream,
-            skew_ms,
-        });
-        tracing::error!(
-            context = %call.context,
-            code = %code,
-            status = a.status,
-            trace_id = %trace_id,
-            "request refused"
-        );
-        Err(CallError::Fatal(ExtractError::Api {
-            context: Box::new(call.context.clone()),
-            code,
-            status: a.status,
-            message,
-            trace_id,
-            hint,
+            bearer: bearer.map(|b| b.generation),
         }))
     }
 

@@ -8,6 +8,7 @@ use chrono::NaiveDate;
 
 use super::window::TimeWindow;
 use crate::contract::ErrorCode;
+use crate::contract::lifecycle::Deprecation;
 use crate::registry::Stream;
 
 /// Which request an error belongs to.
@@ -47,6 +48,9 @@ pub enum ErrorClass {
     /// The server or network kept failing (or rate limiting) past the retry budget, or the data
     /// is not ready yet: running again later can succeed.
     Transient,
+    /// The API version is switched off (`API_VERSION_RETIRED`): no retry helps; migrate to the
+    /// version the migration guide names.
+    Retired,
     /// Anything else: a bad request, a missing resource, a local failure, a bug.
     Other,
 }
@@ -69,6 +73,25 @@ pub enum ExtractError {
         /// The server's `message`.
         message: String,
         /// `X-MB-Trace-Id` / `trace_id` of the answer.
+        trace_id: String,
+        /// What to do about it.
+        hint: String,
+    },
+    /// The OAuth token endpoint refused the client (`invalid_client` …).
+    #[error(
+        "{context}: MariBank refused to issue an OAuth token: {error} (HTTP {status}, trace id {trace_id}){}. Hint: {hint}",
+        if description.is_empty() { String::new() } else { format!(": {description}") }
+    )]
+    TokenRefused {
+        /// The request that needed the token.
+        context: Box<RequestContext>,
+        /// HTTP status.
+        status: u16,
+        /// The OAuth `error` (`invalid_client`, `unauthorized_client`, …).
+        error: String,
+        /// The OAuth `error_description`, if any.
+        description: String,
+        /// Trace id of the answer, `none` when there was none.
         trace_id: String,
         /// What to do about it.
         hint: String,
@@ -144,11 +167,17 @@ impl ExtractError {
                     | ErrorCode::TimestampExpired
                     | ErrorCode::NonceReused
                     | ErrorCode::SignatureMismatch
+                    | ErrorCode::TokenExpired
                     | ErrorCode::IpNotAllowed
                     | ErrorCode::PermissionDenied,
                 ) => ErrorClass::Auth,
+                Some(ErrorCode::ApiVersionRetired) => ErrorClass::Retired,
                 _ => ErrorClass::Other,
             },
+            ExtractError::TokenRefused { status, .. } if (400..500).contains(status) => {
+                ErrorClass::Auth
+            }
+            ExtractError::TokenRefused { .. } => ErrorClass::Other,
             ExtractError::StatementNotReady { .. }
             | ExtractError::RetriesExhausted { .. }
             | ExtractError::RateLimitBudgetExhausted { .. } => ErrorClass::Transient,
@@ -162,6 +191,7 @@ impl ExtractError {
     pub fn code(&self) -> Option<&str> {
         match self {
             ExtractError::Api { code, .. } => Some(code),
+            ExtractError::TokenRefused { error, .. } => Some(error),
             ExtractError::StatementNotReady { .. } => Some("STATEMENT_NOT_READY"),
             ExtractError::RateLimitBudgetExhausted { .. } => Some("RATE_LIMITED"),
             _ => None,
@@ -172,6 +202,7 @@ impl ExtractError {
     pub fn trace_id(&self) -> Option<&str> {
         match self {
             ExtractError::Api { trace_id, .. }
+            | ExtractError::TokenRefused { trace_id, .. }
             | ExtractError::StatementNotReady { trace_id, .. }
             | ExtractError::RetriesExhausted { trace_id, .. }
             | ExtractError::RateLimitBudgetExhausted { trace_id, .. } => {
@@ -192,6 +223,8 @@ pub(crate) struct Refusal<'a> {
     pub stream: Stream,
     /// Local clock minus the server's `Date` header, in ms, when both were known.
     pub skew_ms: Option<i64>,
+    /// The sunset and migration link the API announced, if any.
+    pub deprecation: Option<&'a Deprecation>,
 }
 
 /// The actionable hint for a non-retryable code.
@@ -213,16 +246,45 @@ pub(crate) fn hint(r: &Refusal<'_>) -> String {
             None => "this machine's address is not on the key's IP allowlist: add it in the merchant portal, or run from an allowed address".into(),
         },
         Some(ErrorCode::PermissionDenied) => match r.stream.product() {
-            Some(p) => format!("the access key is not granted the `{p}` product: request it for this key in the merchant portal (developer centre), or skip the {} stream", r.stream.name()),
+            Some(p) => format!("the access key (or the OAuth client's token scopes) is not granted the `{p}` product: request it for this key or client in the merchant portal (developer centre), or skip the {} stream", r.stream.name()),
             None => "the access key lacks a product this endpoint needs: check its grants in the merchant portal".into(),
         },
-        Some(ErrorCode::ApiVersionRetired) => "this API version is switched off: upgrade maribank-etl, and check the base URL does not point at an old version".into(),
+        Some(ErrorCode::ApiVersionRetired) => retired_hint(r.deprecation),
+        Some(ErrorCode::TokenExpired) => "the API refused a freshly issued OAuth token as expired or revoked, after one refresh: the client's tokens are being revoked — check the OAuth client (MARIBANK_CLIENT_ID) in the merchant portal's developer centre and rotate its secret (MARIBANK_CLIENT_SECRET) if it leaked".into(),
         Some(ErrorCode::InvalidParameter) => "the server named the parameter it rejects in its message; fix that value (account id, dates, type, base currency) in the configuration".into(),
         Some(ErrorCode::NotFound) => "no such account or resource for this key: check the account id (list them with the accounts stream) and the environment".into(),
         Some(ErrorCode::PageTokenInvalid) => "the server rejected the page token: drop any saved token and restart the window from its first page".into(),
         Some(ErrorCode::TimeRangeTooLarge) => "the window exceeds 31 days: this is a bug in window splitting, please report it".into(),
         Some(ErrorCode::AuthHeaderInvalid) => "the Authorization header was malformed: this is a bug in the client, please report it with the trace id".into(),
         _ => "an answer this connector does not know: check the API changelog in the developer centre".into(),
+    }
+}
+
+/// The hint of `API_VERSION_RETIRED`: the sunset and the migration guide when announced.
+fn retired_hint(d: Option<&Deprecation>) -> String {
+    let mut s = String::from("this API version is switched off");
+    if let Some(t) = d.and_then(|d| d.sunset) {
+        s.push_str(&format!(" (its sunset was {})", t.to_rfc3339()));
+    }
+    match d.and_then(|d| d.link.as_deref()) {
+        Some(l) => s.push_str(&format!(
+            ": follow the migration guide {l}, then upgrade maribank-etl"
+        )),
+        None => s.push_str(": upgrade maribank-etl (see the changelog in the developer centre)"),
+    }
+    s.push_str(
+        ", and check MARIBANK_BASE_URL does not point at an old version; retrying does not help",
+    );
+    s
+}
+
+/// The hint of an OAuth error from the token endpoint.
+pub(crate) fn oauth_hint(error: &str) -> String {
+    match error {
+        "invalid_client" => "the OAuth client id or secret is wrong, or the client is disabled or revoked: check MARIBANK_CLIENT_ID and MARIBANK_CLIENT_SECRET (or MARIBANK_CLIENT_SECRET_FILE) against the merchant portal's developer centre, for this environment; rotate the secret there if it leaked".into(),
+        "unauthorized_client" | "invalid_scope" => "the OAuth client may not use the client-credentials grant or was granted no product: check the client in the merchant portal's developer centre".into(),
+        "invalid_request" | "unsupported_grant_type" => "the token request was malformed: this is a bug in the client, please report it with the trace id".into(),
+        _ => "an OAuth error this connector does not know: check the API changelog in the developer centre".into(),
     }
 }
 
@@ -257,6 +319,7 @@ mod tests {
             message: "",
             stream: Stream::STATEMENTS,
             skew_ms: Some(-600_000),
+            deprecation: None,
         };
         assert!(hint(&r("ACCESS_KEY_INVALID")).contains("MARIBANK_ACCESS_KEY_ID"));
         assert!(hint(&r("PERMISSION_DENIED")).contains("`statements`"));
@@ -265,5 +328,21 @@ mod tests {
             t.contains("behind by about 600.0 s") && t.contains("NTP"),
             "{t}"
         );
+        let d = Deprecation {
+            deprecated_at: None,
+            sunset: Some("2026-12-31T00:00:00Z".parse().unwrap()),
+            link: Some("https://developer.example.com/migrate".into()),
+        };
+        let retired = hint(&Refusal {
+            deprecation: Some(&d),
+            ..r("API_VERSION_RETIRED")
+        });
+        assert!(
+            retired.contains("https://developer.example.com/migrate")
+                && retired.contains("2026-12-31")
+                && retired.contains("upgrade maribank-etl"),
+            "{retired}"
+        );
+        assert!(oauth_hint("invalid_client").contains("MARIBANK_CLIENT_SECRET"));
     }
 }

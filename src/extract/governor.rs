@@ -8,6 +8,9 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
+/// The longest any one wait lasts: a request interval, a 429's `Retry-After`.
+const MAX_WAIT: Duration = Duration::from_secs(86_400);
+
 /// Paces the requests of one access key.
 ///
 /// - Request starts are spaced `1 / qps` apart (no bursts), across all tasks.
@@ -44,7 +47,10 @@ impl State {
             (None, Some(s)) => s,
             (Some(q), Some(s)) => q.min(s),
         };
-        Duration::from_secs_f64(1.0 / rate)
+        // A rate too small to space requests within a day (a library caller's 1e-12) waits a day.
+        Duration::try_from_secs_f64(1.0 / rate)
+            .unwrap_or(MAX_WAIT)
+            .min(MAX_WAIT)
     }
 }
 
@@ -138,7 +144,9 @@ impl Governor {
     /// A 429: nobody starts a request for `retry_after`.
     pub fn pause(&self, retry_after: Duration) {
         let mut s = self.state.lock().expect("governor lock");
-        let until = Instant::now() + retry_after;
+        // A server's Retry-After is not trusted to fit an Instant: at most a day.
+        let now = Instant::now();
+        let until = now.checked_add(retry_after.min(MAX_WAIT)).unwrap_or(now);
         if until > s.paused_until {
             s.paused_until = until;
         }
@@ -192,6 +200,16 @@ mod tests {
         let t0 = Instant::now();
         drop(g.acquire().await);
         assert!(Instant::now() - t0 >= Duration::from_millis(299));
+    }
+
+    #[test]
+    fn absurd_waits_saturate_instead_of_overflowing() {
+        let g = Governor::new(1e-300, 1);
+        assert_eq!(g.state.lock().unwrap().interval(), MAX_WAIT);
+        g.pause(Duration::from_secs(u64::MAX));
+        g.pause(Duration::MAX);
+        let paused = g.state.lock().unwrap().paused_until;
+        assert!(paused <= Instant::now() + MAX_WAIT);
     }
 
     #[tokio::test]

@@ -1,8 +1,10 @@
 //! The extract stage: a signed, paginated, rate-governed client of the MariBank API.
 //!
 //! [`Client`] sends every request signed (§2) with a fresh timestamp and nonce from an
-//! injectable [`Clock`](crate::clock::Clock) and [`NonceSource`], through one [`Governor`] per
-//! access key that spaces requests at the QPS budget and pauses everyone after a 429. Failures that can heal
+//! injectable [`Clock`](crate::clock::Clock) and [`NonceSource`] — or, for an OAuth client,
+//! with a cached bearer token ([`oauth`]) — through one [`Governor`] per access key or client
+//! that spaces requests at the QPS budget and pauses everyone after a 429. Every answer's
+//! deprecation notice is kept ([`notices`]) and every call counted ([`calls`]). Failures that can heal
 //! (429, 5xx, timeouts, resets, truncated bodies) are retried with back-off ([`RetryConfig`]);
 //! the rest fail fast with an [`ExtractError`] naming the account, window, code, trace id and
 //! what to do.
@@ -35,11 +37,15 @@
 //! can arrive twice: downstream dedupes on the primary key (§4).
 
 pub mod archive;
+pub mod calls;
 pub mod client;
 pub mod error;
 pub mod governor;
 pub mod nonce;
+pub mod notices;
+pub mod oauth;
 pub mod pages;
+mod refusal;
 pub mod request;
 pub mod retry;
 pub mod statement;
@@ -48,10 +54,12 @@ pub mod window;
 
 pub use crate::clock::{Clock, OffsetClock, SystemClock};
 pub use archive::RawArchive;
+pub use calls::{CallCounts, CallRow, CallSummary};
 pub use client::{Client, ClientConfig};
 pub use error::{ErrorClass, ExtractError, RequestContext};
 pub use governor::Governor;
 pub use nonce::{FixedNonce, NonceSource, RandomNonce};
+pub use oauth::TokenInfo;
 pub use request::{ListRequest, Page, TimeField};
 pub use retry::RetryConfig;
 pub use statement::{StatementFile, count_csv_data_rows};

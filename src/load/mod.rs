@@ -7,6 +7,7 @@
 
 pub mod dedupe;
 pub mod destination;
+pub mod migrate;
 pub mod parquet;
 pub mod partition;
 pub mod reader;
@@ -18,6 +19,37 @@ pub use destination::{Destination, DestinationOptions, StoreKind};
 pub use partition::PartitionKey;
 pub use reader::{StoredPartition, list_partitions, read_columns};
 pub use writer::{FILE_NAME, PartitionSummary, TableWriter, WriteMode, WriteSummary, WriterConfig};
+
+impl LoadError {
+    /// Whether retrying cannot help: a path or bucket that refuses writes (permissions, a
+    /// read-only file system, a missing bucket, credentials the store rejects).
+    pub fn is_permanent(&self) -> bool {
+        use std::io::ErrorKind;
+        let io_permanent = |e: &std::io::Error| {
+            matches!(
+                e.kind(),
+                ErrorKind::PermissionDenied
+                    | ErrorKind::ReadOnlyFilesystem
+                    | ErrorKind::NotADirectory
+                    | ErrorKind::IsADirectory
+                    | ErrorKind::InvalidFilename
+            )
+        };
+        match self {
+            LoadError::Io { source, .. } => io_permanent(source),
+            LoadError::Destination(_) => true,
+            LoadError::Store { source, .. } => match source {
+                object_store::Error::PermissionDenied { .. }
+                | object_store::Error::Unauthenticated { .. }
+                | object_store::Error::NotFound { .. } => true,
+                other => std::error::Error::source(other)
+                    .and_then(|s| s.downcast_ref::<std::io::Error>())
+                    .is_some_and(io_permanent),
+            },
+            _ => false,
+        }
+    }
+}
 
 /// Why loading failed.
 #[derive(Debug, Error)]

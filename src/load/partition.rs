@@ -3,9 +3,13 @@
 
 use std::collections::HashMap;
 
-use arrow::array::{Array, AsArray, RecordBatch, UInt32Array};
-use arrow::compute::take_record_batch;
-use arrow::datatypes::{DataType, Date32Type};
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, Date32Array, RecordBatch, StringArray, UInt32Array, new_null_array,
+};
+use arrow::compute::{cast, take_record_batch};
+use arrow::datatypes::{DataType, Date32Type, Schema, SchemaRef};
 use arrow::error::ArrowError;
 
 use crate::contract::table::TableDef;
@@ -31,6 +35,101 @@ impl PartitionKey {
     pub fn folder(&self) -> String {
         self.0.join("/")
     }
+
+    /// The decoded value of each folder, `None` for the Hive null folder.
+    pub fn values(&self) -> Vec<(&str, Option<String>)> {
+        self.0
+            .iter()
+            .filter_map(|seg| seg.split_once('='))
+            .map(|(k, v)| (k, decode_value(v)))
+            .collect()
+    }
+}
+
+/// The value a folder name holds: percent-decoded, `None` for the Hive null folder.
+pub fn decode_value(v: &str) -> Option<String> {
+    (v != NULL_VALUE).then(|| {
+        percent_encoding::percent_decode_str(v)
+            .decode_utf8_lossy()
+            .into_owned()
+    })
+}
+
+/// The schema of a table's files: its columns but the partition columns, which live in the
+/// folder names only (the Hive convention every reader expects).
+pub fn file_schema(table: &TableDef) -> SchemaRef {
+    let fields: Vec<_> = table
+        .schema
+        .fields()
+        .iter()
+        .filter(|f| !table.partition_by.contains(&f.name().as_str()))
+        .cloned()
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
+/// A batch as a file stores it: the partition columns dropped.
+pub fn to_file(table: &TableDef, batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
+    if table.partition_by.is_empty() {
+        return Ok(batch.clone());
+    }
+    let schema = file_schema(table);
+    let cols = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            batch.column_by_name(f.name()).cloned().ok_or_else(|| {
+                ArrowError::SchemaError(format!("{} lacks column {}", table.name, f.name()))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(schema, cols)
+}
+
+/// A batch read from a partition file with the table's full schema again: the partition
+/// columns filled from the folder names (a file of the old layout, which stored them too, is
+/// read the same way), missing columns null, other types cast.
+pub fn from_file(
+    table: &TableDef,
+    values: &[(&str, Option<String>)],
+    batch: &RecordBatch,
+) -> Result<RecordBatch, ArrowError> {
+    let n = batch.num_rows();
+    let cols = table
+        .schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let from_folder = values.iter().find(|(k, _)| *k == f.name().as_str());
+            match from_folder {
+                Some((_, v)) => constant(f.data_type(), v.as_deref(), n),
+                None => match batch.column_by_name(f.name()) {
+                    Some(c) if c.data_type() == f.data_type() => Ok(c.clone()),
+                    Some(c) => cast(c, f.data_type()),
+                    None => Ok(new_null_array(f.data_type(), n)),
+                },
+            }
+        })
+        .collect::<Result<Vec<ArrayRef>, _>>()?;
+    RecordBatch::try_new(table.schema.clone(), cols)
+}
+
+/// `n` copies of a folder value as a column of type `dt` (text, or a `YYYY-MM-DD` date).
+pub fn constant(dt: &DataType, v: Option<&str>, n: usize) -> Result<ArrayRef, ArrowError> {
+    Ok(match (dt, v) {
+        (_, None) => new_null_array(dt, n),
+        (DataType::Date32, Some(s)) => {
+            let d = crate::contract::time::parse_date(s).ok_or_else(|| {
+                ArrowError::ParseError(format!("partition folder value `{s}` is not a date"))
+            })?;
+            Arc::new(Date32Array::from(vec![d; n]))
+        }
+        (DataType::Utf8, Some(s)) => Arc::new(StringArray::from(vec![s; n])),
+        (other, Some(s)) => cast(
+            &(Arc::new(StringArray::from(vec![s; n])) as ArrayRef),
+            other,
+        )?,
+    })
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]

@@ -12,7 +12,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::LoadError;
 use super::destination::Destination;
-use super::partition::NULL_VALUE;
+use super::partition::{NULL_VALUE, constant, decode_value};
 use crate::contract::table::TableDef;
 
 /// One stored partition file of a table.
@@ -85,10 +85,12 @@ pub async fn list_partitions(
     Ok(out)
 }
 
-/// Reads `columns` of one stored file (all columns when empty; columns the file lacks are left
-/// out). `None` when the file does not exist.
+/// Reads `columns` of one stored file of `table` (all columns when empty; columns neither the
+/// file nor the folder names hold are left out). Partition columns come from the folder names
+/// of `path`, as every Hive reader takes them. `None` when the file does not exist.
 pub async fn read_columns(
     dest: &Destination,
+    table: &TableDef,
     path: &Path,
     columns: &[&str],
 ) -> Result<Option<Vec<RecordBatch>>, LoadError> {
@@ -106,28 +108,85 @@ pub async fn read_columns(
         }
     };
     let shown = path.to_string();
-    let columns: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
+    let wanted: Vec<String> = if columns.is_empty() {
+        table
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect()
+    } else {
+        columns.iter().map(|c| c.to_string()).collect()
+    };
+    let folders: Vec<(String, Option<String>)> = path
+        .as_ref()
+        .split('/')
+        .filter_map(|seg| seg.split_once('='))
+        .filter(|(k, _)| table.partition_by.contains(k))
+        .map(|(k, v)| (k.to_string(), decode_value(v)))
+        .collect();
+    let schema = table.schema.clone();
     let batches = tokio::task::spawn_blocking(move || -> Result<Vec<RecordBatch>, LoadError> {
         let pq = |e| LoadError::Parquet {
             path: shown.clone(),
             source: e,
         };
         let b = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(pq)?;
-        let b = if columns.is_empty() {
-            b
-        } else {
-            let mask =
-                ProjectionMask::columns(b.parquet_schema(), columns.iter().map(String::as_str));
-            b.with_projection(mask)
-        };
-        let reader = b.with_batch_size(64 * 1024).build().map_err(pq)?;
+        let in_file: Vec<&str> = wanted
+            .iter()
+            .map(String::as_str)
+            .filter(|c| !folders.iter().any(|(k, _)| k == c))
+            .collect();
+        let mask = ProjectionMask::columns(b.parquet_schema(), in_file.iter().copied());
+        let reader = b
+            .with_projection(mask)
+            .with_batch_size(64 * 1024)
+            .build()
+            .map_err(pq)?;
+        let values: Vec<(&str, Option<String>)> = folders
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.clone()))
+            .collect();
         reader
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| pq(e.into()))
+            .map(|r| {
+                let b = r.map_err(|e| pq(e.into()))?;
+                with_folder_columns(&schema, &values, &wanted, &b).map_err(LoadError::from)
+            })
+            .collect()
     })
     .await
     .map_err(|e| LoadError::Join(e.to_string()))??;
     Ok(Some(batches))
+}
+
+/// `batch` (columns read from a file) with the wanted partition columns added from the folder
+/// values, in the order `wanted` names them; wanted columns nobody holds are left out.
+fn with_folder_columns(
+    schema: &arrow::datatypes::SchemaRef,
+    folders: &[(&str, Option<String>)],
+    wanted: &[String],
+    batch: &RecordBatch,
+) -> Result<RecordBatch, arrow::error::ArrowError> {
+    let mut fields = Vec::new();
+    let mut cols = Vec::new();
+    for name in wanted {
+        if let Some((_, v)) = folders.iter().find(|(k, _)| k == name) {
+            let Ok(f) = schema.field_with_name(name) else {
+                continue;
+            };
+            cols.push(constant(f.data_type(), v.as_deref(), batch.num_rows())?);
+            fields.push(f.clone());
+        } else if let Some((i, f)) = batch.schema().column_with_name(name) {
+            cols.push(batch.column(i).clone());
+            fields.push(f.clone());
+        }
+    }
+    let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(fields));
+    RecordBatch::try_new_with_options(
+        schema,
+        cols,
+        &arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+    )
 }
 
 /// Deletes one stored file; a missing one is fine.

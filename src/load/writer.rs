@@ -11,7 +11,7 @@ use arrow::array::RecordBatch;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::file::properties::WriterProperties;
 
 use super::LoadError;
@@ -19,7 +19,7 @@ use super::destination::Destination;
 use super::parquet::{
     DEFAULT_ROW_GROUP_ROWS, DEFAULT_ZSTD_LEVEL, decode, encode, writer_properties,
 };
-use super::partition::{PartitionKey, split};
+use super::partition::{PartitionKey, from_file, split, to_file};
 use crate::contract::table::TableDef;
 use crate::load::dedupe::{align, dedupe};
 
@@ -224,7 +224,7 @@ fn encode_rows(
     shown: &str,
 ) -> Result<(Vec<u8>, usize), LoadError> {
     let rows = dedupe(table, batches)?;
-    let bytes = encode(&rows, props).map_err(|e| LoadError::Parquet {
+    let bytes = encode(&to_file(table, &rows)?, props).map_err(|e| LoadError::Parquet {
         path: shown.to_string(),
         source: e,
     })?;
@@ -370,7 +370,7 @@ impl TableWriter {
         let summaries: Vec<PartitionSummary> = futures::stream::iter(parts)
             .map(|(key, buf)| {
                 let path = Self::partition_file(&dest, table, &key, file_name);
-                finish_partition(dest.store.clone(), path, table, mode, buf, props.clone())
+                finish_partition(dest.clone(), key, path, table, mode, buf, props.clone())
             })
             .buffered(self.cfg.concurrency.max(1))
             .try_collect()
@@ -384,11 +384,13 @@ impl TableWriter {
     }
 }
 
-/// Reads a stored partition file, if there is one.
+/// Reads a stored partition file, if there is one, with the table's full schema (partition
+/// columns from the folder names; a file of the old layout that stored them too reads the same).
 pub async fn read_partition(
     store: &Arc<dyn ObjectStore>,
     path: &Path,
     table: &TableDef,
+    key: &PartitionKey,
 ) -> Result<Vec<RecordBatch>, LoadError> {
     match store.get(path).await {
         Ok(r) => {
@@ -400,9 +402,10 @@ pub async fn read_partition(
                 path: path.to_string(),
                 source: e,
             })?;
+            let values = key.values();
             Ok(batches
                 .iter()
-                .map(|b| align(b, &table.schema))
+                .map(|b| from_file(table, &values, b))
                 .collect::<Result<Vec<_>, _>>()?)
         }
         Err(object_store::Error::NotFound { .. }) => Ok(vec![]),
@@ -413,8 +416,13 @@ pub async fn read_partition(
     }
 }
 
+/// How old a hidden staging file must be before a writer removes it even when its process
+/// may still run (a live writer renames its staging file within seconds).
+pub const STALE_STAGING_AFTER: std::time::Duration = std::time::Duration::from_secs(900);
+
 async fn finish_partition(
-    store: Arc<dyn ObjectStore>,
+    dest: Destination,
+    key: PartitionKey,
     path: Path,
     table: &'static TableDef,
     mode: WriteMode,
@@ -422,12 +430,17 @@ async fn finish_partition(
     props: WriterProperties,
 ) -> Result<PartitionSummary, LoadError> {
     let mut batches = match mode {
-        WriteMode::Merge => read_partition(&store, &path, table).await?,
+        WriteMode::Merge => read_partition(&dest.store, &path, table, &key).await?,
         WriteMode::Replace => vec![],
     };
     let spilled = buf.spilled;
     let mem = buf.mem;
     let shown = path.to_string();
+    let values: Vec<(String, Option<String>)> = key
+        .values()
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
     let (bytes, rows) =
         tokio::task::spawn_blocking(move || -> Result<(Bytes, usize), LoadError> {
             let read = |f: &PathBuf| {
@@ -451,13 +464,20 @@ async fn finish_partition(
                 .num_rows() as usize;
                 return Ok((bytes, rows));
             }
+            let values: Vec<(&str, Option<String>)> = values
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.clone()))
+                .collect();
             for f in &spilled {
                 let b = read(f)?;
                 let _ = std::fs::remove_file(f);
-                batches.extend(decode(Bytes::from(b)).map_err(|e| LoadError::Parquet {
+                let decoded = decode(Bytes::from(b)).map_err(|e| LoadError::Parquet {
                     path: f.display().to_string(),
                     source: e,
-                })?);
+                })?;
+                for d in &decoded {
+                    batches.push(from_file(table, &values, d)?);
+                }
             }
             batches.extend(mem);
             let (bytes, rows) = encode_rows(table, &batches, props, &shown)?;
@@ -466,13 +486,10 @@ async fn finish_partition(
         .await
         .map_err(|e| LoadError::Join(e.to_string()))??;
     let n = bytes.len();
-    store
-        .put(&path, PutPayload::from(bytes))
-        .await
-        .map_err(|e| LoadError::Store {
-            path: path.to_string(),
-            source: e,
-        })?;
+    if let Err(e) = dest.sweep_leftovers(&path, STALE_STAGING_AFTER) {
+        tracing::warn!(error = %e, partition = %path, "cannot remove staging leftovers");
+    }
+    dest.put_atomic(&path, bytes).await?;
     Ok(PartitionSummary {
         path: path.to_string(),
         rows,

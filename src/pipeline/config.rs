@@ -6,8 +6,16 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::bounds::{
+    BACKFILL_DAYS, CONCURRENCY, CONNECT_TIMEOUT_SECS, CONSECUTIVE_FAILURES, LAG_MINUTES,
+    LEASE_SECS, MAX_RETRIES, OVERLAP_MINUTES, PAGE_SIZE, QPS, READ_TIMEOUT_SECS,
+    SUNSET_WARNING_DAYS, TRAILING_RUNS, VOLUME_DROP_RANGE,
+};
+use crate::contract::environment::{Environment, Placement};
 use crate::contract::signing::Credentials;
+use crate::redact;
 use crate::registry::Stream;
+use crate::secret_file;
 
 /// Environment variable holding the API base URL.
 pub const ENV_BASE_URL: &str = "MARIBANK_BASE_URL";
@@ -17,6 +25,12 @@ pub const ENV_ACCESS_KEY_ID: &str = "MARIBANK_ACCESS_KEY_ID";
 pub const ENV_SECRET: &str = "MARIBANK_SECRET_ACCESS_KEY";
 /// Environment variable naming a file that holds the secret access key.
 pub const ENV_SECRET_FILE: &str = "MARIBANK_SECRET_ACCESS_KEY_FILE";
+/// Environment variable holding the OAuth client id (instead of an access key).
+pub const ENV_CLIENT_ID: &str = "MARIBANK_CLIENT_ID";
+/// Environment variable holding the OAuth client secret.
+pub const ENV_CLIENT_SECRET: &str = "MARIBANK_CLIENT_SECRET";
+/// Environment variable naming a file that holds the OAuth client secret.
+pub const ENV_CLIENT_SECRET_FILE: &str = "MARIBANK_CLIENT_SECRET_FILE";
 
 /// A configuration error: one clear sentence, reported before any call is made.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +54,9 @@ pub struct PipelineFile {
     pub streams: Option<Vec<String>>,
     /// Accounts to pull (default: every ACTIVE account).
     pub accounts: Option<Vec<String>>,
+    /// The environment the pipeline must run in (`sandbox` or `production`): a credential or
+    /// base URL of the other one fails the run before any call.
+    pub environment: Option<Environment>,
     /// API client settings.
     #[serde(default)]
     pub api: ApiConfig,
@@ -81,6 +98,9 @@ pub const DEFAULT_VOLUME_DROP: f64 = 0.5;
 pub const DEFAULT_TRAILING_RUNS: usize = 7;
 /// Default `[alerts] consecutive_failures`: failed runs in a row before alerting.
 pub const DEFAULT_CONSECUTIVE_FAILURES: usize = 3;
+/// Default `[alerts] sunset_warning_days`: alert when the API version's announced sunset is
+/// less than this many days away.
+pub const DEFAULT_SUNSET_WARNING_DAYS: u32 = 30;
 
 /// `[api]`: how the client calls the API.
 #[derive(Debug, Clone, Deserialize)]
@@ -100,6 +120,9 @@ pub struct ApiConfig {
     pub max_retries: u32,
     /// Archive raw responses under `_raw/`.
     pub raw_archive: bool,
+    /// Accept a plain `http://` base URL to a host other than this machine (money data in
+    /// clear text); loopback HTTP (the sandbox) is always accepted.
+    pub allow_insecure_http: bool,
 }
 
 impl Default for ApiConfig {
@@ -112,28 +135,20 @@ impl Default for ApiConfig {
             read_timeout_secs: DEFAULT_READ_TIMEOUT_SECS,
             max_retries: DEFAULT_MAX_RETRIES,
             raw_archive: true,
+            allow_insecure_http: false,
         }
     }
 }
 
 impl ApiConfig {
     fn validate(&self) -> Result<(), ConfigError> {
-        in_range("api.qps (--qps)", self.qps, 0.1, 10_000.0)?;
-        in_range("api.concurrency (--concurrency)", self.concurrency, 1, 64)?;
-        in_range(
-            "api.page_size",
-            self.page_size,
-            1,
-            crate::contract::PAGE_SIZE_MAX,
-        )?;
-        in_range(
-            "api.connect_timeout_secs",
-            self.connect_timeout_secs,
-            1,
-            300,
-        )?;
-        in_range("api.read_timeout_secs", self.read_timeout_secs, 1, 3_600)?;
-        in_range("api.max_retries", self.max_retries, 0, 20)
+        QPS.check(self.qps)?;
+        CONCURRENCY.check(self.concurrency)?;
+        PAGE_SIZE.check(self.page_size)?;
+        CONNECT_TIMEOUT_SECS.check(self.connect_timeout_secs)?;
+        READ_TIMEOUT_SECS.check(self.read_timeout_secs)?;
+        MAX_RETRIES.check(self.max_retries)?;
+        Ok(())
     }
 
     /// Connect timeout.
@@ -174,16 +189,11 @@ impl Default for WindowConfig {
 
 impl WindowConfig {
     fn validate(&self) -> Result<(), ConfigError> {
-        let max_days = crate::contract::MAX_WINDOW_DAYS as u32;
-        in_range("windows.backfill_days", self.backfill_days, 1, max_days)?;
-        in_range(
-            "windows.overlap_minutes",
-            self.overlap_minutes,
-            0,
-            7 * 24 * 60,
-        )?;
-        in_range("windows.lag_minutes", self.lag_minutes, 0, 7 * 24 * 60)?;
-        in_range("windows.lease_secs", self.lease_secs, 10, 86_400)
+        BACKFILL_DAYS.check(self.backfill_days)?;
+        OVERLAP_MINUTES.check(self.overlap_minutes)?;
+        LAG_MINUTES.check(self.lag_minutes)?;
+        LEASE_SECS.check(self.lease_secs)?;
+        Ok(())
     }
 
     /// Incremental overlap.
@@ -214,6 +224,9 @@ pub struct AlertConfig {
     pub consecutive_failures: usize,
     /// Check control totals against settlement batches.
     pub control_totals: bool,
+    /// Alert when the API version's announced sunset is less than this many days away
+    /// (0: never; the notice is still logged and reported).
+    pub sunset_warning_days: u32,
     /// POST a Slack-compatible JSON message here when an alert fires.
     pub webhook_url: Option<String>,
 }
@@ -225,6 +238,7 @@ impl Default for AlertConfig {
             trailing_runs: DEFAULT_TRAILING_RUNS,
             consecutive_failures: DEFAULT_CONSECUTIVE_FAILURES,
             control_totals: true,
+            sunset_warning_days: DEFAULT_SUNSET_WARNING_DAYS,
             webhook_url: None,
         }
     }
@@ -234,17 +248,13 @@ impl AlertConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         if !(0.0..1.0).contains(&self.volume_drop) {
             return Err(bad(format!(
-                "alerts.volume_drop must be in [0, 1), got {}",
+                "alerts.volume_drop must be {VOLUME_DROP_RANGE}, got {}",
                 self.volume_drop
             )));
         }
-        in_range("alerts.trailing_runs", self.trailing_runs, 1, 1_000)?;
-        in_range(
-            "alerts.consecutive_failures",
-            self.consecutive_failures,
-            1,
-            1_000,
-        )?;
+        TRAILING_RUNS.check(self.trailing_runs)?;
+        CONSECUTIVE_FAILURES.check(self.consecutive_failures)?;
+        SUNSET_WARNING_DAYS.check(self.sunset_warning_days)?;
         if let Some(u) = &self.webhook_url
             && reqwest::Url::parse(u).is_err()
         {
@@ -267,28 +277,34 @@ pub struct StorageConfig {
     pub region: Option<String>,
 }
 
-/// `value` when it lies in `[lo, hi]`, else an error naming the setting and its range.
-fn in_range<T: PartialOrd + std::fmt::Display>(
-    name: &str,
-    value: T,
-    lo: T,
-    hi: T,
-) -> Result<(), ConfigError> {
-    if value >= lo && value <= hi {
-        Ok(())
-    } else {
-        Err(bad(format!(
-            "{name} must be from {lo} to {hi}, got {value}"
-        )))
-    }
-}
-
 impl PipelineFile {
-    /// Reads and parses a pipeline TOML.
+    /// Reads and parses a pipeline TOML. A value of the wrong type (a fraction for a whole
+    /// number) names the setting's range too.
     pub fn load(path: &Path) -> Result<PipelineFile, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| bad(format!("cannot read {}: {e}", path.display())))?;
-        toml::from_str(&text).map_err(|e| bad(format!("{}: {e}", path.display())))
+        toml::from_str(&text).map_err(|e| {
+            let range = e
+                .span()
+                .and_then(|s| crate::bounds::toml_key_at(&text, s.start))
+                .and_then(|k| {
+                    crate::bounds::toml_ranges()
+                        .into_iter()
+                        .find(|(n, _)| *n == k)
+                })
+                .map(|(k, r)| format!("{k} must be {r}"))
+                .unwrap_or_default();
+            bad(format!("{}: {e}{range}", path.display()))
+        })
+    }
+
+    /// Whether the pipeline at `path` (if any) sets `[api] allow_insecure_http = true`: for the
+    /// commands that read no other setting (`check`, `accounts`).
+    pub fn allows_insecure_http(path: Option<&Path>) -> Result<bool, ConfigError> {
+        match path {
+            Some(p) => Ok(PipelineFile::load(p)?.api.allow_insecure_http),
+            None => Ok(false),
+        }
     }
 }
 
@@ -303,6 +319,8 @@ pub struct Settings {
     pub streams: Vec<Stream>,
     /// Accounts (`None`: every ACTIVE account).
     pub accounts: Option<Vec<String>>,
+    /// The pinned environment, if any.
+    pub environment: Option<Environment>,
     /// `[api]`.
     pub api: ApiConfig,
     /// `[windows]`.
@@ -398,6 +416,7 @@ impl Settings {
             destination,
             streams,
             accounts,
+            environment: f.environment,
             api: f.api,
             windows: f.windows,
             alerts: f.alerts,
@@ -411,62 +430,176 @@ impl Settings {
     }
 }
 
-/// API endpoint and key pair from the environment.
+/// API endpoint and credential (an access key or an OAuth client) from the environment.
 #[derive(Debug, Clone)]
 pub struct ApiEnv {
     /// Base URL.
     pub base_url: String,
-    /// Key pair (the secret redacts itself in Debug).
+    /// The access key pair or OAuth client (the secret redacts itself in Debug).
     pub credentials: Credentials,
 }
 
 impl ApiEnv {
-    /// Reads `MARIBANK_BASE_URL`, `MARIBANK_ACCESS_KEY_ID` and `MARIBANK_SECRET_ACCESS_KEY` (or
-    /// `MARIBANK_SECRET_ACCESS_KEY_FILE`).
+    /// Reads `MARIBANK_BASE_URL` and one kind of credential: `MARIBANK_ACCESS_KEY_ID` and
+    /// `MARIBANK_SECRET_ACCESS_KEY` (or `MARIBANK_SECRET_ACCESS_KEY_FILE`), or
+    /// `MARIBANK_CLIENT_ID` and `MARIBANK_CLIENT_SECRET` (or `MARIBANK_CLIENT_SECRET_FILE`).
     pub fn from_env() -> Result<ApiEnv, ConfigError> {
         Self::from_lookup(|k| std::env::var(k).ok())
     }
 
-    /// The same from any lookup (tests pass a map).
+    /// The same from any lookup (tests pass a map). The access key id and the secret lose
+    /// ASCII whitespace at both ends, from a variable or a file alike; a secret file readable
+    /// by group or others is warned about once.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<ApiEnv, ConfigError> {
-        let base_url = get(ENV_BASE_URL).filter(|v| !v.is_empty()).ok_or_else(|| {
+        let base_url = get(ENV_BASE_URL)
+            .map(|v| secret_file::trim(&v).to_string())
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| {
+                bad(format!(
+                    "{ENV_BASE_URL} is not set (the API base URL; `maribank-etl sandbox` prints one)"
+                ))
+            })?;
+        let parsed = reqwest::Url::parse(&base_url).map_err(|e| {
             bad(format!(
-                "{ENV_BASE_URL} is not set (the API base URL; `maribank-etl sandbox` prints one)"
+                "{ENV_BASE_URL}={} is not a URL: {e}",
+                redact::url(&base_url)
             ))
         })?;
-        let parsed = reqwest::Url::parse(&base_url)
-            .map_err(|e| bad(format!("{ENV_BASE_URL}=`{base_url}` is not a URL: {e}")))?;
-        if !matches!(parsed.scheme(), "http" | "https") {
+        if !matches!(parsed.scheme(), "http" | "https") || !parsed.has_host() {
             return Err(bad(format!(
-                "{ENV_BASE_URL} must be http(s), got `{base_url}`"
+                "{ENV_BASE_URL} must be an http(s) URL with a host, got {}",
+                redact::url(&base_url)
             )));
         }
-        let ak = get(ENV_ACCESS_KEY_ID)
-            .filter(|v| !v.is_empty())
-            .ok_or_else(|| bad(format!("{ENV_ACCESS_KEY_ID} is not set")))?;
-        let secret = match (
-            get(ENV_SECRET).filter(|v| !v.is_empty()),
-            get(ENV_SECRET_FILE),
-        ) {
-            (Some(s), _) => s,
-            (None, Some(path)) => std::fs::read_to_string(&path)
-                .map_err(|e| bad(format!("{ENV_SECRET_FILE}={path}: cannot read: {e}")))?
-                .trim()
-                .to_string(),
-            (None, None) => {
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err(bad(format!(
+                "{ENV_BASE_URL} carries a user or password (`…@`), which would replace the signed \
+                 Authorization header; remove it (MariBank authenticates with the access key): {}",
+                redact::url(&base_url)
+            )));
+        }
+        let set = |k: &str| get(k).is_some_and(|v| !v.is_empty());
+        let access_key = [ENV_ACCESS_KEY_ID, ENV_SECRET, ENV_SECRET_FILE]
+            .into_iter()
+            .any(set);
+        let client = [ENV_CLIENT_ID, ENV_CLIENT_SECRET, ENV_CLIENT_SECRET_FILE]
+            .into_iter()
+            .any(set);
+        let credentials = match (access_key, client) {
+            (true, true) => {
                 return Err(bad(format!(
-                    "{ENV_SECRET} (or {ENV_SECRET_FILE}) is not set"
+                    "both an access key ({ENV_ACCESS_KEY_ID}, {ENV_SECRET}) and an OAuth client ({ENV_CLIENT_ID}, {ENV_CLIENT_SECRET}) are configured: unset the variables of the kind you do not use"
                 )));
             }
+            (false, false) => {
+                return Err(bad(format!(
+                    "no credential: set {ENV_ACCESS_KEY_ID} and {ENV_SECRET} (or {ENV_SECRET_FILE}) for an access key, or {ENV_CLIENT_ID} and {ENV_CLIENT_SECRET} (or {ENV_CLIENT_SECRET_FILE}) for an OAuth client"
+                )));
+            }
+            (true, false) => Credentials::new(
+                required(&get, ENV_ACCESS_KEY_ID)?,
+                secret(&get, ENV_SECRET, ENV_SECRET_FILE)?,
+            ),
+            (false, true) => Credentials::oauth_client(
+                required(&get, ENV_CLIENT_ID)?,
+                secret(&get, ENV_CLIENT_SECRET, ENV_CLIENT_SECRET_FILE)?,
+            ),
         };
-        if secret.is_empty() {
-            return Err(bad("the secret access key is empty"));
-        }
         Ok(ApiEnv {
             base_url: base_url.trim_end_matches('/').to_string(),
-            credentials: Credentials::new(ak, secret),
+            credentials,
         })
     }
+
+    /// What the credential id and the base URL say about the environment.
+    pub fn placement(&self) -> Placement {
+        Placement::of(&self.credentials.access_key_id, &self.base_url)
+    }
+
+    /// The environment: the credential id's, else the base URL's.
+    pub fn environment(&self) -> Option<Environment> {
+        self.placement().environment()
+    }
+
+    /// A configuration error when `pinned` is set and the credential or the base URL belongs
+    /// to the other environment.
+    pub fn check_pinned(&self, pinned: Option<Environment>) -> Result<(), ConfigError> {
+        match pinned {
+            None => Ok(()),
+            Some(p) => self
+                .placement()
+                .check_pinned(p, &self.credentials.access_key_id, &self.base_url)
+                .map_err(ConfigError),
+        }
+    }
+
+    /// Refuses a plain `http://` base URL to a host other than this machine (money data in
+    /// clear text) unless the pipeline allows it (`[api] allow_insecure_http = true`);
+    /// `http://` to a loopback address or `localhost` (the sandbox) is always accepted.
+    pub fn ensure_secure(&self, allow_insecure_http: bool) -> Result<(), ConfigError> {
+        let url = reqwest::Url::parse(&self.base_url).map_err(|e| {
+            bad(format!(
+                "{ENV_BASE_URL}={} is not a URL: {e}",
+                redact::url(&self.base_url)
+            ))
+        })?;
+        if url.scheme() != "http" || allow_insecure_http || is_loopback(&url) {
+            return Ok(());
+        }
+        Err(bad(format!(
+            "{ENV_BASE_URL}={} is plain HTTP to another machine: money data and signatures would \
+             cross the network unencrypted; use https://, or set `allow_insecure_http = true` \
+             under [api] in the pipeline TOML to accept that",
+            redact::url(&self.base_url)
+        )))
+    }
+}
+
+/// Whether a URL's host is this machine: `localhost` (or `*.localhost`), 127.0.0.0/8 or `::1`.
+pub fn is_loopback(url: &reqwest::Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    match host.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(ip)) => ip.is_loopback(),
+        Ok(std::net::IpAddr::V6(ip)) => {
+            ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+        Err(_) => {
+            let d = host.trim_end_matches('.').to_ascii_lowercase();
+            d == "localhost" || d.ends_with(".localhost")
+        }
+    }
+}
+
+/// A variable that must be set (trimmed, see [`secret_file::trim`]).
+fn required(get: &impl Fn(&str) -> Option<String>, name: &str) -> Result<String, ConfigError> {
+    get(name)
+        .map(|v| secret_file::trim(&v).to_string())
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| bad(format!("{name} is not set")))
+}
+
+/// A secret from its variable, or from the file its `_FILE` variable names (trimmed alike).
+fn secret(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &str,
+    file_var: &str,
+) -> Result<String, ConfigError> {
+    let secret = match (
+        get(var).filter(|v| !v.is_empty()),
+        get(file_var).filter(|v| !v.is_empty()),
+    ) {
+        (Some(s), _) => secret_file::trim(&s).to_string(),
+        (None, Some(path)) => secret_file::read(Path::new(&path))
+            .map_err(|e| bad(format!("{file_var}={path}: cannot read: {e}")))?,
+        (None, None) => return Err(bad(format!("{var} (or {file_var}) is not set"))),
+    };
+    if secret.is_empty() {
+        return Err(bad(format!("the secret in {var} (or {file_var}) is empty")));
+    }
+    Ok(secret)
 }
 
 #[cfg(test)]
@@ -539,5 +672,75 @@ mod tests {
         ]))
         .unwrap_err();
         assert!(e.to_string().contains("http"));
+    }
+
+    #[test]
+    fn exactly_one_kind_of_credential() {
+        use crate::contract::signing::CredentialKind;
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let oauth = ApiEnv::from_lookup(env(&[
+            (ENV_BASE_URL, "http://127.0.0.1:1"),
+            (ENV_CLIENT_ID, "MB-SANDBOX-CLIENT-0001\n"),
+            (ENV_CLIENT_SECRET, " client-s3cret\r\n"),
+        ]))
+        .unwrap();
+        assert_eq!(oauth.credentials.kind, CredentialKind::OauthClient);
+        assert_eq!(oauth.credentials.access_key_id, "MB-SANDBOX-CLIENT-0001");
+        assert_eq!(
+            oauth.credentials.secret.expose(),
+            "client-s3cret",
+            "trimmed alike"
+        );
+        assert_eq!(oauth.environment(), Some(Environment::Sandbox));
+        assert!(!format!("{oauth:?}").contains("client-s3cret"));
+        let e = ApiEnv::from_lookup(env(&[
+            (ENV_BASE_URL, "http://x"),
+            (ENV_CLIENT_ID, "C"),
+            (ENV_CLIENT_SECRET, "s"),
+            (ENV_ACCESS_KEY_ID, "AK"),
+        ]))
+        .unwrap_err();
+        assert!(e.to_string().contains("both"), "{e}");
+        let e = ApiEnv::from_lookup(env(&[(ENV_BASE_URL, "http://x"), (ENV_CLIENT_ID, "C")]))
+            .unwrap_err();
+        assert!(e.to_string().contains(ENV_CLIENT_SECRET_FILE), "{e}");
+        let e = ApiEnv::from_lookup(env(&[(ENV_BASE_URL, "http://x")])).unwrap_err();
+        assert!(e.to_string().contains(ENV_CLIENT_ID), "{e}");
+        let pinned = oauth
+            .check_pinned(Some(Environment::Production))
+            .unwrap_err();
+        assert!(
+            pinned.to_string().contains("nothing was called"),
+            "{pinned}"
+        );
+        assert!(oauth.check_pinned(Some(Environment::Sandbox)).is_ok());
+    }
+
+    #[test]
+    fn environment_and_sunset_warning_are_validated() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("p.toml");
+        let resolve = |text: &str| {
+            std::fs::write(&p, text).unwrap();
+            Settings::resolve(&Overrides {
+                config: Some(p.clone()),
+                destination: Some("x".into()),
+                ..Default::default()
+            })
+        };
+        let s = resolve("environment = \"production\"\n").unwrap();
+        assert_eq!(s.environment, Some(Environment::Production));
+        assert_eq!(s.alerts.sunset_warning_days, DEFAULT_SUNSET_WARNING_DAYS);
+        let e = resolve("environment = \"prod\"\n").unwrap_err();
+        assert!(e.to_string().contains("production"), "{e}");
+        let e = resolve("[alerts]\nsunset_warning_days = 5000\n").unwrap_err();
+        assert!(e.to_string().contains("0 to 3650"), "{e}");
     }
 }

@@ -6,9 +6,11 @@
 //! - [`passes`]: what each plan pulls, in which order.
 //! - [`pull`]: the pull context and the one generic pull (pages → decode → write).
 //! - [`control`]: control totals observed on decoded batches.
+//! - [`quarantine`]: refused records, each stored once.
 //! - [`leases`], [`state`]: per-account leases, cursors and checkpoints in the destination.
 //! - [`windows`]: how runs cut time.
 //! - [`recorder`], [`report`], [`alerts`], [`progress`]: bookkeeping and what a run tells.
+//! - [`usage`]: call volume summed over the run reports, and the `usage` table.
 //! - [`actions`]: webhook-triggered pulls.
 
 pub mod actions;
@@ -19,8 +21,10 @@ pub mod leases;
 pub mod passes;
 pub mod progress;
 pub mod pull;
+pub mod quarantine;
 pub mod recorder;
 pub mod report;
 pub mod run;
 pub mod state;
+pub mod usage;
 pub mod windows;

@@ -67,14 +67,15 @@ impl Runner {
         let w = TimeWindow::new(start, end)
             .ok_or_else(|| ConfigError(format!("--start {start} must be before --end {end}")))?;
         self.ctx.progress.start("sync", accounts.len() as u64);
-        let work = accounts.iter().map(|a| -> BoxFuture<'_, _> {
-            Box::pin(async move {
+        let work = accounts.iter().map(|a| -> Work<'_> {
+            let f: BoxFuture<'_, _> = Box::pin(async move {
                 self.account_window(a, w, TimeField::CreatedAt).await?;
                 self.ctx.progress.inc();
                 Ok(())
-            })
+            });
+            (Some(a.id.as_str()), f)
         });
-        concurrently(self.settings.api.concurrency, work.collect()).await?;
+        self.concurrently(work.collect()).await?;
         self.date_streams(utc_dates(start, end)).await
     }
 
@@ -87,6 +88,7 @@ impl Runner {
         w: TimeWindow,
         field: TimeField,
     ) -> Result<u64, RunError> {
+        partition_folder_fits(&a.id)?;
         let checking = field == TimeField::CreatedAt;
         let mut ledger = LedgerTotals::default();
         let mut quarantined_by_batch = HashMap::new();
@@ -166,17 +168,17 @@ impl Runner {
         let work = streams
             .iter()
             .flat_map(|s| dates.iter().map(move |d| (*s, *d)));
-        let work = work.map(|(s, date)| -> BoxFuture<'_, _> {
-            Box::pin(async move {
+        let work = work.map(|(s, date)| -> Work<'_> {
+            let f: BoxFuture<'_, _> = Box::pin(async move {
                 let req = ListRequest::on_date(s, date);
                 self.ctx
                     .pull(JsonPull::new(req, WriteMode::Replace))
                     .await?;
                 Ok(())
-            })
+            });
+            (None, f)
         });
-        concurrently(self.settings.api.concurrency, work.collect()).await?;
-        Ok(())
+        self.concurrently(work.collect()).await
     }
 
     async fn backfill(
@@ -227,8 +229,8 @@ impl Runner {
             .progress
             .start("backfill", (todo.len() + date_todo.len()) as u64);
         let job = &job;
-        let work = todo.into_iter().map(|(a, w, key)| -> BoxFuture<'_, _> {
-            Box::pin(async move {
+        let work = todo.into_iter().map(|(a, w, key)| -> Work<'_> {
+            let f: BoxFuture<'_, _> = Box::pin(async move {
                 let records = self.account_window(a, w, TimeField::CreatedAt).await?;
                 if w.end <= final_before {
                     let note = serde_json::json!({"run_id": self.run_id(), "records": records, "finished_at": self.clock.now()});
@@ -236,9 +238,10 @@ impl Runner {
                 }
                 self.ctx.progress.inc();
                 Ok(())
-            })
+            });
+            (Some(a.id.as_str()), f)
         });
-        concurrently(self.settings.api.concurrency, work.collect()).await?;
+        self.concurrently(work.collect()).await?;
         for (w, key) in date_todo {
             self.date_streams(utc_dates(w.start, w.end)).await?;
             if w.end <= final_before {
@@ -298,8 +301,8 @@ impl Runner {
         self.ctx.recorder.set_window(earliest, end);
         self.ctx.progress.start("incremental", passes.len() as u64);
         let cursored = &cursored;
-        let work = passes.into_iter().map(|(a, w)| -> BoxFuture<'_, _> {
-            Box::pin(async move {
+        let work = passes.into_iter().map(|(a, w)| -> Work<'_> {
+            let f: BoxFuture<'_, _> = Box::pin(async move {
                 self.account_window(a, w, TimeField::UpdatedAt).await?;
                 if !cursored.is_empty() {
                     let mut c = self.state.cursor(&a.id).await?;
@@ -311,9 +314,10 @@ impl Runner {
                 }
                 self.ctx.progress.inc();
                 Ok(())
-            })
+            });
+            (Some(a.id.as_str()), f)
         });
-        concurrently(self.settings.api.concurrency, work.collect()).await?;
+        self.concurrently(work.collect()).await?;
         if earliest < end {
             self.date_streams(utc_dates(earliest, end)).await?;
         }
@@ -340,14 +344,52 @@ fn window_request(
     (ListRequest::window(stream, account, w), write_mode(&w))
 }
 
-/// Runs boxed futures at most `n` at a time; the first error ends the lot.
-async fn concurrently<'a>(
-    n: usize,
-    futs: Vec<BoxFuture<'a, Result<(), RunError>>>,
-) -> Result<(), RunError> {
-    futures::stream::iter(futs)
-        .buffer_unordered(n.max(1))
-        .try_collect::<Vec<()>>()
-        .await
-        .map(|_| ())
+/// An account id must fit a partition folder name (`account_id=<encoded>`, 255 bytes on every
+/// common file system): the folder holds the value itself, as Hive readers take it, so it
+/// cannot be shortened.
+fn partition_folder_fits(account: &str) -> Result<(), RunError> {
+    let folder = format!(
+        "account_id={}",
+        crate::contract::paths::encode_segment(account)
+    );
+    if folder.len() <= 255 {
+        return Ok(());
+    }
+    Err(RunError::Config(ConfigError(format!(
+        "account id `{}…` ({} bytes) cannot name a partition folder: `account_id=<id>` takes {} bytes encoded, file systems allow 255; ask MariBank about the id",
+        account.chars().take(40).collect::<String>(),
+        account.len(),
+        folder.len()
+    ))))
+}
+
+/// One unit of work, tagged with its account when it is one account's.
+type Work<'a> = (Option<&'a str>, BoxFuture<'a, Result<(), RunError>>);
+
+impl Runner {
+    /// Runs the work `api.concurrency` at a time. An account's failure is recorded and the
+    /// other accounts go on (the run fails at its end); untagged work that fails ends the lot.
+    async fn concurrently<'a>(&'a self, work: Vec<Work<'a>>) -> Result<(), RunError> {
+        let recorder = &self.ctx.recorder;
+        let futs: Vec<BoxFuture<'a, Result<(), RunError>>> = work
+            .into_iter()
+            .map(|(account, f)| -> BoxFuture<'a, Result<(), RunError>> {
+                Box::pin(async move {
+                    match (f.await, account) {
+                        (Err(e), Some(a)) => {
+                            tracing::error!(account = a, error = %e, "the account's pull failed; the other accounts go on");
+                            recorder.account_failed(a, &e);
+                            Ok(())
+                        }
+                        (r, _) => r,
+                    }
+                })
+            })
+            .collect();
+        futures::stream::iter(futs)
+            .buffer_unordered(self.settings.api.concurrency.max(1))
+            .try_collect::<Vec<()>>()
+            .await
+            .map(|_| ())
+    }
 }

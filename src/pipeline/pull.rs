@@ -8,13 +8,13 @@ use chrono::NaiveDate;
 use futures::TryStreamExt;
 
 use super::progress::Progress;
+use super::quarantine::QuarantineSink;
 use super::recorder::{Recorder, Tally};
 use super::run::{AccountInfo, RunError};
 use crate::contract::business_day::local_day_bounds;
 use crate::extract::{Client, ExtractError, ListRequest, TimeWindow};
 use crate::load::{Destination, TableWriter, WriteMode, WriterConfig};
 use crate::registry::Stream;
-use crate::transform::quarantine::QUARANTINE;
 use crate::transform::statements::STATEMENT_LINES;
 use crate::transform::{Lineage, QuarantineCounts, StatementFile, decode_statement};
 
@@ -34,9 +34,8 @@ pub struct PullContext {
     pub recorder: Recorder,
     /// Progress on stderr.
     pub progress: Progress,
-    run_id: String,
-    /// Quarantine files are written one at a time (pulls share its partitions).
-    quarantine_lock: tokio::sync::Mutex<()>,
+    /// Where refused records go.
+    quarantine: QuarantineSink,
 }
 
 /// One JSON list pull.
@@ -80,7 +79,7 @@ impl PullContext {
         dest: Destination,
         lineage: Lineage,
         recorder: Recorder,
-        run_id: String,
+        quarantine: QuarantineSink,
     ) -> PullContext {
         PullContext {
             client,
@@ -88,8 +87,7 @@ impl PullContext {
             lineage,
             recorder,
             progress: Progress::new(),
-            run_id,
-            quarantine_lock: tokio::sync::Mutex::new(()),
+            quarantine,
         }
     }
 
@@ -103,12 +101,20 @@ impl PullContext {
             group_rejects_by,
         } = p;
         let stream = req.stream;
-        let (account, window) = (req.account_id.clone(), req.window);
+        let (account, window, time_field) = (req.account_id.clone(), req.window, req.time_field);
         let mut t = stream
             .transformer(self.lineage.clone())
             .expect("a list stream has a decoder");
         if let Some(f) = group_rejects_by {
             t = t.group_rejects_by(f);
+        }
+        // Only records of the account and window asked for reach a partition.
+        if let Some(acc) = &account {
+            t = t.expect_account(acc.clone());
+        }
+        if let Some(w) = window {
+            let field = time_field.as_str();
+            t = t.expect_window(field, w.start.timestamp_micros(), w.end.timestamp_micros());
         }
         let mut writer =
             mode.map(|m| TableWriter::new(&self.dest, stream.table(), m, WriterConfig::default()));
@@ -211,8 +217,8 @@ impl PullContext {
         Ok(file.row_count)
     }
 
-    /// Merges quarantined records into their partitions, one writer at a time (runs share the
-    /// `quarantine/stream=…/extracted_date=…` partitions).
+    /// Adds quarantined records to `quarantine` (each record once, see [`QuarantineSink`]) and
+    /// their counts to the report.
     async fn write_quarantine(
         &self,
         rows: RecordBatch,
@@ -222,16 +228,7 @@ impl PullContext {
             return Ok(());
         }
         self.recorder.quarantined(counts);
-        // Quarantine is an audit log several runs may add to at once (a nightly run, webhook
-        // pulls): each run keeps its own file per partition, merged within the run.
-        let _one_at_a_time = self.quarantine_lock.lock().await;
-        let cfg = WriterConfig {
-            file_name: Some(format!("part-{}.parquet", self.run_id)),
-            ..WriterConfig::default()
-        };
-        let mut w = TableWriter::new(&self.dest, &QUARANTINE, WriteMode::Merge, cfg);
-        w.write(&rows)?;
-        w.finish().await?;
+        self.quarantine.write(&rows).await?;
         Ok(())
     }
 }

@@ -1,6 +1,7 @@
 //! Report bookkeeping while a run works: windows pulled, rows written, quarantine counts,
 //! control totals and alerts, gathered from concurrent pulls into one [`RunReport`].
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
@@ -25,16 +26,22 @@ pub struct Tally {
 
 /// The report of the run in progress, shared by its pulls.
 #[derive(Debug)]
-pub struct Recorder(Mutex<RunReport>);
+pub struct Recorder {
+    report: Mutex<RunReport>,
+    statuses: Mutex<BTreeMap<String, crate::ExitStatus>>,
+}
 
 impl Recorder {
     /// Starts from the report's header (run id, pipeline, destination, start).
     pub fn new(report: RunReport) -> Recorder {
-        Recorder(Mutex::new(report))
+        Recorder {
+            report: Mutex::new(report),
+            statuses: Mutex::new(BTreeMap::new()),
+        }
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut RunReport) -> T) -> T {
-        f(&mut self.0.lock().expect("report lock"))
+        f(&mut self.report.lock().expect("report lock"))
     }
 
     /// A copy of the report so far.
@@ -108,6 +115,39 @@ impl Recorder {
     /// Adds control totals.
     pub fn control_totals(&self, totals: Vec<ControlTotal>) {
         self.with(|r| r.control_totals.extend(totals));
+    }
+
+    /// Records that an account's pull failed (the first error of each account is kept, with
+    /// the exit status it maps to).
+    pub fn account_failed(&self, account: &str, e: &super::run::RunError) {
+        let status = e.exit_status();
+        self.with(|r| {
+            r.failed_accounts
+                .entry(account.to_string())
+                .or_insert_with(|| e.to_string());
+        });
+        self.statuses
+            .lock()
+            .expect("status lock")
+            .entry(account.to_string())
+            .or_insert(status);
+    }
+
+    /// The accounts that failed, with their errors' exit statuses.
+    pub fn failures(&self) -> BTreeMap<String, crate::ExitStatus> {
+        self.statuses.lock().expect("status lock").clone()
+    }
+
+    /// Sets the accounts the run covers.
+    pub fn accounts(&self, ids: Vec<String>) {
+        self.with(|r| r.accounts = ids);
+    }
+
+    /// Notes an account the run does not pull, and why.
+    pub fn skipped(&self, account: &str, why: String) {
+        self.with(|r| {
+            r.skipped_accounts.insert(account.to_string(), why);
+        });
     }
 
     /// Raises an alert.

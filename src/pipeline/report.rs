@@ -9,6 +9,11 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 
+use crate::contract::environment::Environment;
+use crate::contract::lifecycle::Deprecation;
+use crate::contract::signing::CredentialKind;
+use crate::extract::CallRow;
+
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -52,7 +57,7 @@ pub struct StreamStats {
     pub pages: u64,
     /// Records received.
     pub records: u64,
-    /// Rows written after dedupe.
+    /// Rows written after dedupe (for a window of whole days: the distinct records loaded).
     pub rows_written: u64,
     /// Response bytes.
     pub bytes: u64,
@@ -100,6 +105,8 @@ pub enum AlertKind {
     ConsecutiveFailures,
     /// Loaded transactions disagree with their settlement batches.
     ControlTotals,
+    /// The API version's announced sunset is less than `[alerts] sunset_warning_days` away.
+    Sunset,
 }
 
 /// One alert.
@@ -109,6 +116,35 @@ pub struct Alert {
     pub kind: AlertKind,
     /// What happened, for a human.
     pub message: String,
+}
+
+/// The API a run called: where, as whom, how much and how hard, and what it announced.
+/// Reports written before these fields existed have none (`api` is `null`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ApiReport {
+    /// The base URL.
+    pub base_url: String,
+    /// Access key or OAuth client.
+    pub credential: CredentialKind,
+    /// The access key id or OAuth client id (never a secret).
+    pub credential_id: String,
+    /// The requests per second the client was configured for.
+    pub qps: f64,
+    /// The last `X-RateLimit-Limit` the server sent: the key's real limit.
+    #[serde(default)]
+    pub rate_limit: Option<u32>,
+    /// Per UTC day, the most requests started within one second.
+    #[serde(default)]
+    pub peak_rps: BTreeMap<NaiveDate, u32>,
+    /// Requests to the OAuth token endpoint (also in `calls`, endpoint `oauth_token`).
+    #[serde(default)]
+    pub token_requests: u64,
+    /// Requests, retries, 429s and bytes per UTC day, endpoint and account.
+    #[serde(default)]
+    pub calls: Vec<CallRow>,
+    /// The deprecation notice the API sent, if any (sunset and migration link).
+    #[serde(default)]
+    pub deprecation: Option<Deprecation>,
 }
 
 /// The report of one run.
@@ -122,6 +158,13 @@ pub struct RunReport {
     pub command: String,
     /// Destination URL.
     pub destination: String,
+    /// The environment called (`sandbox` or `production`; from the credential id, else the
+    /// base URL); `null` when neither names one, and in reports written before it existed.
+    #[serde(default)]
+    pub environment: Option<Environment>,
+    /// The API called and how (absent in reports written before it existed).
+    #[serde(default)]
+    pub api: Option<ApiReport>,
     /// The run's window, when it has one.
     pub window_start: Option<DateTime<Utc>>,
     /// The run's window end.
@@ -148,15 +191,38 @@ pub struct RunReport {
     pub control_totals: Vec<ControlTotal>,
     /// Alerts raised.
     pub alerts: Vec<Alert>,
+    /// The accounts the run covered (`*` when it failed before it knew them).
+    #[serde(default)]
+    pub accounts: Vec<String>,
+    /// Accounts whose pulls failed, with the error (the other accounts were still loaded).
+    #[serde(default)]
+    pub failed_accounts: BTreeMap<String, String>,
+    /// Accounts the run did not pull, with the reason (a CLOSED account after it closed).
+    #[serde(default)]
+    pub skipped_accounts: BTreeMap<String, String>,
 }
 
 impl RunReport {
     /// Transactions received per day of window, the volume measure alerts compare.
+    /// Transactions loaded (rows after dedupe, not records received: re-reads after faults or
+    /// expired page tokens do not count) per day of window.
     pub fn daily_volume(&self) -> Option<f64> {
         let (s, e) = (self.window_start?, self.window_end?);
         let days = (e - s).num_seconds() as f64 / 86_400.0;
-        let recs = self.streams.get("transactions")?.records as f64;
-        (days > 0.0).then(|| recs / days)
+        let rows = self.streams.get("transactions")?.rows_written as f64;
+        (days > 0.0).then(|| rows / days)
+    }
+
+    /// Whether `account`'s pulls failed in this run.
+    pub fn failed_for(&self, account: &str) -> bool {
+        self.result == RunResult::Failed
+            && (self.failed_accounts.contains_key(account)
+                || (self.failed_accounts.is_empty() && self.covers(account)))
+    }
+
+    /// Whether this run covered `account`.
+    pub fn covers(&self, account: &str) -> bool {
+        self.accounts.iter().any(|a| a == account || a == "*")
     }
 }
 
@@ -207,4 +273,30 @@ impl ReportStore {
         }
         Ok(out)
     }
+}
+
+/// Every run report under `<root>/_runs/` (all pipelines), in object-name order (by pipeline,
+/// then start), and how many objects there were that are not readable reports.
+pub async fn all_reports(
+    store: &Arc<dyn ObjectStore>,
+    root: &Path,
+) -> Result<(Vec<RunReport>, usize), object_store::Error> {
+    let dir = root.clone().join("_runs");
+    let mut metas: Vec<_> = store.list(Some(&dir)).try_collect().await?;
+    metas.sort_by(|a, b| a.location.as_ref().cmp(b.location.as_ref()));
+    let (mut out, mut unreadable) = (Vec::new(), 0);
+    for m in metas
+        .iter()
+        .filter(|m| m.location.as_ref().ends_with(".json"))
+    {
+        let bytes = store.get(&m.location).await?.bytes().await?;
+        match serde_json::from_slice::<RunReport>(&bytes) {
+            Ok(r) => out.push(r),
+            Err(e) => {
+                tracing::warn!(report = %m.location, error = %e, "not a run report; skipped");
+                unreadable += 1;
+            }
+        }
+    }
+    Ok((out, unreadable))
 }

@@ -12,11 +12,13 @@ use super::alerts;
 use super::config::{ApiEnv, ConfigError, Settings};
 use super::leases;
 use super::pull::{JsonPull, PullContext};
+use super::quarantine::QuarantineSink;
 use super::recorder::Recorder;
-use super::report::{ReportStore, RunReport, RunResult};
+use super::report::{ApiReport, ReportStore, RunReport, RunResult};
 use super::state::{StateError, StateStore};
 use crate::ExitStatus;
 use crate::clock::SharedClock;
+use crate::extract::calls::TOKEN_ENDPOINT;
 use crate::extract::{Client, ClientConfig, ErrorClass, ExtractError, ListRequest, RawArchive};
 use crate::load::{Destination, DestinationOptions, LoadError, WriteMode};
 use crate::registry::Stream;
@@ -38,6 +40,18 @@ pub enum RunError {
     /// State (lease, cursor, checkpoints) failed.
     #[error(transparent)]
     State(#[from] StateError),
+    /// Some accounts failed; the others were loaded.
+    #[error("{failed} of {total} accounts failed (the others were loaded): {detail}")]
+    Accounts {
+        /// Accounts that failed.
+        failed: usize,
+        /// Accounts the run covered.
+        total: usize,
+        /// Each failed account with its error.
+        detail: String,
+        /// The exit status: transient when any failure may heal, else the permanent one.
+        exit: ExitStatus,
+    },
     /// A statement file broke the contract.
     #[error("statement of {account} for {date}: {message}")]
     Statement {
@@ -55,8 +69,9 @@ impl RunError {
     pub fn exit_status(&self) -> ExitStatus {
         match self {
             RunError::Config(_) => ExitStatus::Usage,
+            RunError::Accounts { exit, .. } => *exit,
             RunError::Extract(e) => match e.class() {
-                ErrorClass::Auth => ExitStatus::Auth,
+                ErrorClass::Auth | ErrorClass::Retired => ExitStatus::Auth,
                 ErrorClass::Transient => ExitStatus::Transient,
                 _ => match e.code() {
                     Some("NOT_FOUND" | "INVALID_PARAMETER") => ExitStatus::Usage,
@@ -156,19 +171,29 @@ impl Runner {
 
     /// Prepares a run whose watermarks, leases, checkpoints and report times read `clock`
     /// (tests pin it to the sandbox's data clock; signatures keep the client's own clock).
+    /// A credential or base URL of another environment than the pipeline pins is a
+    /// configuration error here, before any call.
     pub fn with_clock(
         settings: Settings,
         api: ApiEnv,
         clock: SharedClock,
     ) -> Result<Runner, RunError> {
+        api.check_pinned(settings.environment)?;
+        let placement = api.placement();
+        if let Some(m) = placement.mismatch(&api.credentials.access_key_id, &api.base_url) {
+            tracing::warn!("{m}");
+        }
         let opts = DestinationOptions {
             endpoint: settings.storage.endpoint.clone(),
             allow_http: settings.storage.allow_http,
             region: settings.storage.region.clone(),
             ..Default::default()
         };
-        let dest = Destination::parse(&settings.destination, &opts)
-            .map_err(|e| ConfigError(format!("destination `{}`: {e}", settings.destination)))?;
+        api.ensure_secure(settings.api.allow_insecure_http)?;
+        let dest = Destination::parse(&settings.destination, &opts).map_err(|e| {
+            let shown = crate::redact::destination(&settings.destination);
+            ConfigError(format!("destination `{shown}`: {e}"))
+        })?;
         let started = clock.now();
         let run_id = new_run_id(started);
         let client = Client::new(client_config(&settings, &api, &dest, &run_id))?;
@@ -183,12 +208,14 @@ impl Runner {
             run_id: run_id.clone(),
             pipeline: settings.name.clone(),
             destination: dest.url.clone(),
+            environment: placement.environment(),
             started_at: started,
             ..Default::default()
         });
         let lineage = Lineage::new(run_id.clone(), started);
+        let quarantine = QuarantineSink::new(dest.clone(), state.clone(), run_id.clone());
         Ok(Runner {
-            ctx: PullContext::new(client, dest, lineage, recorder, run_id.clone()),
+            ctx: PullContext::new(client, dest, lineage, recorder, quarantine),
             settings,
             state,
             clock,
@@ -213,17 +240,48 @@ impl Runner {
     }
 
     async fn run_leased(&self, plan: &Plan) -> Result<(), RunError> {
-        let accounts = self.accounts().await?;
+        self.ctx.recorder.accounts(
+            self.settings
+                .accounts
+                .clone()
+                .unwrap_or_else(|| vec!["*".to_string()]),
+        );
+        writable(&self.ctx.dest, &self.settings.name).await?;
+        let accounts = self.accounts(plan).await?;
+        self.ctx
+            .recorder
+            .accounts(accounts.iter().map(|a| a.id.clone()).collect());
         let ids: Vec<&str> = accounts.iter().map(|a| a.id.as_str()).collect();
         let ttl = self.settings.windows.lease_ttl();
-        leases::hold(
-            &self.state,
-            &ids,
-            &self.run_id,
-            ttl,
-            self.execute(plan, &accounts),
-        )
+        leases::hold(&self.state, &ids, &self.run_id, ttl, async {
+            self.execute(plan, &accounts).await?;
+            self.failed_accounts(accounts.len())
+        })
         .await
+    }
+
+    /// The run's error when some accounts failed (the others were loaded).
+    fn failed_accounts(&self, total: usize) -> Result<(), RunError> {
+        let failed = self.ctx.recorder.failures();
+        if failed.is_empty() {
+            return Ok(());
+        }
+        let exit = [ExitStatus::Transient, ExitStatus::Auth, ExitStatus::Usage]
+            .into_iter()
+            .find(|s| failed.values().any(|f| f == s))
+            .unwrap_or(ExitStatus::Transient);
+        let report = self.ctx.recorder.snapshot();
+        let detail: Vec<String> = report
+            .failed_accounts
+            .iter()
+            .map(|(a, e)| format!("{a}: {e}"))
+            .collect();
+        Err(RunError::Accounts {
+            failed: failed.len(),
+            total,
+            detail: detail.join("; "),
+            exit,
+        })
     }
 
     async fn finish(self, result: Result<(), RunError>, took: Duration) -> Outcome {
@@ -237,6 +295,7 @@ impl Runner {
             e.retries = s.retries;
             e.rate_limited = s.rate_limited;
         }
+        report.api = Some(self.api_report());
         report.finished_at = Some(self.clock.now());
         report.duration_secs = took.as_secs_f64();
         let history = self.reports.recent(50).await.unwrap_or_else(|e| {
@@ -254,30 +313,20 @@ impl Runner {
                 (e.exit_status(), Some(e))
             }
         };
-        let a = &self.settings.alerts;
-        if report.result == RunResult::Success
-            && let Some(alert) =
-                alerts::volume_drop(&report, &history, a.volume_drop, a.trailing_runs)
-        {
-            report.alerts.push(alert);
-        }
-        if let Some(alert) = alerts::consecutive_failures(&report, &history, a.consecutive_failures)
-        {
-            report.alerts.push(alert);
-        }
+        self.raise_alerts(&mut report, &history);
         if !report.alerts.is_empty() && report.result == RunResult::Success {
             report.result = RunResult::Alert;
             exit = ExitStatus::Alert;
         }
         report.exit_code = exit as u8;
         for alert in &report.alerts {
-            tracing::warn!(kind = ?alert.kind, "{}", alert.message);
+            tracing::warn!(kind = ?alert.kind, environment = ?report.environment, "{}", alert.message);
         }
         match self.reports.save(&report).await {
             Ok(p) => tracing::info!(report = %p, result = ?report.result, "run report written"),
             Err(e) => tracing::error!(error = %e, "cannot write the run report"),
         }
-        if let Some(url) = &a.webhook_url {
+        if let Some(url) = &self.settings.alerts.webhook_url {
             alerts::notify(url, &report).await;
         }
         Outcome {
@@ -287,8 +336,51 @@ impl Runner {
         }
     }
 
+    /// The alerts of a finished run, judged against the earlier runs.
+    fn raise_alerts(&self, report: &mut RunReport, history: &[RunReport]) {
+        let a = &self.settings.alerts;
+        if report.result == RunResult::Success
+            && let Some(alert) =
+                alerts::volume_drop(report, history, a.volume_drop, a.trailing_runs)
+        {
+            report.alerts.push(alert);
+        }
+        if let Some(alert) = alerts::consecutive_failures(report, history, a.consecutive_failures) {
+            report.alerts.push(alert);
+        }
+        let notice = report.api.as_ref().and_then(|api| api.deprecation.as_ref());
+        if let Some(alert) =
+            notice.and_then(|d| alerts::sunset(d, self.clock.now(), a.sunset_warning_days))
+        {
+            report.alerts.push(alert);
+        }
+    }
+
+    /// The API the run called, as the client saw it.
+    fn api_report(&self) -> ApiReport {
+        let client = &self.ctx.client;
+        let cfg = client.config();
+        let calls = client.calls();
+        ApiReport {
+            base_url: cfg.base_url.clone(),
+            credential: cfg.credentials.kind,
+            credential_id: cfg.credentials.access_key_id.clone(),
+            qps: cfg.qps,
+            rate_limit: calls.rate_limit,
+            peak_rps: calls.peak_rps,
+            token_requests: calls
+                .rows
+                .iter()
+                .filter(|r| r.endpoint == TOKEN_ENDPOINT)
+                .map(|r| r.counts.requests)
+                .sum(),
+            calls: calls.rows,
+            deprecation: client.deprecation(),
+        }
+    }
+
     /// Lists accounts, loads the `accounts` table, and picks the ones this run pulls.
-    async fn accounts(&self) -> Result<Vec<AccountInfo>, RunError> {
+    async fn accounts(&self, plan: &Plan) -> Result<Vec<AccountInfo>, RunError> {
         let mut listed: Vec<(String, String, String)> = Vec::new();
         let mut observe = |rows: &RecordBatch| {
             let col = |n: &str| {
@@ -326,24 +418,54 @@ impl Runner {
                 Ok(AccountInfo { id, status, tz })
             })
             .collect::<Result<Vec<_>, RunError>>()?;
-        let chosen = select_accounts(&all, self.settings.accounts.as_deref())?;
+        let chosen = match self.settings.accounts.as_deref() {
+            Some(named) => named_accounts(&all, named)?,
+            None => self.pullable(all, plan).await?,
+        };
         tracing::info!(accounts = chosen.len(), "accounts selected");
         Ok(chosen)
     }
+
+    /// Every account that is not CLOSED, and a CLOSED one for windows that start before it
+    /// closed (as first seen by this pipeline) plus a grace for what settles after: a FROZEN
+    /// store still has chargebacks, payouts and reserve movements. What is skipped is recorded.
+    async fn pullable(
+        &self,
+        all: Vec<AccountInfo>,
+        plan: &Plan,
+    ) -> Result<Vec<AccountInfo>, RunError> {
+        let now = self.clock.now();
+        let from = match plan {
+            Plan::Sync { start, .. } | Plan::Backfill { start, .. } => *start,
+            Plan::Statement { date } => date.and_hms_opt(0, 0, 0).expect("midnight").and_utc(),
+            Plan::Incremental { .. } => now - self.settings.windows.lag(),
+        };
+        let mut out = Vec::new();
+        for a in all {
+            if a.status != "CLOSED" {
+                out.push(a);
+                continue;
+            }
+            let since = self.state.closed_since(&a.id, now).await?;
+            if from < since + chrono::Duration::days(CLOSED_GRACE_DAYS) {
+                out.push(a);
+            } else {
+                self.ctx.recorder.skipped(
+                    &a.id,
+                    format!("CLOSED since {since} (as first seen); the window starts {from}, after it closed"),
+                );
+            }
+        }
+        Ok(out)
+    }
 }
 
-/// The accounts a run pulls: the ones named, or every ACTIVE one.
-fn select_accounts(
-    all: &[AccountInfo],
-    named: Option<&[String]>,
-) -> Result<Vec<AccountInfo>, RunError> {
-    let Some(ids) = named else {
-        return Ok(all
-            .iter()
-            .filter(|a| a.status == "ACTIVE")
-            .cloned()
-            .collect());
-    };
+/// Days after an account is first seen CLOSED during which its windows are still pulled
+/// (late settlements, payouts and disputes of its last days).
+pub const CLOSED_GRACE_DAYS: i64 = 7;
+
+/// The accounts named on the command line or in the pipeline, whatever their status.
+fn named_accounts(all: &[AccountInfo], ids: &[String]) -> Result<Vec<AccountInfo>, RunError> {
     ids.iter()
         .map(|id| {
             all.iter().find(|a| &a.id == id).cloned().ok_or_else(|| {
@@ -357,6 +479,20 @@ fn select_accounts(
             })
         })
         .collect()
+}
+
+/// Checks the destination takes writes before anything is called: a path or bucket that
+/// refuses them is a configuration error (exit 2) with the fix named; a store that does not
+/// answer is transient.
+async fn writable(dest: &Destination, pipeline: &str) -> Result<(), RunError> {
+    match dest.probe_writable(pipeline).await {
+        Ok(()) => Ok(()),
+        Err(e) if e.is_permanent() => Err(RunError::Config(ConfigError(format!(
+            "the destination {} does not take writes: {e}; fix the path and its permissions (or the bucket, its policy and the AWS_* credentials)",
+            dest.url
+        )))),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The client of a run: the pipeline's `[api]` settings and, when archiving, the raw archive

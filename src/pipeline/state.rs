@@ -6,6 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use crate::clock::SharedClock;
+use crate::contract::paths::bounded_segment;
+use crate::host::ProcessId;
 use chrono::{DateTime, Utc};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
@@ -51,31 +53,43 @@ pub enum StateError {
     },
 }
 
-/// The lease object.
+/// The lease object: one generation of an account's lease.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct LeaseInfo {
     /// What it covers: an account id.
     pub scope: String,
     /// Run holding it.
     pub run_id: String,
-    /// Host name of that run.
+    /// Host name of that run (for people).
     pub host: String,
     /// Process id.
     pub pid: u32,
+    /// The holder's process, as its host identifies it (boot, PID namespace, start time).
+    #[serde(default)]
+    pub process: ProcessId,
     /// When the run started.
     pub started_at: DateTime<Utc>,
     /// When the lease lapses unless renewed.
     pub expires_at: DateTime<Utc>,
+    /// Given back by its run: free for the next one.
+    #[serde(default)]
+    pub released: bool,
+    /// The generation this object is (`leases/<account>/<generation>.json`).
+    #[serde(default)]
+    pub generation: u64,
 }
 
 impl LeaseInfo {
     /// Whether the holder was a process on this host that no longer runs (killed or crashed):
-    /// its lease can be taken over at once instead of waiting for it to expire.
+    /// its lease can be taken over at once instead of waiting for it to expire. Only where that
+    /// cannot be wrong: the same boot and PID namespace, and a pid that is free or reused.
     pub fn holder_is_gone(&self) -> bool {
-        self.host == host_name()
-            && self.pid != std::process::id()
-            && std::path::Path::new("/proc/self").exists()
-            && !std::path::Path::new(&format!("/proc/{}", self.pid)).exists()
+        self.process.is_gone()
+    }
+
+    /// Whether it still keeps other runs out at `now`.
+    fn holds(&self, now: DateTime<Utc>) -> bool {
+        !self.released && self.expires_at > now && !self.holder_is_gone()
     }
 }
 
@@ -97,15 +111,6 @@ pub struct StateStore {
     clock: SharedClock,
 }
 
-fn host_name() -> String {
-    std::fs::read_to_string("/etc/hostname")
-        .map(|s| s.trim().to_string())
-        .ok()
-        .filter(|s| !s.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "unknown-host".into())
-}
-
 impl StateStore {
     /// The state of `pipeline` under the warehouse `root`.
     pub fn new(
@@ -122,9 +127,11 @@ impl StateStore {
         }
     }
 
+    /// `base/rel`, where `rel` is made of encoded segments (kept as they are: joining them
+    /// would encode their `%` again).
     fn path(&self, rel: &str) -> Path {
-        rel.split('/')
-            .fold(self.base.clone(), |p, part| p.join(part))
+        let raw = format!("{}/{rel}", self.base);
+        Path::parse(&raw).unwrap_or_else(|_| Path::from_iter(raw.split('/')))
     }
 
     fn store_err(path: &Path) -> impl FnOnce(object_store::Error) -> StateError + '_ {
@@ -163,72 +170,121 @@ impl StateStore {
             .map_err(Self::store_err(&path))
     }
 
-    fn lease_rel(scope: &str) -> String {
-        format!(
-            "leases/{}.json",
-            crate::contract::paths::encode_segment(scope)
-        )
+    fn lease_dir(scope: &str) -> String {
+        format!("leases/{}", bounded_segment(scope))
     }
 
-    /// Takes the lease on `scope` (an account) for `run_id`, or reports who holds it. An
-    /// expired lease (a crashed run) is taken over.
+    fn lease_rel(scope: &str, generation: u64) -> String {
+        format!("{}/{generation:020}.json", Self::lease_dir(scope))
+    }
+
+    /// The newest generation of a lease, if any.
+    async fn current_lease(&self, scope: &str) -> Result<Option<LeaseInfo>, StateError> {
+        use futures::TryStreamExt;
+        let prefix = self.path(&Self::lease_dir(scope));
+        let metas: Vec<_> = self
+            .store
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .map_err(Self::store_err(&prefix))?;
+        let newest = metas
+            .iter()
+            .filter_map(|m| {
+                m.location
+                    .filename()?
+                    .strip_suffix(".json")?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .max();
+        let Some(generation) = newest else {
+            return Ok(None);
+        };
+        Ok(self
+            .get_json::<LeaseInfo>(&Self::lease_rel(scope, generation))
+            .await?
+            .map(|l| LeaseInfo { generation, ..l }))
+    }
+
+    /// Writes the next generation of a lease, only if nobody wrote it first (`PutMode::Create`:
+    /// an exclusive link on local disk, `If-None-Match: *` on S3). `Ok(false)` when another run
+    /// did.
+    async fn put_generation(&self, lease: &LeaseInfo) -> Result<bool, StateError> {
+        let path = self.path(&Self::lease_rel(&lease.scope, lease.generation));
+        let body = PutPayload::from(serde_json::to_vec_pretty(lease).expect("lease serialises"));
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        match self.store.put_opts(&path, body, opts).await {
+            Ok(_) => {}
+            Err(
+                object_store::Error::AlreadyExists { .. }
+                | object_store::Error::Precondition { .. },
+            ) => {
+                return Ok(false);
+            }
+            Err(e) => return Err(Self::store_err(&path)(e)),
+        }
+        // Older generations are history: keep the one before, drop the rest.
+        for g in lease.generation.saturating_sub(8)..lease.generation.saturating_sub(1) {
+            let old = self.path(&Self::lease_rel(&lease.scope, g));
+            match self.store.delete(&old).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => tracing::debug!(error = %e, "old lease generation not removed"),
+            }
+        }
+        Ok(true)
+    }
+
+    fn expiry(&self, ttl: std::time::Duration) -> DateTime<Utc> {
+        self.clock.now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::minutes(15))
+    }
+
+    /// Takes the lease on `scope` (an account) for `run_id`, or reports who holds it. A lease
+    /// that expired, was released, or whose process is certainly gone is taken over by writing
+    /// its next generation: when several runs try at once, exactly one write succeeds.
     pub async fn acquire_lease(
         &self,
         scope: &str,
         run_id: &str,
         ttl: std::time::Duration,
     ) -> Result<LeaseInfo, StateError> {
-        let rel = Self::lease_rel(scope);
-        let path = self.path(&rel);
         let now = self.clock.now();
+        let current = self.current_lease(scope).await?;
+        if let Some(held) = &current
+            && held.holds(now)
+            && held.run_id != run_id
+        {
+            return Err(self.busy(held.clone()));
+        }
+        if current
+            .as_ref()
+            .is_some_and(|c| !c.released && c.expires_at > now)
+        {
+            tracing::warn!(pipeline = %self.pipeline, account = scope, "taking over a lease whose process is gone");
+        }
+        let process = ProcessId::current();
         let me = LeaseInfo {
             scope: scope.to_string(),
             run_id: run_id.to_string(),
-            host: host_name(),
-            pid: std::process::id(),
+            host: process.host.clone(),
+            pid: process.pid,
+            process,
             started_at: now,
-            expires_at: now
-                + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::minutes(15)),
+            expires_at: self.expiry(ttl),
+            released: false,
+            generation: current.map_or(1, |c| c.generation + 1),
         };
-        for _attempt in 0..2 {
-            let body = PutPayload::from(serde_json::to_vec_pretty(&me).expect("lease serialises"));
-            let opts = PutOptions {
-                mode: PutMode::Create,
-                ..Default::default()
-            };
-            match self.store.put_opts(&path, body, opts).await {
-                Ok(_) => return Ok(me),
-                Err(object_store::Error::AlreadyExists { .. }) => {}
-                Err(object_store::Error::NotImplemented { .. }) => {
-                    // A store without conditional writes: read, then write.
-                    if let Some(held) = self.get_json::<LeaseInfo>(&rel).await?
-                        && held.expires_at > now
-                        && held.run_id != run_id
-                    {
-                        return Err(self.busy(held));
-                    }
-                    self.put_json(&rel, &me).await?;
-                    return Ok(me);
-                }
-                Err(e) => return Err(Self::store_err(&path)(e)),
-            }
-            match self.get_json::<LeaseInfo>(&rel).await? {
-                Some(held) if held.expires_at > now && !held.holder_is_gone() => {
-                    return Err(self.busy(held));
-                }
-                _ => {
-                    tracing::warn!(pipeline = %self.pipeline, "taking over an expired lease, or one whose process is gone");
-                    match self.store.delete(&path).await {
-                        Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                        Err(e) => return Err(Self::store_err(&path)(e)),
-                    }
-                }
-            }
+        if self.put_generation(&me).await? {
+            return Ok(me);
         }
-        match self.get_json::<LeaseInfo>(&rel).await? {
+        // Another run wrote that generation first.
+        match self.current_lease(scope).await? {
             Some(held) => Err(self.busy(held)),
             None => Err(StateError::Store {
-                path: path.to_string(),
+                path: self.path(&Self::lease_dir(scope)).to_string(),
                 source: object_store::Error::Generic {
                     store: "state",
                     source: "the lease could not be taken".into(),
@@ -248,44 +304,68 @@ impl StateStore {
         }
     }
 
-    /// Extends a lease we hold; fails with [`StateError::Busy`] when it is no longer ours
-    /// (it lapsed and another run took it).
+    /// Extends a lease we hold by writing its next generation; fails with
+    /// [`StateError::Busy`] when it is no longer ours (it lapsed and another run took it).
     pub async fn renew_lease(
         &self,
         lease: &mut LeaseInfo,
         ttl: std::time::Duration,
     ) -> Result<(), StateError> {
-        let rel = Self::lease_rel(&lease.scope);
-        if let Some(held) = self.get_json::<LeaseInfo>(&rel).await?
-            && held.run_id != lease.run_id
-        {
-            return Err(self.busy(held));
+        let next = LeaseInfo {
+            expires_at: self.expiry(ttl),
+            generation: lease.generation + 1,
+            ..lease.clone()
+        };
+        if self.put_generation(&next).await? {
+            *lease = next;
+            return Ok(());
         }
-        lease.expires_at = self.clock.now()
-            + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::minutes(15));
-        self.put_json(&rel, lease).await
+        match self.current_lease(&lease.scope).await? {
+            Some(held) => Err(self.busy(held)),
+            None => Err(self.busy(lease.clone())),
+        }
     }
 
-    /// Gives the lease back (only if it is still ours).
+    /// Gives the lease back (only if it is still ours): its next generation is marked released.
     pub async fn release_lease(&self, lease: &LeaseInfo) -> Result<(), StateError> {
-        let rel = Self::lease_rel(&lease.scope);
-        if let Some(held) = self.get_json::<LeaseInfo>(&rel).await?
-            && held.run_id == lease.run_id
-        {
-            let path = self.path(&rel);
-            match self.store.delete(&path).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(Self::store_err(&path)(e)),
-            }
+        let next = LeaseInfo {
+            released: true,
+            expires_at: self.clock.now(),
+            generation: lease.generation + 1,
+            ..lease.clone()
+        };
+        if !self.put_generation(&next).await? {
+            tracing::warn!(account = %lease.scope, "the lease was taken over before it was released");
         }
         Ok(())
     }
 
+    /// When this pipeline first saw `account` CLOSED: stored the first time (as `now`) and
+    /// read back afterwards.
+    pub async fn closed_since(
+        &self,
+        account: &str,
+        now: DateTime<Utc>,
+    ) -> Result<DateTime<Utc>, StateError> {
+        let rel = format!("accounts/{}.json", bounded_segment(account));
+        #[derive(Serialize, Deserialize)]
+        struct Closed {
+            account_id: String,
+            closed_since: DateTime<Utc>,
+        }
+        if let Some(c) = self.get_json::<Closed>(&rel).await? {
+            return Ok(c.closed_since);
+        }
+        let c = Closed {
+            account_id: account.to_string(),
+            closed_since: now,
+        };
+        self.put_json(&rel, &c).await?;
+        Ok(now)
+    }
+
     fn cursor_rel(account: &str) -> String {
-        format!(
-            "cursors/{}.json",
-            crate::contract::paths::encode_segment(account)
-        )
+        format!("cursors/{}.json", bounded_segment(account))
     }
 
     /// The incremental cursor of one account (empty on its first run).

@@ -1,13 +1,16 @@
-//! The outcome of a reconciliation: the [`Summary`] returned to callers and the Markdown report
-//! written under `_reports/` (totals per day, account and currency; unexplained differences).
+//! Owns the outcome of a reconciliation: the [`Summary`] and the Markdown report.
+//!
+//! The report is written under `_reports/`: totals per day, account and currency, and the
+//! unexplained differences.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use chrono::NaiveDate;
 
-use super::{Check, Findings, fmt_amount};
+use super::findings::{Check, Findings};
 use crate::ExitStatus;
+use crate::contract::money::fmt_amount;
 
 /// What a reconciliation found and wrote.
 #[derive(Debug)]

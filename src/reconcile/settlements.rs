@@ -1,243 +1,210 @@
-//! The settlement check: every `CLOSED`/`PAID` batch of the window against the transactions
-//! carrying its id (count, gross, fee, net — the §7 invariant), and batch ids that transactions
-//! carry but no stored batch has.
+//! Owns the settlement check: batches against the transactions carrying their id.
+//!
+//! Every `CLOSED`/`PAID` batch of the window against the transactions carrying its id (count,
+//! gross, fee, net — the §7 invariant), and batch ids that transactions carry but no stored
+//! batch has.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
-use arrow::array::{Array, AsArray};
-use arrow::datatypes::Int64Type;
-use object_store::path::Path;
+use super::findings::{Check, Difference, Findings, UNEXPLAINED};
+use super::reader::{LedgerTxn, Quarantined, StoredBatch};
+use super::rows::SettlementRow;
+use super::writers::{SettlementsBuilder, TableOut};
+use crate::contract::business_day::date_of;
+use crate::contract::money::fmt_amount;
+use crate::load::LoadError;
 
-use super::ledger::{BatchSums, Quarantined, date_col, dec_col, str_col};
-use super::{
-    Cell, Check, Difference, Findings, Outputs, ReconcileError, UNEXPLAINED, date_of, fmt_amount,
-};
-use crate::load::{Destination, LoadError, read_columns};
-
-const COLUMNS: &[&str] = &[
-    "settlement_batch_id",
-    "currency",
-    "business_date",
-    "status",
-    "transaction_count",
-    "gross_amount",
-    "fee_amount",
-    "net_amount",
-];
-
-/// A stored batch's values.
-struct Stored {
-    status: String,
-    count: i64,
-    gross: i128,
-    fee: i128,
-    net: i128,
+/// Totals of the transactions carrying one batch id.
+#[derive(Debug, Clone, Default)]
+pub struct BatchSums {
+    /// Transactions.
+    pub count: i64,
+    /// Sum of gross.
+    pub gross: i128,
+    /// Sum of fees.
+    pub fee: i128,
+    /// Sum of net.
+    pub net: i128,
+    /// Currency of the first transaction seen.
+    pub currency: String,
+    /// Earliest local business day of its transactions.
+    pub first_day: i32,
 }
 
-#[allow(clippy::too_many_arguments)]
-fn emit(
-    account: &str,
-    day: i32,
-    currency: &str,
-    id: &str,
-    batch: Option<&Stored>,
-    led: &BatchSums,
-    result: &'static str,
-    classification: &'static str,
-    detail: Option<String>,
-    findings: &mut Findings,
-    out: &mut Outputs,
-) -> Result<(), LoadError> {
-    if result != "match" && result != "open" {
-        findings.note(Difference {
-            check: Check::Settlements,
-            business_date: date_of(day),
-            account_id: account.to_string(),
-            currency: currency.to_string(),
-            key: id.to_string(),
-            result,
-            classification,
-            detail: detail.clone().unwrap_or_default(),
-        });
-    }
-    out.settlements.push(
-        &out.lineage,
-        &[
-            Cell::S(Some(account)),
-            Cell::D(day),
-            Cell::S(Some(currency)),
-            Cell::S(Some(id)),
-            Cell::S(batch.map(|b| b.status.as_str())),
-            Cell::I(batch.map(|b| b.count)),
-            Cell::I(Some(led.count)),
-            Cell::N(batch.map(|b| b.gross)),
-            Cell::N(Some(led.gross)),
-            Cell::N(batch.map(|b| b.fee)),
-            Cell::N(Some(led.fee)),
-            Cell::N(batch.map(|b| b.net)),
-            Cell::N(Some(led.net)),
-            Cell::S(Some(result)),
-            Cell::S(Some(classification)),
-            Cell::B(classification != UNEXPLAINED),
-            Cell::S(detail.as_deref()),
-        ],
-    )
+/// The settlement check of one account: sums the transactions per batch id as the ledger is
+/// read, then compares the stored batches.
+#[derive(Debug)]
+pub struct SettlementCheck<'a> {
+    account: &'a str,
+    window: (i32, i32),
+    sums: HashMap<String, BatchSums>,
 }
 
-/// Checks the batches of one account whose business day lies in `[days.0, days.1)` against
-/// `sums`, the totals of the transactions read per batch id.
-#[allow(clippy::too_many_arguments)]
-pub(crate) async fn check_account(
-    dest: &Destination,
-    account: &str,
-    days: (i32, i32),
-    batch_files: &BTreeMap<i32, Path>,
-    mut sums: HashMap<String, BatchSums>,
-    quarantine: &Quarantined,
-    findings: &mut Findings,
-    out: &mut Outputs,
-) -> Result<(), ReconcileError> {
-    let (start, end) = days;
-    for (&file_day, path) in batch_files.range(start - 1..=end) {
-        let batches = read_columns(dest, path, COLUMNS).await?.unwrap_or_default();
-        for b in &batches {
-            let shown = path.to_string();
-            let need = |c: &str| {
-                LoadError::Arrow(arrow::error::ArrowError::SchemaError(format!(
-                    "settlements file {shown} has no column {c}"
-                )))
-            };
-            let id =
-                str_col(b, "settlement_batch_id").ok_or_else(|| need("settlement_batch_id"))?;
-            let cur = str_col(b, "currency").ok_or_else(|| need("currency"))?;
-            let status = str_col(b, "status").ok_or_else(|| need("status"))?;
-            let bdate = date_col(b, "business_date");
-            let count = b
-                .column_by_name("transaction_count")
-                .and_then(|c| c.as_primitive_opt::<Int64Type>())
-                .ok_or_else(|| need("transaction_count"))?;
-            let gross = dec_col(b, "gross_amount").ok_or_else(|| need("gross_amount"))?;
-            let fee = dec_col(b, "fee_amount").ok_or_else(|| need("fee_amount"))?;
-            let net = dec_col(b, "net_amount").ok_or_else(|| need("net_amount"))?;
-            for i in 0..b.num_rows() {
-                let bid = id.value(i);
-                let day = bdate
-                    .filter(|a| a.is_valid(i))
-                    .map_or(file_day, |a| a.value(i));
-                let led = sums.remove(bid).unwrap_or_default();
-                if day < start || day >= end {
-                    continue;
-                }
-                let currency = cur.value(i);
-                let stored = Stored {
-                    status: status.value(i).to_string(),
-                    count: count.value(i),
-                    gross: gross.value(i),
-                    fee: fee.value(i),
-                    net: net.value(i),
-                };
-                let t = findings.day(date_of(day), account, currency);
-                t.batches += 1;
-                if !matches!(stored.status.as_str(), "CLOSED" | "PAID") {
-                    emit(
-                        account,
-                        day,
-                        currency,
-                        bid,
-                        Some(&stored),
-                        &led,
-                        "open",
-                        "not_checked",
-                        None,
-                        findings,
-                        out,
-                    )?;
-                    continue;
-                }
-                let mut diffs = Vec::new();
-                if stored.count != led.count {
-                    diffs.push(format!(
-                        "count: batch {}, transactions {}",
-                        stored.count, led.count
-                    ));
-                }
-                for (f, s, l) in [
-                    ("gross", stored.gross, led.gross),
-                    ("fee", stored.fee, led.fee),
-                    ("net", stored.net, led.net),
-                ] {
-                    if s != l {
-                        diffs.push(format!(
-                            "{f}: batch {}, transactions {}",
-                            fmt_amount(s, currency),
-                            fmt_amount(l, currency)
-                        ));
-                    }
-                }
-                if diffs.is_empty() {
-                    findings
-                        .day(date_of(day), account, currency)
-                        .batches_matched += 1;
-                    emit(
-                        account,
-                        day,
-                        currency,
-                        bid,
-                        Some(&stored),
-                        &led,
-                        "match",
-                        "none",
-                        None,
-                        findings,
-                        out,
-                    )?;
-                    continue;
-                }
-                let q = quarantine.by_batch.get(bid).copied().unwrap_or(0) as i64;
-                let classification = if q > 0 && stored.count - led.count == q {
-                    "quarantined"
-                } else {
-                    UNEXPLAINED
-                };
-                emit(
-                    account,
-                    day,
-                    currency,
-                    bid,
-                    Some(&stored),
-                    &led,
-                    "mismatch",
-                    classification,
-                    Some(diffs.join("; ")),
-                    findings,
-                    out,
-                )?;
-            }
+impl<'a> SettlementCheck<'a> {
+    /// The check of `account`'s batches of business days `[window.0, window.1)`.
+    pub fn new(account: &'a str, window: (i32, i32)) -> SettlementCheck<'a> {
+        SettlementCheck {
+            account,
+            window,
+            sums: HashMap::new(),
         }
     }
-    let mut rest: Vec<(String, BatchSums)> = sums
-        .into_iter()
-        .filter(|(_, s)| s.first_day >= start && s.first_day < end)
-        .collect();
-    rest.sort_by(|a, b| a.0.cmp(&b.0));
-    for (bid, led) in rest {
-        let currency = led.currency.clone();
-        emit(
-            account,
-            led.first_day,
-            &currency,
-            &bid,
-            None,
-            &led,
-            "no_batch",
-            UNEXPLAINED,
-            Some(format!(
+
+    /// Adds a ledger transaction to the sums of its batch.
+    pub fn observe(&mut self, t: &LedgerTxn<'_>) {
+        let Some(bid) = t.batch else {
+            return;
+        };
+        let s = match self.sums.get_mut(bid) {
+            Some(s) => s,
+            None => self
+                .sums
+                .entry(bid.to_string())
+                .or_insert_with(|| BatchSums {
+                    currency: t.currency.to_string(),
+                    first_day: t.local_day,
+                    ..Default::default()
+                }),
+        };
+        s.count += 1;
+        s.gross += t.gross;
+        s.fee += t.fee;
+        s.net += t.net;
+        s.first_day = s.first_day.min(t.local_day);
+    }
+
+    /// Compares `stored` (the account's batches of the window's days and the days around it)
+    /// with the sums: one row per batch of the window, and one per batch id no stored batch
+    /// has.
+    pub fn finish(
+        mut self,
+        stored: &[StoredBatch],
+        quarantine: &Quarantined,
+        findings: &mut Findings,
+        out: &mut TableOut<SettlementsBuilder>,
+    ) -> Result<(), LoadError> {
+        let (start, end) = self.window;
+        for b in stored {
+            let led = self.sums.remove(&b.id).unwrap_or_default();
+            if b.business_date < start || b.business_date >= end {
+                continue;
+            }
+            let verdict = self.compare(b, &led, quarantine, findings);
+            self.emit(b, Some(b), &led, verdict, findings, out)?;
+        }
+        let mut rest: Vec<(String, BatchSums)> = std::mem::take(&mut self.sums)
+            .into_iter()
+            .filter(|(_, s)| s.first_day >= start && s.first_day < end)
+            .collect();
+        rest.sort_by(|a, b| a.0.cmp(&b.0));
+        for (bid, led) in rest {
+            let unknown = StoredBatch {
+                id: bid,
+                currency: led.currency.clone(),
+                business_date: led.first_day,
+                status: String::new(),
+                count: 0,
+                gross: 0,
+                fee: 0,
+                net: 0,
+            };
+            let detail = format!(
                 "{} transactions carry this batch id; no such batch is stored",
                 led.count
-            )),
-            findings,
-            out,
-        )?;
+            );
+            let verdict = ("no_batch", UNEXPLAINED, Some(detail));
+            self.emit(&unknown, None, &led, verdict, findings, out)?;
+        }
+        Ok(())
     }
-    Ok(())
+
+    /// (result, classification, detail) of a stored batch of the window against its sums.
+    fn compare(
+        &self,
+        b: &StoredBatch,
+        led: &BatchSums,
+        quarantine: &Quarantined,
+        findings: &mut Findings,
+    ) -> (&'static str, &'static str, Option<String>) {
+        let t = findings.day(date_of(b.business_date), self.account, &b.currency);
+        t.batches += 1;
+        if !matches!(b.status.as_str(), "CLOSED" | "PAID") {
+            return ("open", "not_checked", None);
+        }
+        let mut diffs = Vec::new();
+        if b.count != led.count {
+            diffs.push(format!(
+                "count: batch {}, transactions {}",
+                b.count, led.count
+            ));
+        }
+        for (f, s, l) in [
+            ("gross", b.gross, led.gross),
+            ("fee", b.fee, led.fee),
+            ("net", b.net, led.net),
+        ] {
+            if s != l {
+                diffs.push(format!(
+                    "{f}: batch {}, transactions {}",
+                    fmt_amount(s, &b.currency),
+                    fmt_amount(l, &b.currency)
+                ));
+            }
+        }
+        if diffs.is_empty() {
+            t.batches_matched += 1;
+            return ("match", "none", None);
+        }
+        let q = quarantine.by_batch.get(&b.id).copied().unwrap_or(0) as i64;
+        let classification = if q > 0 && b.count - led.count == q {
+            "quarantined"
+        } else {
+            UNEXPLAINED
+        };
+        ("mismatch", classification, Some(diffs.join("; ")))
+    }
+
+    /// Notes a difference (results other than `match` and `open`) and writes the row of batch
+    /// `key` (`stored`: its stored values, `None` when no batch is stored).
+    fn emit(
+        &self,
+        key: &StoredBatch,
+        stored: Option<&StoredBatch>,
+        led: &BatchSums,
+        (result, classification, detail): (&'static str, &'static str, Option<String>),
+        findings: &mut Findings,
+        out: &mut TableOut<SettlementsBuilder>,
+    ) -> Result<(), LoadError> {
+        if result != "match" && result != "open" {
+            findings.note(Difference {
+                check: Check::Settlements,
+                business_date: date_of(key.business_date),
+                account_id: self.account.to_string(),
+                currency: key.currency.clone(),
+                key: key.id.clone(),
+                result,
+                classification,
+                detail: detail.clone().unwrap_or_default(),
+            });
+        }
+        out.append(&SettlementRow {
+            account_id: self.account,
+            business_date: key.business_date,
+            currency: Some(&key.currency),
+            settlement_batch_id: &key.id,
+            batch_status: stored.map(|b| b.status.as_str()),
+            batch_transaction_count: stored.map(|b| b.count),
+            ledger_transaction_count: led.count,
+            batch_gross_amount: stored.map(|b| b.gross),
+            ledger_gross_amount: led.gross,
+            batch_fee_amount: stored.map(|b| b.fee),
+            ledger_fee_amount: led.fee,
+            batch_net_amount: stored.map(|b| b.net),
+            ledger_net_amount: led.net,
+            result,
+            classification,
+            explained: classification != UNEXPLAINED,
+            detail: detail.as_deref(),
+        })
+    }
 }

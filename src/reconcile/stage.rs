@@ -1,14 +1,26 @@
-//! Staging of result rows that arrive in no useful order (the orders join emits them by hash
-//! bucket): rows go to local group files chosen by their (account, business day) partition, and
-//! are replayed group by group, so the table writer sees each partition whole and writes it as
-//! one file instead of spilling thousands of fragments.
+//! Owns the staging of result rows by partition, for rows that arrive in no useful order.
+//!
+//! The orders join emits rows by hash bucket: they go to local group files chosen by their
+//! (account, business day) partition and are replayed group by group, so the table writer sees
+//! each partition whole and writes it as one file instead of spilling thousands of fragments.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use super::Cell;
+use super::spill::{Dec, Enc};
 use crate::load::LoadError;
+
+/// A result row that can be staged: its partition, and its encoding, read back borrowing from
+/// the staged bytes.
+pub(crate) trait StagedRow<'a>: Sized {
+    /// (account, business day): the partition the row is written to.
+    fn partition(&self) -> (&str, i32);
+    /// Appends the encoding.
+    fn encode(&self, e: &mut Enc<'_>);
+    /// Reads one row back.
+    fn decode(d: &mut Dec<'a>) -> Self;
+}
 
 /// The group files of one table.
 pub(crate) struct Staging {
@@ -42,22 +54,13 @@ impl Staging {
         })
     }
 
-    /// Stages one row; its first two cells are the partition (account, business day).
-    pub(crate) fn push(&mut self, cells: &[Cell<'_>]) -> Result<(), LoadError> {
+    /// Stages one row in the group of its partition.
+    pub(crate) fn push<'r, R: StagedRow<'r>>(&mut self, row: &R) -> Result<(), LoadError> {
         let mut h = DefaultHasher::new();
-        if let Some(Cell::S(a)) = cells.first() {
-            a.hash(&mut h);
-        }
-        if let Some(Cell::D(d)) = cells.get(1) {
-            d.hash(&mut h);
-        }
+        row.partition().hash(&mut h);
         let g = (h.finish() % self.files.len() as u64) as usize;
         self.buf.clear();
-        self.buf
-            .extend_from_slice(&(cells.len() as u32).to_le_bytes());
-        for c in cells {
-            encode(&mut self.buf, c);
-        }
+        row.encode(&mut Enc(&mut self.buf));
         self.files[g]
             .write_all(&self.buf)
             .map_err(|e| io(&self.paths[g], e))
@@ -72,101 +75,35 @@ impl Staging {
     }
 }
 
-fn encode(b: &mut Vec<u8>, c: &Cell<'_>) {
-    match c {
-        Cell::S(None) => b.push(0),
-        Cell::S(Some(s)) => {
-            b.push(1);
-            b.extend_from_slice(&(s.len() as u32).to_le_bytes());
-            b.extend_from_slice(s.as_bytes());
-        }
-        Cell::D(d) => {
-            b.push(2);
-            b.extend_from_slice(&d.to_le_bytes());
-        }
-        Cell::N(None) => b.push(3),
-        Cell::N(Some(v)) => {
-            b.push(4);
-            b.extend_from_slice(&v.to_le_bytes());
-        }
-        Cell::I(None) => b.push(5),
-        Cell::I(Some(v)) => {
-            b.push(6);
-            b.extend_from_slice(&v.to_le_bytes());
-        }
-        Cell::B(v) => {
-            b.push(7);
-            b.push(u8::from(*v));
-        }
-        Cell::T(None) => b.push(8),
-        Cell::T(Some(v)) => {
-            b.push(9);
-            b.extend_from_slice(&v.to_le_bytes());
-        }
-    }
+/// Sorts staged files of several stagings of one table for replay: group `i` of every staging
+/// together, so each partition arrives whole.
+pub(crate) fn replay_order(files: &mut [PathBuf]) {
+    files.sort_by_cached_key(|p| {
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let group = name
+            .trim_end_matches(".rows")
+            .rsplit('-')
+            .next()
+            .and_then(|g| g.parse::<u64>().ok())
+            .unwrap_or(0);
+        (group, name)
+    });
 }
 
-/// Calls `row` with each staged row of `bytes`, in the order staged.
+/// Reads a staged file, removes it, and calls `row` once per staged row, in the order staged;
+/// each call decodes exactly one row (with [`StagedRow::decode`]).
 pub(crate) fn replay(
-    bytes: &[u8],
-    mut row: impl FnMut(&[Cell<'_>]) -> Result<(), LoadError>,
+    path: &Path,
+    mut row: impl FnMut(&mut Dec<'_>) -> Result<(), LoadError>,
 ) -> Result<(), LoadError> {
-    let mut q = 0usize;
-    let mut get = |n: usize| -> &[u8] {
-        let s = &bytes[q..q + n];
-        q += n;
-        s
-    };
-    let mut cells: Vec<Cell<'_>> = Vec::new();
-    let mut left = bytes.len();
-    while left > 0 {
-        let mut used = 4;
-        let n = u32::from_le_bytes(get(4).try_into().expect("4 bytes")) as usize;
-        cells.clear();
-        for _ in 0..n {
-            let tag = get(1)[0];
-            used += 1;
-            let c = match tag {
-                0 => Cell::S(None),
-                1 => {
-                    let len = u32::from_le_bytes(get(4).try_into().expect("4 bytes")) as usize;
-                    used += 4 + len;
-                    Cell::S(Some(std::str::from_utf8(get(len)).unwrap_or("")))
-                }
-                2 => {
-                    used += 4;
-                    Cell::D(i32::from_le_bytes(get(4).try_into().expect("4 bytes")))
-                }
-                3 => Cell::N(None),
-                4 => {
-                    used += 16;
-                    Cell::N(Some(i128::from_le_bytes(
-                        get(16).try_into().expect("16 bytes"),
-                    )))
-                }
-                5 => Cell::I(None),
-                6 => {
-                    used += 8;
-                    Cell::I(Some(i64::from_le_bytes(
-                        get(8).try_into().expect("8 bytes"),
-                    )))
-                }
-                7 => {
-                    used += 1;
-                    Cell::B(get(1)[0] != 0)
-                }
-                8 => Cell::T(None),
-                _ => {
-                    used += 8;
-                    Cell::T(Some(i64::from_le_bytes(
-                        get(8).try_into().expect("8 bytes"),
-                    )))
-                }
-            };
-            cells.push(c);
-        }
-        left -= used;
-        row(&cells)?;
+    let bytes = std::fs::read(path).map_err(|e| io(path, e))?;
+    let _ = std::fs::remove_file(path);
+    let mut d = Dec::new(&bytes);
+    while !d.done() {
+        row(&mut d)?;
     }
     Ok(())
 }
@@ -174,47 +111,61 @@ pub(crate) fn replay(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reconcile::rows::OrderStatusRow;
+
+    fn row(i: u32) -> OrderStatusRow<'static> {
+        OrderStatusRow {
+            account_id: if i.is_multiple_of(2) {
+                "ACC-1"
+            } else {
+                "ACC-2"
+            },
+            business_date: 20_000 + (i % 5) as i32,
+            external_order_id: "O",
+            channel: None,
+            order_currency: "SGD",
+            order_amount: i128::from(i) * 10_000,
+            order_time: Some(1_700_000_000_000_000 + i64::from(i)),
+            status: "paid",
+            currency: None,
+            paid_amount: None,
+            refunded_amount: None,
+            disputed_amount: None,
+            payment_transaction_id: None,
+            last_transaction_at: None,
+        }
+    }
 
     #[test]
-    fn rows_replay_as_staged() {
+    fn rows_replay_as_staged_each_partition_in_one_group() {
         let dir = tempfile::tempdir().unwrap();
-        let mut s = Staging::create(dir.path(), "t", 3).unwrap();
-        let rows: Vec<Vec<Cell<'_>>> = (0..50)
-            .map(|i| {
-                vec![
-                    Cell::S(Some(if i % 2 == 0 { "ACC-1" } else { "ACC-2" })),
-                    Cell::D(20_000 + i % 5),
-                    Cell::S(None),
-                    Cell::N(Some(-(i as i128) * 10_000)),
-                    Cell::N(None),
-                    Cell::I(Some(i as i64)),
-                    Cell::B(i % 3 == 0),
-                    Cell::T(Some(1_700_000_000_000_000 + i as i64)),
-                    Cell::T(None),
-                ]
-            })
-            .collect();
-        for r in &rows {
-            s.push(r).unwrap();
+        let mut files = Vec::new();
+        for w in 0..2 {
+            let mut s = Staging::create(dir.path(), &format!("t-{w}"), 3).unwrap();
+            for i in (0..50).filter(|i| i % 2 == w) {
+                s.push(&row(i)).unwrap();
+            }
+            files.extend(s.close().unwrap());
         }
+        replay_order(&mut files);
         let mut seen = Vec::new();
-        for p in s.close().unwrap() {
-            let bytes = std::fs::read(p).unwrap();
-            replay(&bytes, |cells| {
-                let key = match (&cells[1], &cells[5]) {
-                    (Cell::D(d), Cell::I(Some(i))) => (*d, *i),
-                    _ => panic!("cell types"),
-                };
-                assert!(matches!(cells[4], Cell::N(None)));
-                assert!(matches!(cells[3], Cell::N(Some(v)) if v == -(key.1 as i128) * 10_000));
-                seen.push(key);
+        let mut groups: Vec<(usize, (String, i32))> = Vec::new();
+        for (g, p) in files.iter().enumerate() {
+            replay(p, |d| {
+                let r = OrderStatusRow::decode(d);
+                assert_eq!(r, row((r.order_amount / 10_000) as u32));
+                groups.push((g / 2, (r.account_id.to_string(), r.business_date)));
+                seen.push(r.order_amount);
                 Ok(())
             })
             .unwrap();
+            assert!(!p.exists());
         }
         seen.sort();
-        let mut want: Vec<(i32, i64)> = (0..50).map(|i| (20_000 + i as i32 % 5, i)).collect();
-        want.sort();
-        assert_eq!(seen, want);
+        assert_eq!(seen, (0..50).map(|i| i * 10_000).collect::<Vec<i128>>());
+        // A partition's rows all sit in one group.
+        for (g, part) in &groups {
+            assert!(groups.iter().all(|(h, q)| q != part || h == g), "{part:?}");
+        }
     }
 }

@@ -1,5 +1,6 @@
-//! The reconciliation result tables: `recon_settlements`, `recon_statements`, `recon_orders`
-//! and `order_status`.
+//! Owns the definitions of the reconciliation result tables.
+//!
+//! `recon_settlements`, `recon_statements`, `recon_orders` and `order_status`.
 
 use std::sync::LazyLock;
 

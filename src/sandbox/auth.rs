@@ -105,7 +105,7 @@ pub struct AuthFailure {
     pub message: String,
 }
 
-fn fail(code: ErrorCode, message: impl Into<String>) -> AuthFailure {
+pub(crate) fn fail(code: ErrorCode, message: impl Into<String>) -> AuthFailure {
     AuthFailure {
         code,
         message: message.into(),
@@ -270,27 +270,39 @@ pub fn authenticate<'k>(
             ),
         ));
     }
-    if !key.ip_allowlist.is_empty() && !key.ip_allowlist.contains(&req.caller_ip) {
+    grants(key, "access key", req.caller_ip, req.product)?;
+    Ok(key)
+}
+
+/// The last two checks, for an access key or an OAuth client (`what` names which): the caller
+/// IP against the allowlist, then the product the endpoint needs.
+pub fn grants(
+    key: &ApiKey,
+    what: &str,
+    caller_ip: IpAddr,
+    product: Option<&str>,
+) -> Result<(), AuthFailure> {
+    if !key.ip_allowlist.is_empty() && !key.ip_allowlist.contains(&caller_ip) {
         return Err(fail(
             ErrorCode::IpNotAllowed,
             format!(
-                "caller IP {} is not on the allowlist of access key {}",
-                req.caller_ip, key.access_key_id
+                "caller IP {caller_ip} is not on the allowlist of {what} {}",
+                key.access_key_id
             ),
         ));
     }
-    if let Some(p) = req.product
+    if let Some(p) = product
         && !key.products.iter().any(|g| g == p)
     {
         return Err(fail(
             ErrorCode::PermissionDenied,
             format!(
-                "access key {} is not granted the `{p}` product",
+                "{what} {} is not granted the `{p}` product",
                 key.access_key_id
             ),
         ));
     }
-    Ok(key)
+    Ok(())
 }
 
 #[cfg(test)]

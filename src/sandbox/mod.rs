@@ -21,6 +21,8 @@ pub mod discrepancies;
 mod envelope;
 pub mod faults;
 mod gateway;
+pub mod oauth;
+pub mod odd;
 pub mod orders;
 mod params;
 pub mod query;
@@ -40,10 +42,12 @@ use chrono::{DateTime, NaiveDate, Utc};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub use crate::contract::lifecycle::Deprecation;
 pub use auth::{ApiKey, DEFAULT_ACCESS_KEY_ID, DEFAULT_SECRET};
 pub use data::{World, WorldParams};
 pub use discrepancies::{Discrepancies, DiscrepancyKind, Plant};
 pub use faults::FaultKind;
+pub use oauth::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET};
 
 /// Everything the sandbox can be told.
 #[derive(Debug, Clone)]
@@ -74,6 +78,9 @@ pub struct SandboxConfig {
     pub offset_share: f64,
     /// Share of transactions sent in a contract-breaking form.
     pub malformed_rate: f64,
+    /// Share of transactions sent in an odd but well-formed way: another account's id, an
+    /// impossible instant, `updated_at` before `created_at` ([`odd`]).
+    pub odd_rate: f64,
     /// Lifetime of page tokens.
     pub page_token_ttl: Duration,
     /// Freezes the data clock (lifecycle, publication lag, statements); `None` follows real
@@ -81,11 +88,22 @@ pub struct SandboxConfig {
     pub now: Option<DateTime<Utc>>,
     /// Accepted keys.
     pub keys: Vec<ApiKey>,
+    /// OAuth clients the token endpoint issues tokens to (products = scopes).
+    pub oauth_clients: Vec<ApiKey>,
+    /// Lifetime of OAuth tokens (`expires_in`).
+    pub token_ttl: Duration,
+    /// An announced end of API v1: every answer carries its `Deprecation`, `Sunset` and `Link`
+    /// headers, and past the sunset (on the data clock) `/v1` answers `API_VERSION_RETIRED`.
+    /// `None` (the default): v1 is current.
+    pub deprecation: Option<Deprecation>,
     /// Discrepancies planted in statements and settlement batches (and the seller's order
     /// export, [`orders::export`]); none by default.
     pub discrepancies: Discrepancies,
     /// Deliver webhook events to a receiver (§8); `None` sends none.
     pub webhook: Option<webhooks::WebhookDelivery>,
+    /// Accounts served after the generated ones with exactly these ids (see
+    /// [`World::with_extra_account_ids`]); none by default.
+    pub extra_account_ids: Vec<String>,
 }
 
 impl Default for SandboxConfig {
@@ -104,11 +122,16 @@ impl Default for SandboxConfig {
             stall: Duration::from_secs(65),
             offset_share: 0.0,
             malformed_rate: 0.0,
+            odd_rate: 0.0,
             page_token_ttl: Duration::from_secs(crate::contract::PAGE_TOKEN_TTL_SECS),
             now: None,
             keys: auth::default_keys(),
+            oauth_clients: oauth::default_clients(),
+            token_ttl: Duration::from_secs(oauth::DEFAULT_TOKEN_TTL_SECS),
+            deprecation: None,
             discrepancies: Discrepancies::none(),
             webhook: None,
+            extra_account_ids: Vec::new(),
         }
     }
 }
@@ -125,6 +148,13 @@ impl SandboxConfig {
             offset_share: self.offset_share,
             malformed_rate: self.malformed_rate,
         }
+    }
+
+    /// The data served: the world of [`Self::world_params`] and the extra account ids.
+    pub fn world(&self) -> World {
+        World::new(self.world_params())
+            .with_extra_account_ids(&self.extra_account_ids)
+            .with_odd_rate(self.odd_rate)
     }
 }
 
@@ -143,6 +173,10 @@ pub struct Shared {
     pub faults: faults::FaultPlan,
     /// Page token codec.
     pub tokens: tokens::TokenCodec,
+    /// OAuth clients and the bearer tokens issued to them.
+    pub oauth: oauth::TokenStore,
+    /// The announced end of v1, if any.
+    pub deprecation: Option<Deprecation>,
     /// Frozen data clock (ms) or `i64::MIN` for real time.
     frozen_now_ms: AtomicI64,
     trace_seq: AtomicU64,
@@ -155,7 +189,7 @@ pub struct Shared {
 impl Shared {
     /// Builds the state for a config.
     pub fn new(cfg: &SandboxConfig) -> Shared {
-        let world = World::new(cfg.world_params());
+        let world = cfg.world();
         let mut tk = [0u8; 32];
         for (i, chunk) in tk.chunks_mut(8).enumerate() {
             chunk.copy_from_slice(&rng::hash(&[cfg.seed, 0x746f6b, i as u64]).to_le_bytes());
@@ -173,6 +207,12 @@ impl Shared {
                 cfg.stall,
             ),
             tokens: tokens::TokenCodec::new(tk, cfg.page_token_ttl.as_millis() as i64),
+            oauth: oauth::TokenStore::new(
+                cfg.oauth_clients.clone(),
+                cfg.token_ttl.as_millis() as i64,
+                cfg.seed,
+            ),
+            deprecation: cfg.deprecation.clone(),
             frozen_now_ms: AtomicI64::new(cfg.now.map_or(i64::MIN, |t| t.timestamp_millis())),
             trace_seq: AtomicU64::new(0),
             stats: server::Stats::default(),
@@ -265,6 +305,17 @@ impl Sandbox {
     /// The shared state (statistics, data clock).
     pub fn shared(&self) -> &Arc<Shared> {
         &self.shared
+    }
+
+    /// Revokes every OAuth token issued to `client_id` so far (its next request with one
+    /// answers `TOKEN_EXPIRED`; a new token works); returns how many were revoked.
+    pub fn revoke_tokens(&self, client_id: &str) -> usize {
+        self.shared.oauth.revoke_tokens(client_id)
+    }
+
+    /// Revokes an OAuth client: its tokens, and the token endpoint answers `invalid_client`.
+    pub fn revoke_client(&self, client_id: &str) {
+        self.shared.oauth.revoke_client(client_id)
     }
 
     /// Moves the frozen data clock (or freezes a real-time one).

@@ -394,7 +394,7 @@ impl Deliverer {
                     tracing::debug!(event_id = %ev.event_id, status = r.status().as_u16(), attempt, "webhook delivery refused")
                 }
                 Err(e) => {
-                    tracing::debug!(event_id = %ev.event_id, error = %e, attempt, "webhook delivery failed")
+                    tracing::debug!(event_id = %ev.event_id, error = %e.without_url(), attempt, "webhook delivery failed")
                 }
             }
             if attempt < self.cfg.max_attempts {
@@ -402,7 +402,12 @@ impl Deliverer {
                 delay = delay.saturating_mul(2);
             }
         }
-        tracing::warn!(event_id = %ev.event_id, attempts = self.cfg.max_attempts, "webhook delivery gave up");
+        tracing::warn!(
+            event_id = %ev.event_id,
+            url = %crate::redact::webhook_url(&self.cfg.url),
+            attempts = self.cfg.max_attempts,
+            "webhook delivery gave up"
+        );
         (false, self.cfg.max_attempts as usize)
     }
 }

@@ -11,7 +11,6 @@ pub mod json;
 pub mod quarantine;
 pub mod statements;
 pub mod streams;
-pub mod time;
 
 use std::collections::HashMap;
 
@@ -62,6 +61,10 @@ pub struct Transformer {
     /// A field whose string values are counted among refused items.
     group_rejects_by: Option<&'static str>,
     rejected_groups: HashMap<String, u64>,
+    /// The account every item must belong to (the one requested).
+    expect_account: Option<String>,
+    /// The field and the window `[start, end)` (UTC µs) every item's time must lie in.
+    expect_window: Option<(&'static str, i64, i64)>,
 }
 
 impl Transformer {
@@ -79,7 +82,59 @@ impl Transformer {
             decoder,
             group_rejects_by: None,
             rejected_groups: HashMap::new(),
+            expect_account: None,
+            expect_window: None,
         }
+    }
+
+    /// Quarantines items whose `account_id` is not `account` (`account_mismatch`): a record of
+    /// another account must never replace that account's partitions.
+    pub fn expect_account(mut self, account: impl Into<String>) -> Transformer {
+        self.expect_account = Some(account.into());
+        self
+    }
+
+    /// Quarantines items whose `field` lies outside `[start_us, end_us)` (`outside_window`): the
+    /// API promised only items of the window asked for.
+    pub fn expect_window(mut self, field: &'static str, start_us: i64, end_us: i64) -> Transformer {
+        self.expect_window = Some((field, start_us, end_us));
+        self
+    }
+
+    /// What the request promised of the item, checked before it is decoded.
+    fn check_expected(&self, fields: &json::Fields<'_>) -> Result<(), Reject> {
+        let text = |name: &str| {
+            fields
+                .0
+                .iter()
+                .find(|(k, _)| k.0 == name)
+                .and_then(|(_, v)| match json::as_str(v) {
+                    json::JsonStr::Str(s) => Some(s),
+                    _ => None,
+                })
+        };
+        if let Some(want) = &self.expect_account
+            && let Some(got) = text("account_id")
+            && got != want.as_str()
+        {
+            return Err(Reject::new(
+                Reason::AccountMismatch,
+                format!("account_id `{got}` is not the account requested, `{want}`"),
+            ));
+        }
+        if let Some((field, start, end)) = self.expect_window
+            && let Some(got) = text(field)
+            && let Some(us) = crate::contract::time::parse_instant_us(&got)
+            // An impossible instant is the decoder's to name (`instant_out_of_range`).
+            && (streams::MIN_INSTANT_US..streams::END_INSTANT_US).contains(&us)
+            && !(start..end).contains(&us)
+        {
+            return Err(Reject::new(
+                Reason::OutsideWindow,
+                format!("{field} `{got}` lies outside the window requested"),
+            ));
+        }
+        Ok(())
     }
 
     /// Counts refused items by the string value of `field` (e.g. the settlement batch id of
@@ -115,7 +170,10 @@ impl Transformer {
                 return false;
             }
         };
-        match self.decoder.push(&fields, &self.lineage) {
+        match self
+            .check_expected(&fields)
+            .and_then(|()| self.decoder.push(&fields, &self.lineage))
+        {
             Ok(()) => true,
             Err(rej) => {
                 if let Some(name) = self.group_rejects_by

@@ -11,8 +11,8 @@ use arrow::array::{
 };
 
 use super::Lineage;
-use super::time::DAY_US;
 use crate::contract::table::{TableDef, col};
+use crate::contract::time::DAY_US;
 
 /// `quarantine`: records that broke the contract.
 pub static QUARANTINE: LazyLock<TableDef> = LazyLock::new(|| {
@@ -55,11 +55,19 @@ pub enum Reason {
     MissingField,
     /// Not a JSON object, a field of the wrong JSON type, or a CSV row of the wrong width.
     MalformedRecord,
+    /// An instant outside the years the warehouse accepts (`9999-12-31`, `0000-01-01`).
+    InstantOutOfRange,
+    /// `updated_at` before `created_at`.
+    UpdatedBeforeCreated,
+    /// The record's `account_id` is not the account that was requested.
+    AccountMismatch,
+    /// The record's time field lies outside the window that was requested.
+    OutsideWindow,
 }
 
 impl Reason {
     /// Every reason.
-    pub const ALL: [Reason; 10] = [
+    pub const ALL: [Reason; 14] = [
         Reason::MissingPrimaryKey,
         Reason::UnknownCurrency,
         Reason::TooManyDigits,
@@ -70,6 +78,10 @@ impl Reason {
         Reason::BadTimestamp,
         Reason::MissingField,
         Reason::MalformedRecord,
+        Reason::InstantOutOfRange,
+        Reason::UpdatedBeforeCreated,
+        Reason::AccountMismatch,
+        Reason::OutsideWindow,
     ];
 
     /// The value of the `reason` column and the run report key.
@@ -85,6 +97,10 @@ impl Reason {
             Reason::BadTimestamp => "bad_timestamp",
             Reason::MissingField => "missing_field",
             Reason::MalformedRecord => "malformed_record",
+            Reason::InstantOutOfRange => "instant_out_of_range",
+            Reason::UpdatedBeforeCreated => "updated_before_created",
+            Reason::AccountMismatch => "account_mismatch",
+            Reason::OutsideWindow => "outside_window",
         }
     }
 }

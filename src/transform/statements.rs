@@ -1,5 +1,13 @@
 //! Daily statement files (RFC 4180 CSV with BOM and CRLF, §7) into `statement_lines` rows, with
 //! `transaction_time` converted from the account's zone to UTC.
+//!
+//! `transaction_time` is local wall-clock time without offset. In a DST overlap (the repeated
+//! hour when clocks go back) it names two instants: statement rows are in time order, so a row
+//! is read as the first occurrence unless that would put it before the previous row — then it
+//! is the second (a time stepping back inside the repeated hour, and every later one). Rows of
+//! the second occurrence that no earlier row gives away (none of the first occurrence came
+//! later in the hour) stay on the first; `transaction_time` keeps the text as written. A time
+//! in a DST gap (the skipped hour) is read with the offset before the gap.
 
 use arrow::datatypes::DataType;
 use std::borrow::Cow;
@@ -16,12 +24,12 @@ use thiserror::Error;
 use super::json::push_json_str;
 use super::quarantine::{QuarantineBuilder, QuarantineCounts, Reason, Reject};
 use super::streams::{amount_text, check_currency};
-use super::time::parse_local;
 use super::{Decoded, Lineage};
 use crate::contract::STATEMENT_COLUMNS;
-use crate::contract::business_day::local_to_utc_us;
+use crate::contract::business_day::local_to_utc_us_after;
 use crate::contract::signing::sha256_hex;
 use crate::contract::table::{TableDef, amount, col, instant};
+use crate::contract::time::parse_local;
 use crate::registry::Stream;
 
 /// `statement_lines`: rows of the daily statement files.
@@ -215,7 +223,8 @@ struct Row {
     utc_us: i64,
 }
 
-fn check_row(f: &[Cow<'_, str>], tz: Tz) -> Result<Row, Reject> {
+/// Checks one row; `after` is the previous accepted row's instant (see the module notes on DST).
+fn check_row(f: &[Cow<'_, str>], tz: Tz, after: Option<i64>) -> Result<Row, Reject> {
     if f.len() != STATEMENT_COLUMNS.len() {
         return Err(Reject::new(
             Reason::MalformedRecord,
@@ -247,7 +256,7 @@ fn check_row(f: &[Cow<'_, str>], tz: Tz) -> Result<Row, Reject> {
         ));
     }
     let utc_us = parse_local(&f[7])
-        .and_then(|t| local_to_utc_us(tz, t))
+        .and_then(|t| local_to_utc_us_after(tz, t, after))
         .ok_or_else(|| Reject::new(Reason::BadTimestamp, format!("transaction_time `{}`", f[7])))?;
     Ok(Row {
         amounts: [gross, fee, net],
@@ -290,7 +299,7 @@ pub fn decode_statement(
             header: text.lines().next().unwrap_or("").to_string(),
         });
     }
-    let business_date = super::time::days_from_civil(
+    let business_date = crate::contract::time::days_from_civil(
         i64::from(chrono::Datelike::year(&file.date)),
         chrono::Datelike::month(&file.date),
         chrono::Datelike::day(&file.date),
@@ -316,7 +325,7 @@ pub fn decode_statement(
         if fields.len() == 1 && fields[0].is_empty() {
             continue; // a blank line
         }
-        match check_row(&fields, tz) {
+        match check_row(&fields, tz, utc.values_slice().last().copied()) {
             Ok(r) => {
                 // account_id, transaction_id, type, status, currency, transaction_time, sha
                 strs[0].append_value(file.account_id);
@@ -390,5 +399,55 @@ mod tests {
         assert_eq!(recs[1][1], "");
         assert_eq!(recs[2], vec!["last", "", ""]);
         assert!(CsvRecords::new("\"open").next().unwrap().is_err());
+    }
+
+    #[test]
+    fn repeated_hour_times_in_time_order_take_the_second_occurrence_once_they_step_back() {
+        let header = STATEMENT_COLUMNS.join(",");
+        let times = [
+            "2026-11-01 00:50:00",
+            "2026-11-01 01:20:00",
+            "2026-11-01 01:50:00",
+            "2026-11-01 01:10:00",
+            "2026-11-01 01:40:00",
+            "2026-11-01 02:10:00",
+        ];
+        let mut body = format!("\u{feff}{header}\r\n");
+        for (i, t) in times.iter().enumerate() {
+            body.push_str(&format!("T{i},PAYMENT,SETTLED,USD,1.00,0,1.00,{t},,,\r\n"));
+        }
+        let file = StatementFile {
+            account_id: "A",
+            date: chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
+            body: body.as_bytes(),
+            sha256: None,
+        };
+        let lineage = Lineage::new("r".to_string(), chrono::Utc::now());
+        let out = decode_statement(&file, chrono_tz::America::Los_Angeles, &lineage).unwrap();
+        let utc = out
+            .rows
+            .column_by_name("transaction_time_utc")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<arrow::array::TimestampMicrosecondArray>()
+            .unwrap()
+            .values()
+            .to_vec();
+        let at = |s: &str| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .unwrap()
+                .timestamp_micros()
+        };
+        // 00:50 and the first 01:20 and 01:50 are PDT (UTC−7); from the step back to 01:10 on,
+        // PST (UTC−8).
+        let want = [
+            "2026-11-01T07:50:00Z",
+            "2026-11-01T08:20:00Z",
+            "2026-11-01T08:50:00Z",
+            "2026-11-01T09:10:00Z",
+            "2026-11-01T09:40:00Z",
+            "2026-11-01T10:10:00Z",
+        ];
+        assert_eq!(utc, want.map(at).to_vec());
     }
 }

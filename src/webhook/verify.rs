@@ -123,7 +123,7 @@ impl Verifier {
 /// Secrets from a text: separated by commas or line ends, trimmed, empty entries dropped.
 pub fn parse_secrets(text: &str) -> Vec<Secret> {
     text.split([',', '\n', '\r'])
-        .map(str::trim)
+        .map(crate::secret_file::trim)
         .filter(|s| !s.is_empty())
         .map(Secret::new)
         .collect()
@@ -138,7 +138,8 @@ pub fn load_secrets(
     let env_file = get_env(ENV_SECRETS_FILE).filter(|s| !s.is_empty());
     let (secrets, origin) =
         if let Some(p) = file.map(Path::to_path_buf).or(env_file.map(Into::into)) {
-            let text = std::fs::read_to_string(&p)
+            // Warns once when group or others may read it, like the API secret file.
+            let text = crate::secret_file::read(&p)
                 .map_err(|e| format!("cannot read the webhook secret file {}: {e}", p.display()))?;
             (parse_secrets(&text), format!("file {}", p.display()))
         } else if let Some(v) = get_env(ENV_SECRETS) {

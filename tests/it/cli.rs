@@ -1,4 +1,10 @@
-//! The command line: `check` against the sandbox, the `demo`, and argument validation.
+//! The command line: `check` against the sandbox, the `demo`, and argument validation; the
+//! built binary's edges in the submodules (ranges, secrets, the terminal).
+
+mod bin;
+mod bounds;
+mod secrets;
+mod terminal;
 
 use clap::Parser;
 use maribank_etl::ExitStatus;

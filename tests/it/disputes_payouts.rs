@@ -84,7 +84,11 @@ async fn rows(dest: &Path, table: &str) -> Vec<(StoredPartition, RecordBatch)> {
         .table();
     let mut out = Vec::new();
     for p in list_partitions(&dest, def, &[]).await.unwrap() {
-        for b in read_columns(&dest, &p.path, &[]).await.unwrap().unwrap() {
+        for b in read_columns(&dest, def, &p.path, &[])
+            .await
+            .unwrap()
+            .unwrap()
+        {
             out.push((p.clone(), b));
         }
     }

@@ -10,7 +10,10 @@ use chrono::{DateTime, NaiveDate, Utc};
 use maribank_etl::contract::signing::{AuthHeader, Credentials, RequestParts};
 use maribank_etl::load::parquet::decode;
 use maribank_etl::load::{Destination, TableWriter, WriteMode, WriteSummary, WriterConfig};
+use maribank_etl::pipeline::config::{ApiEnv, Overrides, Settings};
+use maribank_etl::pipeline::run::{Outcome, Plan, Runner};
 use maribank_etl::registry::Stream;
+use maribank_etl::sandbox::Sandbox;
 use maribank_etl::sandbox::data::{Txn, World, WorldParams};
 use maribank_etl::sandbox::render;
 use maribank_etl::sandbox::{DEFAULT_ACCESS_KEY_ID, DEFAULT_SECRET};
@@ -202,33 +205,9 @@ pub fn units(s: &str, scale: u32) -> i128 {
 
 /// Every row of a warehouse table under `root` (all its Parquet files, in path order).
 pub fn read_table(root: &std::path::Path, table: &str) -> Vec<arrow::array::RecordBatch> {
-    let mut files = Vec::new();
-    let mut stack = vec![root.join(table)];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "parquet") {
-                files.push(p);
-            }
-        }
-    }
-    files.sort();
-    files
+    parquet_files(&root.join(table))
         .iter()
-        .flat_map(|f| {
-            let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
-                std::fs::File::open(f).unwrap(),
-            )
-            .unwrap()
-            .build()
-            .unwrap();
-            r.map(|b| b.unwrap()).collect::<Vec<_>>()
-        })
+        .map(|f| read_file(f))
         .collect()
 }
 
@@ -371,7 +350,47 @@ pub fn read_file(p: &Path) -> RecordBatch {
     let bytes = bytes::Bytes::from(std::fs::read(p).unwrap());
     let batches = decode(bytes).unwrap();
     let schema = batches[0].schema();
-    concat_batches(&schema, &batches).unwrap()
+    with_hive_columns(p, &concat_batches(&schema, &batches).unwrap())
+}
+
+/// A file's rows with the Hive partition columns of its folders (`key=value`, percent-decoded;
+/// columns named `*date` as dates) appended, as Hive readers see them. Files store no
+/// partition column (a test asserts it), so a name never appears twice.
+pub fn with_hive_columns(p: &Path, b: &RecordBatch) -> RecordBatch {
+    use arrow::array::{ArrayRef, Date32Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    let mut fields: Vec<Field> = b
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    let mut cols: Vec<ArrayRef> = b.columns().to_vec();
+    for seg in p.parent().unwrap().components() {
+        let seg = seg.as_os_str().to_string_lossy();
+        let Some((k, v)) = seg.split_once('=') else {
+            continue;
+        };
+        if b.column_by_name(k).is_some() {
+            continue;
+        }
+        let v = percent_encoding::percent_decode_str(v)
+            .decode_utf8()
+            .unwrap()
+            .into_owned();
+        let n = b.num_rows();
+        if k.ends_with("date") {
+            let d = (NaiveDate::parse_from_str(&v, "%Y-%m-%d").unwrap()
+                - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap())
+            .num_days() as i32;
+            cols.push(std::sync::Arc::new(Date32Array::from(vec![d; n])));
+            fields.push(Field::new(k, DataType::Date32, false));
+        } else {
+            cols.push(std::sync::Arc::new(StringArray::from(vec![v.as_str(); n])));
+            fields.push(Field::new(k, DataType::Utf8, false));
+        }
+    }
+    RecordBatch::try_new(std::sync::Arc::new(Schema::new(fields)), cols).unwrap()
 }
 
 /// All rows of a local table, with the file each came from.
@@ -417,4 +436,243 @@ pub fn by_key(b: &RecordBatch, name: &str) -> HashMap<String, usize> {
 /// A clock stopped at `t` (runs pinned to the sandbox's data clock).
 pub fn at(t: DateTime<Utc>) -> maribank_etl::clock::SharedClock {
     std::sync::Arc::new(maribank_etl::clock::FixedClock(t))
+}
+
+/// The Airflow virtual environment the DAG tests run: `MARIBANK_AIRFLOW_VENV`, default
+/// `${TMPDIR:-/tmp}/maribank-etl-airflow` (what `.ci/run` creates). Panics with how to create it
+/// when it has no Python: the test fails, it is never skipped.
+pub fn airflow_venv() -> PathBuf {
+    let venv = match std::env::var_os("MARIBANK_AIRFLOW_VENV").filter(|v| !v.is_empty()) {
+        Some(v) => PathBuf::from(v),
+        None => std::env::var_os("TMPDIR")
+            .filter(|v| !v.is_empty())
+            .map_or_else(|| PathBuf::from("/tmp"), PathBuf::from)
+            .join("maribank-etl-airflow"),
+    };
+    assert!(
+        venv.join("bin/python").exists(),
+        "no Airflow virtual environment at {v}: create it with\n  python3 -m venv {v} && {v}/bin/pip install 'apache-airflow>=3,<4'\n(what .ci/run does), or set MARIBANK_AIRFLOW_VENV to one",
+        v = venv.display()
+    );
+    venv
+}
+
+/// What a finished command printed.
+pub struct Printed {
+    pub status: std::process::ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Printed {
+    /// stdout, then stderr.
+    pub fn all(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+}
+
+/// Runs `cmd` to completion with stdout and stderr captured, killing it after `limit` or as soon
+/// as its output shows one of `abort_on` (a failure it would only wait on, e.g. a task up for
+/// retry minutes later).
+pub fn output_within(
+    mut cmd: std::process::Command,
+    limit: std::time::Duration,
+    abort_on: &[&str],
+) -> Printed {
+    use std::io::Read;
+    use std::process::Stdio;
+    use std::sync::{Arc, Mutex};
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", shown(&cmd)));
+    let drain = |mut r: Box<dyn Read + Send>| {
+        let seen = Arc::new(Mutex::new(Vec::<u8>::new()));
+        let into = seen.clone();
+        let t = std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            while let Ok(n @ 1..) = r.read(&mut buf) {
+                into.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        (t, seen)
+    };
+    let (out_t, out) = drain(Box::new(child.stdout.take().expect("piped")));
+    let (err_t, err) = drain(Box::new(child.stderr.take().expect("piped")));
+    let text = |b: &Arc<Mutex<Vec<u8>>>| String::from_utf8_lossy(&b.lock().unwrap()).into_owned();
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            out_t.join().unwrap();
+            err_t.join().unwrap();
+            return Printed {
+                status,
+                stdout: text(&out),
+                stderr: text(&err),
+            };
+        }
+        let so_far = format!("{}\n{}", text(&out), text(&err));
+        let why = if std::time::Instant::now() > deadline {
+            Some(format!("still running after {limit:?}"))
+        } else {
+            abort_on
+                .iter()
+                .find(|m| so_far.contains(**m))
+                .map(|m| format!("its output shows `{m}`"))
+        };
+        if let Some(why) = why {
+            let _ = child.kill(); // SIGKILL: `airflow dags test` ignores SIGTERM
+            let s = child.wait().expect("wait");
+            panic!(
+                "{}: {why}, killed ({s}); its last output:\n{}",
+                shown(&cmd),
+                tail(&so_far, 100)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// A command's program and arguments (never its environment, which may hold a secret).
+fn shown(cmd: &std::process::Command) -> String {
+    std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| a.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The last `n` lines of `text`.
+pub fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Runs a Python script (`python3 -c`) with `args`; panics with its stderr when it fails.
+/// Returns its stdout. The readers (duckdb, pyarrow, pandas, polars, pyspark) come from
+/// `.ci/run`'s pip install.
+pub fn python(script: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("python3 is required (install it, then `.ci/run`'s pip packages): {e}")
+        });
+    assert!(
+        out.status.success(),
+        "python failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A moto S3 server on loopback, stopped on drop.
+pub struct Moto {
+    child: std::process::Child,
+    /// `http://127.0.0.1:<port>`.
+    pub endpoint: String,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts a moto S3 server on a free loopback port.
+pub fn start_moto() -> Moto {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = std::process::Command::new("python3")
+        .args([
+            "-m",
+            "moto.server",
+            "-H",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("the S3 test needs python3 with moto (`pip install 'moto[server]'`): {e}")
+        });
+    let mut m = Moto {
+        child,
+        endpoint: format!("http://127.0.0.1:{port}"),
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return m;
+        }
+        if let Ok(Some(st)) = m.child.try_wait() {
+            panic!("moto server exited ({st}); install it with `pip install 'moto[server]'`");
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "moto server did not start on port {port}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// A pipeline TOML for tests: short timeouts, a short lease.
+pub fn pipeline_file(dir: &Path, name: &str, extra: &str) -> PathBuf {
+    let p = dir.join(format!("{name}.toml"));
+    // Top-level keys of `extra` go first, its [sections] last.
+    let at = extra
+        .match_indices('[')
+        .map(|(i, _)| i)
+        .find(|&i| i == 0 || extra.as_bytes()[i - 1] == b'\n')
+        .unwrap_or(extra.len());
+    let (top, sections) = extra.split_at(at);
+    std::fs::write(
+        &p,
+        format!(
+            "name = \"{name}\"\n{top}[api]\nqps = 200\nconcurrency = 4\nread_timeout_secs = 1\nconnect_timeout_secs = 2\nmax_retries = 6\n[windows]\nbackfill_days = 7\nlease_secs = 30\n{sections}"
+        ),
+    )
+    .unwrap();
+    p
+}
+
+/// The sandbox's default key.
+pub fn api(sb: &Sandbox) -> ApiEnv {
+    ApiEnv {
+        base_url: sb.base_url().to_string(),
+        credentials: Credentials::new(
+            maribank_etl::sandbox::DEFAULT_ACCESS_KEY_ID,
+            maribank_etl::sandbox::DEFAULT_SECRET,
+        ),
+    }
+}
+
+/// Settings of a test pipeline file for `dest`.
+pub fn settings(config: &Path, dest: &Path, accounts: Option<Vec<&str>>) -> Settings {
+    Settings::resolve(&Overrides {
+        config: Some(config.to_path_buf()),
+        destination: Some(dest.display().to_string()),
+        accounts: accounts.map(|a| a.iter().map(|s| s.to_string()).collect()),
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+/// Runs `plan` with the clock pinned to the sandbox's data clock.
+pub async fn run(sb: &Sandbox, config: &Path, dest: &Path, plan: Plan) -> Outcome {
+    Runner::with_clock(settings(config, dest, None), api(sb), at(sb.now()))
+        .unwrap()
+        .run(plan)
+        .await
 }

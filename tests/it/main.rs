@@ -3,11 +3,16 @@
 
 mod helpers;
 
+mod airflow;
 mod cli;
 mod disputes_payouts;
 mod extract;
+mod leases;
+mod lifecycle;
 mod pipeline;
+mod readers;
 mod reconcile;
+mod safety;
 mod sandbox;
 mod sandbox_lifecycles;
 mod transform_load;

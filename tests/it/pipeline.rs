@@ -1,7 +1,7 @@
 //! Pipeline runs end to end against the sandbox on loopback: a backfill killed at random points
 //! and resumed, daily syncs converging with an incremental pass, concurrent runs, and alerts.
 
-use crate::helpers::{self, date, instant};
+use crate::helpers::{self, api, date, instant, pipeline_file, run, settings};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,58 +12,11 @@ use arrow::datatypes::{Decimal128Type, TimestampMicrosecondType};
 use chrono::{DateTime, Utc};
 use maribank_etl::ExitStatus;
 use maribank_etl::contract::signing::Credentials;
-use maribank_etl::pipeline::config::{ApiEnv, Overrides, Settings};
+use maribank_etl::pipeline::config::ApiEnv;
 use maribank_etl::pipeline::report::{AlertKind, RunResult};
-use maribank_etl::pipeline::run::{Outcome, Plan, Runner};
+use maribank_etl::pipeline::run::{Plan, Runner};
 use maribank_etl::sandbox::query::{TimeField, TxnWindow, transactions};
 use maribank_etl::sandbox::{FaultKind, Sandbox, SandboxConfig};
-
-/// A pipeline TOML for tests: short timeouts, a short lease.
-fn pipeline_file(dir: &Path, name: &str, extra: &str) -> PathBuf {
-    let p = dir.join(format!("{name}.toml"));
-    // Top-level keys of `extra` go first, its [sections] last.
-    let at = extra
-        .match_indices('[')
-        .map(|(i, _)| i)
-        .find(|&i| i == 0 || extra.as_bytes()[i - 1] == b'\n')
-        .unwrap_or(extra.len());
-    let (top, sections) = extra.split_at(at);
-    std::fs::write(
-        &p,
-        format!(
-            "name = \"{name}\"\n{top}[api]\nqps = 200\nconcurrency = 4\nread_timeout_secs = 1\nconnect_timeout_secs = 2\nmax_retries = 6\n[windows]\nbackfill_days = 7\nlease_secs = 30\n{sections}"
-        ),
-    )
-    .unwrap();
-    p
-}
-
-fn api(sb: &Sandbox) -> ApiEnv {
-    ApiEnv {
-        base_url: sb.base_url().to_string(),
-        credentials: Credentials::new(
-            maribank_etl::sandbox::DEFAULT_ACCESS_KEY_ID,
-            maribank_etl::sandbox::DEFAULT_SECRET,
-        ),
-    }
-}
-
-fn settings(config: &Path, dest: &Path, accounts: Option<Vec<&str>>) -> Settings {
-    Settings::resolve(&Overrides {
-        config: Some(config.to_path_buf()),
-        destination: Some(dest.display().to_string()),
-        accounts: accounts.map(|a| a.iter().map(|s| s.to_string()).collect()),
-        ..Default::default()
-    })
-    .unwrap()
-}
-
-async fn run(sb: &Sandbox, config: &Path, dest: &Path, plan: Plan) -> Outcome {
-    Runner::with_clock(settings(config, dest, None), api(sb), helpers::at(sb.now()))
-        .unwrap()
-        .run(plan)
-        .await
-}
 
 /// transaction_id → (currency, status, batch, net in 1e-4, updated_at µs), asserting no id twice.
 type Ledger = BTreeMap<String, (String, String, Option<String>, i128, i64)>;

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use arrow::array::{Array, AsArray, RecordBatch};
-use chrono::{DateTime, NaiveDate, Timelike};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Timelike, Utc};
 use clap::Parser;
 use maribank_etl::ExitStatus;
 use maribank_etl::contract::signing::Credentials;
@@ -37,6 +37,11 @@ const SYNC: (&str, &str) = ("2026-03-02T00:00:00Z", "2026-03-11T00:00:00Z");
 const DAYS: (&str, &str) = ("2026-03-03", "2026-03-10");
 
 async fn sync(sb: &Sandbox, dest: &Path) {
+    sync_window(sb, dest, (instant(SYNC.0), instant(SYNC.1))).await;
+}
+
+/// Syncs every stream of the accounts that are not CLOSED for the UTC window `[window.0, window.1)`.
+async fn sync_window(sb: &Sandbox, dest: &Path, window: (DateTime<Utc>, DateTime<Utc>)) {
     let settings = Settings::resolve(&Overrides {
         destination: Some(dest.display().to_string()),
         name: Some("recon-test".into()),
@@ -55,18 +60,18 @@ async fn sync(sb: &Sandbox, dest: &Path) {
     let outcome = Runner::with_clock(settings, api, helpers::at(sb.now()))
         .unwrap()
         .run(Plan::Sync {
-            start: instant(SYNC.0),
-            end: instant(SYNC.1),
+            start: window.0,
+            end: window.1,
         })
         .await;
     assert!(outcome.error.is_none(), "{:?}", outcome.error);
 }
 
-/// The synced accounts (ACTIVE ones).
+/// The synced accounts (every one not CLOSED: a FROZEN store still moves money).
 fn synced(w: &World) -> Vec<u32> {
     w.accounts
         .iter()
-        .filter(|a| a.status == "ACTIVE")
+        .filter(|a| a.status != "CLOSED")
         .map(|a| a.index)
         .collect()
 }
@@ -117,6 +122,10 @@ fn rows(root: &Path, table: &str, cols: &[&str]) -> Vec<Vec<String>> {
                             arrow::datatypes::DataType::Boolean => {
                                 a.as_boolean().value(i).to_string()
                             }
+                            arrow::datatypes::DataType::Timestamp(_, _) => a
+                                .as_primitive::<arrow::datatypes::TimestampMicrosecondType>()
+                                .value(i)
+                                .to_string(),
                             arrow::datatypes::DataType::Date32 => {
                                 maribank_etl::load::partition::date_text(
                                     a.as_primitive::<arrow::datatypes::Date32Type>().value(i),
@@ -177,7 +186,13 @@ async fn clean_data_has_no_difference_beyond_fx_conversions() {
     assert!(s.findings.statements_not_loaded.is_empty());
     assert_eq!(
         s.accounts,
-        ["ACC-HK-0002", "ACC-JP-0003", "ACC-SG-0001", "ACC-US-0005"]
+        [
+            "ACC-HK-0002",
+            "ACC-JP-0003",
+            "ACC-KW-0004",
+            "ACC-SG-0001",
+            "ACC-US-0005"
+        ]
     );
     // The only differences: orders recorded in the buyer's currency, explained by the rate.
     assert_eq!(s.explained(), fx, "{}", s.text());
@@ -735,4 +750,243 @@ async fn discrepancies_drawn_at_a_rate_are_all_found() {
     assert_eq!(s.unexplained(), want.values().sum::<u64>(), "{}", s.text());
     assert_eq!(got, want);
     assert_eq!(want.len(), 5, "every kind planted at least once: {want:?}");
+}
+
+/// The DST transitions of 2026 tested: (account index, transition day, clocks go back). Los
+/// Angeles springs forward on 03-08 (02:00 → 03:00) and falls back on 11-01 (01:00–01:59 twice);
+/// Sydney falls back on 04-05 (02:00–02:59 twice) and springs forward on 10-04 (02:00 → 03:00).
+const TRANSITIONS: [(usize, &str, bool); 4] = [
+    (4, "2026-03-08", false),
+    (4, "2026-11-01", true),
+    (5, "2026-04-05", true),
+    (5, "2026-10-04", false),
+];
+
+/// Six accounts (the fifth in Los Angeles, the sixth in Sydney) with data over every
+/// transition of [`TRANSITIONS`], the data clock after them all.
+fn dst_config(discrepancies: Discrepancies) -> SandboxConfig {
+    SandboxConfig {
+        accounts: 6,
+        from: date("2026-03-01"),
+        to: date("2026-11-10"),
+        txns_per_day: 200,
+        now: Some(instant("2026-11-20T00:00:00Z")),
+        discrepancies,
+        ..SandboxConfig::default()
+    }
+}
+
+/// Syncs the UTC days `d − 2 .. d + 3` and reconciles the business days `d − 1 ..= d + 1` with
+/// the seller's orders of those days; returns the summary and the warehouse's folder.
+async fn reconcile_around(sb: &Sandbox, d: NaiveDate) -> (Summary, tempfile::TempDir) {
+    let days = |n: i64| d + chrono::Duration::days(n);
+    let utc = |n: i64| days(n).and_hms_opt(0, 0, 0).unwrap().and_utc();
+    let dir = tempfile::tempdir().unwrap();
+    let wh = dir.path().join("wh");
+    sync_window(sb, &wh, (utc(-2), utc(3))).await;
+    let orders = dir.path().join("orders.csv");
+    let (first, last, end) = (
+        days(-1).to_string(),
+        days(1).to_string(),
+        days(2).to_string(),
+    );
+    write_orders(sb.world(), &Discrepancies::none(), &first, &last, &orders);
+    (run_reconcile(&wh, Some(orders), (&first, &end)).await, dir)
+}
+
+/// Per transition, end to end (sandbox → sync of the UTC days around it → reconcile of the
+/// business days around it, with the seller's orders): clean data has no unexplained
+/// difference, every statement row and ledger row of the transition day is compared, and each
+/// statement line's `transaction_time_utc` is the ledger's `created_at` wherever the statement
+/// tells which occurrence of a repeated local time it means (its rows are in time order) —
+/// which, in the repeated hours here, is every row, of both occurrences.
+#[tokio::test]
+async fn dst_transitions_in_a_us_and_a_southern_zone_reconcile_clean() {
+    let sb = Sandbox::start(dst_config(Discrepancies::none()))
+        .await
+        .unwrap();
+    let w = sb.world();
+    assert_eq!(w.accounts[4].tz.name(), "America/Los_Angeles");
+    assert_eq!(w.accounts[5].tz.name(), "Australia/Sydney");
+    for (account, day, back) in TRANSITIONS {
+        let d = date(day);
+        let (s, dir) = reconcile_around(&sb, d).await;
+        let wh = dir.path().join("wh");
+        assert_eq!(s.unexplained(), 0, "{day}: {}", s.text());
+        assert_eq!(s.exit, ExitStatus::Success, "{day}");
+        assert!(rows(&wh, "recon_statements", &["transaction_id"]).is_empty());
+        let a = &w.accounts[account];
+        let n = u64::from(w.day(a, d).n);
+        let (st, led) = s
+            .findings
+            .totals
+            .iter()
+            .filter(|(k, _)| k.0 == d && k.1 == a.id)
+            .fold((0, 0), |x, (_, t)| {
+                (x.0 + t.statement_rows, x.1 + t.ledger_rows)
+            });
+        assert_eq!((st, led), (n, n), "{day}");
+        let times = statement_times(&wh, w, account, d);
+        assert_eq!(times.rows, n as usize);
+        assert_eq!(times.unknown, 0, "{day}");
+        if back {
+            assert!(times.first > 0 && times.second > 0, "{day}: {times:?}");
+        } else {
+            // Rows on both sides of the skipped hour (02:00–02:59 in both zones), none in it.
+            assert!(times.by_hour[1] > 0 && times.by_hour[3] > 0, "{day}");
+            assert_eq!(times.by_hour[2], 0);
+            assert_eq!((times.first, times.second), (0, 0));
+        }
+    }
+    sb.shutdown().await;
+}
+
+/// In the repeated hour, with every row of the first occurrence missing from the statement,
+/// nothing in the statement tells that its rows of that hour are the second occurrence: their
+/// `transaction_time_utc` stays on the first, and the reconciliation still matches their times
+/// (either occurrence matches) — only the missing rows are differences.
+#[tokio::test]
+async fn repeated_hour_rows_of_unknown_occurrence_match_either() {
+    let base = World::new(dst_config(Discrepancies::none()).world_params());
+    for (account, day, _) in TRANSITIONS.into_iter().filter(|t| t.2) {
+        let d = date(day);
+        let a = &base.accounts[account];
+        let ctx = base.day(a, d);
+        let hidden: Vec<u32> = (0..ctx.n)
+            .filter(|&i| {
+                let t = base.txn(&ctx, i);
+                let local = DateTime::from_timestamp_millis(t.created_ms)
+                    .unwrap()
+                    .with_timezone(&a.tz)
+                    .naive_local();
+                let all = maribank_etl::contract::business_day::local_instants_us(a.tz, local);
+                all.len() == 2 && all[0] == t.created_ms * 1000
+            })
+            .collect();
+        assert!(!hidden.is_empty(), "{day}");
+        let planted = Discrepancies {
+            plants: hidden
+                .iter()
+                .map(|&index| Plant::Txn {
+                    kind: DiscrepancyKind::StatementMissing,
+                    account: account as u32,
+                    date: d,
+                    index,
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let sb = Sandbox::start(dst_config(planted)).await.unwrap();
+        let (s, dir) = reconcile_around(&sb, d).await;
+        sb.shutdown().await;
+        let mut got: Vec<(String, &str)> = s
+            .findings
+            .unexplained
+            .iter()
+            .map(|x| (x.key.clone(), x.result))
+            .collect();
+        got.sort();
+        let want: Vec<(String, &str)> = hidden
+            .iter()
+            .map(|&i| (base.txn_id(account as u32, d, i), "missing_in_statement"))
+            .collect();
+        assert_eq!(got, want, "{day}: {}", s.text());
+        assert_eq!(s.unexplained(), hidden.len() as u64);
+        let times = statement_times(&dir.path().join("wh"), &base, account, d);
+        assert_eq!(times.rows, (ctx.n as usize) - hidden.len());
+        assert!(times.unknown > 0, "{day}: {times:?}");
+        assert_eq!(times.first, 0, "{day}: {times:?}");
+    }
+}
+
+/// What the statement lines of one account's day say about their times.
+#[derive(Debug)]
+struct StatementTimes {
+    /// Lines.
+    rows: usize,
+    /// Lines per local hour of `transaction_time`.
+    by_hour: [usize; 24],
+    /// Lines in a repeated hour known (from the statement's order) to be its first occurrence.
+    first: usize,
+    /// … its second occurrence.
+    second: usize,
+    /// Lines in a repeated hour whose occurrence the statement does not tell.
+    unknown: usize,
+}
+
+/// Reads account `account`'s statement lines of day `d` and checks each `transaction_time_utc`
+/// against the sandbox's creation instant: one of the local time's instants always, and that
+/// instant wherever the statement's order tells the occurrence.
+fn statement_times(wh: &Path, w: &World, account: usize, d: NaiveDate) -> StatementTimes {
+    use maribank_etl::contract::business_day::local_instants_us;
+
+    let a = &w.accounts[account];
+    let ctx = w.day(a, d);
+    let created: BTreeMap<String, i64> = (0..ctx.n)
+        .map(|i| {
+            let t = w.txn(&ctx, i);
+            let id = w.txn_id(account as u32, d, i);
+            (id, t.created_ms.div_euclid(1000) * 1_000_000)
+        })
+        .collect();
+    // Transaction ids number the day's rows in creation order: the statement's order.
+    let cols = [
+        "account_id",
+        "business_date",
+        "transaction_id",
+        "transaction_time",
+        "transaction_time_utc",
+    ];
+    let lines: Vec<Vec<String>> = rows(wh, "statement_lines", &cols)
+        .into_iter()
+        .filter(|r| r[0] == a.id && r[1] == d.to_string())
+        .collect();
+    let candidates: Vec<Vec<i64>> = lines
+        .iter()
+        .map(|r| {
+            let local = NaiveDateTime::parse_from_str(&r[3], "%Y-%m-%d %H:%M:%S").unwrap();
+            local_instants_us(a.tz, local)
+        })
+        .collect();
+    // What the order proves: the earliest and the latest instants consistent with rows in
+    // time order; a line's occurrence is known where the two agree.
+    let mut earliest = Vec::new();
+    let mut floor = i64::MIN;
+    for c in &candidates {
+        floor = *c.iter().find(|t| **t >= floor).unwrap();
+        earliest.push(floor);
+    }
+    let mut latest = vec![0; candidates.len()];
+    let mut ceiling = i64::MAX;
+    for (i, c) in candidates.iter().enumerate().rev() {
+        ceiling = *c.iter().rev().find(|t| **t <= ceiling).unwrap();
+        latest[i] = ceiling;
+    }
+    let mut out = StatementTimes {
+        rows: lines.len(),
+        by_hour: [0; 24],
+        first: 0,
+        second: 0,
+        unknown: 0,
+    };
+    for (i, r) in lines.iter().enumerate() {
+        out.by_hour[r[3][11..13].parse::<usize>().unwrap()] += 1;
+        let stored: i64 = r[4].parse().unwrap();
+        let truth = created[&r[2]];
+        assert!(candidates[i].contains(&stored), "{r:?}");
+        assert!(candidates[i].contains(&truth), "{r:?}");
+        if earliest[i] != latest[i] {
+            out.unknown += 1;
+            continue;
+        }
+        assert_eq!(stored, truth, "{}: {r:?}", a.id);
+        if candidates[i].len() == 2 {
+            if truth == candidates[i][0] {
+                out.first += 1;
+            } else {
+                out.second += 1;
+            }
+        }
+    }
+    out
 }

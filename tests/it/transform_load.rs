@@ -585,9 +585,14 @@ async fn dedupe_and_merge_keep_the_latest() {
     )
     .await;
     assert_eq!(first, snapshot(dir.path()));
+    let rows = maribank_etl::load::dedupe::align(
+        &table_rows(dir.path(), "transactions"),
+        &TRANSACTIONS.schema,
+    )
+    .unwrap();
     assert!(maribank_etl::load::dedupe::keys_unique(
         &TRANSACTIONS,
-        &table_rows(dir.path(), "transactions")
+        &rows
     ));
 }
 
@@ -871,60 +876,6 @@ print(json.dumps({"types": types, "sums": sums, "rows": n[0], "distinct": n[1], 
     assert_eq!(v["hostile"], "../../x");
 }
 
-/// A moto S3 server on loopback, stopped on drop.
-struct Moto {
-    child: std::process::Child,
-    endpoint: String,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_moto() -> Moto {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = std::process::Command::new("python3")
-        .args([
-            "-m",
-            "moto.server",
-            "-H",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!("the S3 test needs python3 with moto (`pip install 'moto[server]'`): {e}")
-        });
-    let mut m = Moto {
-        child,
-        endpoint: format!("http://127.0.0.1:{port}"),
-    };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return m;
-        }
-        if let Ok(Some(st)) = m.child.try_wait() {
-            panic!("moto server exited ({st}); install it with `pip install 'moto[server]'`");
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "moto server did not start on port {port}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-}
-
 /// The same warehouse written to an S3-compatible server (moto, path-style, plain HTTP allowed
 /// explicitly) reads back byte-for-byte equal to the local one, hostile keys included.
 #[tokio::test]
@@ -1022,21 +973,7 @@ async fn crash_child() {
         return;
     };
     let dest = Destination::local(&dir).unwrap();
-    let item = |acc: usize, i: usize| {
-        format!(
-            r#"{{"transaction_id":"T-{acc}-{i:05}","account_id":"ACC-{acc}","type":"PAYMENT","status":"PENDING","currency":"USD","gross_amount":"{i}.25","fee_amount":"0.25","net_amount":"{i}","created_at":"2026-03-05T01:00:00Z","updated_at":"2026-03-05T01:00:00Z","description":"{}","metadata":{{}}}}"#,
-            "x".repeat(200)
-        )
-    };
-    let versions: Vec<Vec<String>> = [300, 500]
-        .iter()
-        .map(|&n| {
-            (0..12)
-                .flat_map(|acc| (0..n).map(move |i| (acc, i)))
-                .map(|(a, i)| item(a, i))
-                .collect()
-        })
-        .collect();
+    let versions = crash_versions();
     for round in 0.. {
         load_items(
             &dest,
@@ -1049,12 +986,63 @@ async fn crash_child() {
     }
 }
 
-/// Killed mid-run (SIGKILL), the writer leaves every partition either the old or the new
-/// complete version: readable, with 300 or 500 rows, never a torn file.
+/// 1 KiB of text that does not compress (so a partition file takes a while to write).
+fn noise(seed: usize) -> String {
+    let mut x = seed as u64 ^ 0x9e37_79b9_7f4a_7c15;
+    (0..64)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            format!("{x:016x}")
+        })
+        .collect()
+}
+
+/// Two versions of 12 accounts' partitions: 300 and 500 transactions each.
+fn crash_versions() -> Vec<Vec<String>> {
+    let item = |acc: usize, i: usize| {
+        format!(
+            r#"{{"transaction_id":"T-{acc}-{i:05}","account_id":"ACC-{acc}","type":"PAYMENT","status":"PENDING","currency":"USD","gross_amount":"{i}.25","fee_amount":"0.25","net_amount":"{i}","created_at":"2026-03-05T01:00:00Z","updated_at":"2026-03-05T01:00:00Z","description":"{}","metadata":{{}}}}"#,
+            noise(acc * 100_000 + i)
+        )
+    };
+    [300, 500]
+        .iter()
+        .map(|&n| {
+            (0..12)
+                .flat_map(|acc| (0..n).map(move |i| (acc, i)))
+                .map(|(a, i)| item(a, i))
+                .collect()
+        })
+        .collect()
+}
+
+/// Killed mid-run (SIGKILL) at random points, the writer leaves every partition either the
+/// old or the new complete version; whatever a kill leaves is invisible to readers (pyarrow
+/// datasets, DuckDB's `**` glob and a plain listing see only whole `part-*` files and no key
+/// twice), and the next run removes it.
 #[test]
 fn crash_leaves_whole_partitions() {
     let dir = tempfile::tempdir().unwrap();
-    for delay_ms in [15u64, 40, 75, 120, 170, 260, 420] {
+    let table = dir.path().join("transactions");
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
+    let mut rng = seed;
+    let mut kills_mid_write = 0;
+    let started = std::time::Instant::now();
+    // Kill until at least three kills landed in the middle of a write (a staging file left
+    // behind), within bounds.
+    for kill in 0.. {
+        if kills_mid_write >= 3 || kill >= 30 || started.elapsed().as_secs() > 15 {
+            break;
+        }
+        rng = rng
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let delay_ms = 5 + (rng >> 33) % 400;
         let mut child = std::process::Command::new(std::env::current_exe().unwrap())
             .args([
                 "transform_load::crash_child",
@@ -1068,29 +1056,69 @@ fn crash_leaves_whole_partitions() {
             .spawn()
             .unwrap();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while parquet_files(&dir.path().join("transactions")).len() < 12 {
+        while parquet_files(&table).len() < 12 {
             assert!(std::time::Instant::now() < deadline, "child wrote nothing");
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
         std::thread::sleep(std::time::Duration::from_millis(delay_ms));
         child.kill().unwrap();
         child.wait().unwrap();
-        let dest = Destination::local(dir.path()).unwrap();
-        dest.remove_stale_staging("transactions").unwrap();
-        let left = all_files(&dir.path().join("transactions"));
+        let (visible, hidden): (Vec<_>, Vec<_>) = all_files(&table)
+            .into_iter()
+            .partition(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'));
         assert!(
-            left.iter()
-                .all(|p| p.extension().is_some_and(|x| x == "parquet")),
-            "{left:?}"
+            visible
+                .iter()
+                .all(|p| p.file_name().unwrap() == "part-00000.parquet"),
+            "seed {seed}, delay {delay_ms} ms: {visible:?}"
         );
-        let files = parquet_files(&dir.path().join("transactions"));
-        assert_eq!(files.len(), 12);
-        for f in files {
-            let rows = read_file(&f).num_rows();
-            assert!(rows == 300 || rows == 500, "{}: {rows} rows", f.display());
+        if !hidden.is_empty() {
+            kills_mid_write += 1;
         }
     }
+    let counts = crate::helpers::python(READERS_SEE_WHOLE_PARTITIONS, &[table.to_str().unwrap()]);
+    assert_eq!(counts.trim(), "ok", "seed {seed}");
+    assert!(
+        kills_mid_write > 0,
+        "no kill landed mid-write (seed {seed}): the test proved nothing"
+    );
+    eprintln!(
+        "{kills_mid_write} kills landed mid-write in {:?}",
+        started.elapsed()
+    );
+    // A later run removes what the kills left.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dest = Destination::local(dir.path()).unwrap();
+    rt.block_on(load_items(
+        &dest,
+        Stream::TRANSACTIONS,
+        &crash_versions()[0],
+        "after",
+        WriteMode::Replace,
+    ));
+    let left = all_files(&table);
+    assert!(
+        left.iter()
+            .all(|p| p.file_name().unwrap() == "part-00000.parquet"),
+        "{left:?}"
+    );
+    assert_eq!(left.len(), 12);
 }
+
+/// pyarrow's dataset and DuckDB's `**` glob each read every partition as 300 or 500 rows with no
+/// transaction twice.
+const READERS_SEE_WHOLE_PARTITIONS: &str = r#"
+import sys, collections, duckdb, pyarrow.dataset as ds
+root = sys.argv[1]
+t = ds.dataset(root, partitioning="hive", format="parquet").to_table(columns=["transaction_id", "account_id"])
+ids = t.column("transaction_id").to_pylist()
+assert len(ids) == len(set(ids)), f"pyarrow: {len(ids)} rows for {len(set(ids))} ids"
+per = collections.Counter(t.column("account_id").to_pylist())
+assert len(per) == 12 and all(n in (300, 500) for n in per.values()), f"pyarrow: {per}"
+rows = duckdb.sql(f"SELECT account_id, count(*), count(DISTINCT transaction_id) FROM read_parquet('{root}/**/*.parquet', hive_partitioning = true) GROUP BY 1").fetchall()
+assert len(rows) == 12 and all(n in (300, 500) and n == d for _, n, d in rows), f"duckdb: {rows}"
+print("ok")
+"#;
 
 /// The files carry what readers rely on: zstd, statistics with a page index (column and offset
 /// indexes), `created_by`, UTC-adjusted microsecond timestamps, and lineage columns.
@@ -1135,6 +1163,18 @@ async fn parquet_metadata_is_explicit() {
             );
         }
     }
+    // Partition columns live in the folder names only (the Hive convention).
     let arrow_schema = b.schema();
-    assert_eq!(arrow_schema.fields(), TRANSACTIONS.schema.fields());
+    let stored: Vec<&str> = arrow_schema
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect();
+    assert_eq!(
+        arrow_schema.fields(),
+        maribank_etl::load::partition::file_schema(&TRANSACTIONS).fields()
+    );
+    for p in TRANSACTIONS.partition_by {
+        assert!(!stored.contains(p), "{p} is stored in the file");
+    }
 }

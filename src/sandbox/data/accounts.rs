@@ -13,7 +13,7 @@ struct Template {
     channels: &'static [&'static str],
 }
 
-const TEMPLATES: [Template; 5] = [
+const TEMPLATES: [Template; 6] = [
     Template {
         country: "SG",
         name: "Lion City Gadgets 狮城数码",
@@ -48,6 +48,14 @@ const TEMPLATES: [Template; 5] = [
         tz: chrono_tz::America::Los_Angeles,
         currencies: &["USD", "EUR"],
         channels: &["AMAZON", "WALMART", "SHOPIFY", "TIKTOK_SHOP"],
+    },
+    // Southern-hemisphere DST: clocks go back in April and forward in October.
+    Template {
+        country: "AU",
+        name: "Bondi Surf Supply",
+        tz: chrono_tz::Australia::Sydney,
+        currencies: &["AUD", "USD"],
+        channels: &["AMAZON", "SHOPIFY", "OTHER"],
     },
 ];
 

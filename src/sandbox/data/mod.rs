@@ -75,13 +75,41 @@ pub struct World {
     pub p: WorldParams,
     /// Accounts, in list order.
     pub accounts: Vec<Account>,
+    /// Share of transactions sent in an odd but well-formed way (see [`super::odd`]).
+    pub odd_rate: f64,
 }
 
 impl World {
     /// Builds the world for `p`.
     pub fn new(p: WorldParams) -> World {
         let accounts = accounts(&p);
-        World { p, accounts }
+        World {
+            p,
+            accounts,
+            odd_rate: 0.0,
+        }
+    }
+
+    /// The world sending a share `rate` of its transactions in an odd form ([`super::odd`]).
+    pub fn with_odd_rate(mut self, rate: f64) -> World {
+        self.odd_rate = rate;
+        self
+    }
+
+    /// The world with more accounts after the generated ones, carrying `ids` verbatim (an id
+    /// with spaces, `/` or shell metacharacters checks that clients pass ids through untouched);
+    /// each gets the template and data of its position, like a generated account.
+    pub fn with_extra_account_ids(mut self, ids: &[String]) -> World {
+        if ids.is_empty() {
+            return self;
+        }
+        self.p.accounts += ids.len() as u32;
+        let mut all = accounts(&self.p);
+        for (a, id) in all[self.accounts.len()..].iter_mut().zip(ids) {
+            a.id = id.clone();
+        }
+        self.accounts = all;
+        self
     }
 
     /// The account with this id.
@@ -172,6 +200,28 @@ mod tests {
             }
         }
         assert!(refunds > 0);
+    }
+
+    #[test]
+    fn extra_account_ids_follow_the_generated_accounts_verbatim() {
+        let plain = world();
+        let ids = vec!["ACC X $(touch /tmp/x)".to_string(), "-a".to_string()];
+        let w = world().with_extra_account_ids(&ids);
+        assert_eq!(w.accounts.len(), 7);
+        assert_eq!(w.p.accounts, 7);
+        for (a, b) in plain.accounts.iter().zip(&w.accounts) {
+            assert_eq!((&a.id, &a.code), (&b.id, &b.code));
+        }
+        assert_eq!(w.accounts[5].id, ids[0]);
+        assert_eq!(w.accounts[6].id, ids[1]);
+        assert_eq!(w.account(&ids[0]).unwrap().index, 5);
+        let codes: std::collections::BTreeSet<_> = w.accounts.iter().map(|a| &a.code).collect();
+        assert_eq!(codes.len(), 7, "transaction ids stay unique");
+        let d = w.day(
+            &w.accounts[5],
+            NaiveDate::from_ymd_opt(2026, 2, 10).unwrap(),
+        );
+        assert!(d.n > 0, "an extra account has data");
     }
 
     #[test]

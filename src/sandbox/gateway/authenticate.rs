@@ -1,4 +1,5 @@
-//! Gateway step 3: the AK/SK signature and the key's grants (the checks are in `sandbox::auth`).
+//! Gateway step 3: the AK/SK signature or the OAuth bearer token, and the grants of the key or
+//! client (the checks are in `sandbox::auth` and `sandbox::oauth`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use axum::response::Response;
 use chrono::Utc;
 
 use super::{Caller, Envelope, earlier};
+use crate::contract::ErrorCode;
 use crate::contract::signing::RequestParts;
 use crate::registry::Stream;
 use crate::sandbox::Shared;
@@ -19,7 +21,8 @@ use crate::sandbox::envelope::{self, ApiError};
 use crate::sandbox::params::Params;
 use crate::sandbox::routes;
 
-/// Sets the [`Caller`], or answers the first authentication check that fails.
+/// Sets the [`Caller`] (an access key or an OAuth client), or answers the first
+/// authentication check that fails.
 pub(super) async fn verify(
     State(shared): State<Arc<Shared>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -44,10 +47,19 @@ pub(super) async fn verify(
         caller_ip: peer.ip(),
         product: routes::stream_at(path).and_then(Stream::product),
     };
-    let key_id = match authenticate(&shared.keys, &shared.nonces, &auth, at_ms) {
+    let verified = match auth.header.and_then(|h| h.strip_prefix("Bearer ")) {
+        Some(token) => shared
+            .oauth
+            .verify(token.trim(), at_ms, auth.caller_ip, auth.product),
+        None => authenticate(&shared.keys, &shared.nonces, &auth, at_ms),
+    };
+    let key_id = match verified {
         Ok(key) => Arc::from(key.access_key_id.as_str()),
         Err(f) => {
             shared.stats.auth_failures.fetch_add(1, Ordering::Relaxed);
+            if f.code == ErrorCode::TokenExpired {
+                shared.stats.tokens_expired.fetch_add(1, Ordering::Relaxed);
+            }
             let env = earlier::<Envelope>(req.extensions());
             return envelope::error(&env, &ApiError::new(f.code, f.message));
         }

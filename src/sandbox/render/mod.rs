@@ -13,6 +13,7 @@ use chrono::{NaiveDate, Offset, TimeZone};
 pub use super::data::BatchTotals;
 use super::data::disputes::reason_text;
 use super::data::{Account, BatchState, Malformed, Status, Txn, TxnType, World};
+use super::odd::Odd;
 use super::rng::hash;
 
 /// Appends `s` as a JSON string literal.
@@ -250,41 +251,10 @@ fn push_metadata(out: &mut Vec<u8>, w: &World, t: &Txn) {
     }
 }
 
-/// Writes one transaction item as the API shows it at data-clock instant `now_ms`.
-pub fn txn_json(out: &mut Vec<u8>, w: &World, t: &Txn, now_ms: i64) {
-    let a = &w.accounts[t.day.account as usize];
-    let status = t.status(now_ms);
-    let off = t.offset_min;
-    let trim = hash(&[w.p.seed, 0x7472, t.created_ms as u64]).is_multiple_of(8);
+/// Appends a transaction's `,"gross_amount":…` through `fx_rate` (malformed amounts included).
+fn push_txn_amounts(out: &mut Vec<u8>, t: &Txn, trim: bool) {
     let bad = t.malformed;
-    out.push(b'{');
-    match bad {
-        Some(Malformed::MissingId) if t.index.is_multiple_of(2) => {}
-        Some(Malformed::MissingId) => out.extend_from_slice(b"\"transaction_id\":\"\","),
-        _ => {
-            out.extend_from_slice(b"\"transaction_id\":");
-            json_str(out, &w.txn_id(t.day.account, t.day.date, t.index));
-            out.push(b',');
-        }
-    }
-    out.extend_from_slice(b"\"account_id\":");
-    json_str(out, &a.id);
-    out.extend_from_slice(b",\"type\":\"");
-    out.extend_from_slice(t.kind.as_str().as_bytes());
-    out.extend_from_slice(b"\",\"status\":\"");
-    out.extend_from_slice(status.as_str().as_bytes());
-    out.extend_from_slice(b"\",\"currency\":\"");
-    out.extend_from_slice(match bad {
-        Some(Malformed::UnknownCurrency) => {
-            if t.index.is_multiple_of(2) {
-                b"ZZZ" as &[u8]
-            } else {
-                b"usd"
-            }
-        }
-        _ => t.currency.as_bytes(),
-    });
-    out.extend_from_slice(b"\",\"gross_amount\":");
+    out.extend_from_slice(b",\"gross_amount\":");
     quoted(out, |o| {
         push_amount(
             o,
@@ -318,6 +288,48 @@ pub fn txn_json(out: &mut Vec<u8>, w: &World, t: &Txn, now_ms: i64) {
             b",\"original_currency\":null,\"original_amount\":null,\"fx_rate\":null",
         ),
     }
+}
+
+/// Writes one transaction item as the API shows it at data-clock instant `now_ms`.
+pub fn txn_json(out: &mut Vec<u8>, w: &World, t: &Txn, now_ms: i64) {
+    let a = &w.accounts[t.day.account as usize];
+    let status = t.status(now_ms);
+    let off = t.offset_min;
+    let trim = hash(&[w.p.seed, 0x7472, t.created_ms as u64]).is_multiple_of(8);
+    let bad = t.malformed;
+    out.push(b'{');
+    match bad {
+        Some(Malformed::MissingId) if t.index.is_multiple_of(2) => {}
+        Some(Malformed::MissingId) => out.extend_from_slice(b"\"transaction_id\":\"\","),
+        _ => {
+            out.extend_from_slice(b"\"transaction_id\":");
+            json_str(out, &w.txn_id(t.day.account, t.day.date, t.index));
+            out.push(b',');
+        }
+    }
+    let odd = super::odd::odd(w, t);
+    out.extend_from_slice(b"\"account_id\":");
+    match odd {
+        Some(Odd::OtherAccount) => json_str(out, &super::odd::other_account(w, t.day.account)),
+        _ => json_str(out, &a.id),
+    }
+    out.extend_from_slice(b",\"type\":\"");
+    out.extend_from_slice(t.kind.as_str().as_bytes());
+    out.extend_from_slice(b"\",\"status\":\"");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.extend_from_slice(b"\",\"currency\":\"");
+    out.extend_from_slice(match bad {
+        Some(Malformed::UnknownCurrency) => {
+            if t.index.is_multiple_of(2) {
+                b"ZZZ" as &[u8]
+            } else {
+                b"usd"
+            }
+        }
+        _ => t.currency.as_bytes(),
+    });
+    out.extend_from_slice(b"\"");
+    push_txn_amounts(out, t, trim);
     out.extend_from_slice(b",\"created_at\":");
     if bad == Some(Malformed::BadTimestamp) {
         out.extend_from_slice(if t.index.is_multiple_of(2) {
@@ -326,10 +338,17 @@ pub fn txn_json(out: &mut Vec<u8>, w: &World, t: &Txn, now_ms: i64) {
             b"\"yesterday at noon\""
         });
     } else {
-        json_instant(out, t.created_ms, off);
+        match odd {
+            Some(Odd::FarFuture) => out.extend_from_slice(b"\"9999-12-31T00:00:00.000Z\""),
+            Some(Odd::DistantPast) => out.extend_from_slice(b"\"0000-01-01T00:00:00.000Z\""),
+            _ => json_instant(out, t.created_ms, off),
+        }
     }
     out.extend_from_slice(b",\"updated_at\":");
-    json_instant(out, t.updated_ms(now_ms), off);
+    match odd {
+        Some(Odd::UpdatedBeforeCreated) => json_instant(out, t.created_ms - 86_400_000, off),
+        _ => json_instant(out, t.updated_ms(now_ms), off),
+    }
     if status == Status::Settled {
         out.extend_from_slice(b",\"settled_at\":");
         json_instant(out, t.day.close_ms(), off);

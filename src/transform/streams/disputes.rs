@@ -12,13 +12,13 @@ use arrow::array::{
 
 use super::{
     RowDecoder, Slots, Tail, currency, opt_instant, opt_str, pk_str, req_amount, req_instant,
-    req_str, ts,
+    req_str, ts, versions_in_order,
 };
 use crate::contract::table::{TableDef, amount, col, instant};
+use crate::contract::time::DAY_US;
 use crate::transform::Lineage;
 use crate::transform::json::{Fields, extra_json};
 use crate::transform::quarantine::{Reason, Reject};
-use crate::transform::time::DAY_US;
 
 /// `disputes`: chargebacks and inquiries, latest version.
 pub static DISPUTES: LazyLock<TableDef> = LazyLock::new(|| {
@@ -134,6 +134,7 @@ impl RowDecoder for DisputesDecoder {
         let due = opt_instant(k[12], NAMES[12])?;
         let created = req_instant(k[13], NAMES[13])?;
         let updated = req_instant(k[14], NAMES[14])?;
+        versions_in_order(created, updated)?;
         let closed = opt_instant(k[15], NAMES[15])?;
 
         for (b, v) in self.text.iter_mut().zip(text) {
@@ -217,6 +218,8 @@ mod tests {
             with("currency", r#""jpy""#),
             with("created_at", r#""soon""#),
             with("kind", "null"),
+            with("updated_at", r#""2026-03-04T23:59:59.999Z""#),
+            with("closed_at", r#""9999-12-31T00:00:00.000Z""#),
         ]);
         assert_eq!(rows.num_rows(), 1);
         assert_eq!(
@@ -229,6 +232,8 @@ mod tests {
                 Reason::UnknownCurrency,
                 Reason::BadTimestamp,
                 Reason::MissingField,
+                Reason::UpdatedBeforeCreated,
+                Reason::InstantOutOfRange,
             ]
         );
         let col = |n: &str| rows.column_by_name(n).unwrap().clone();

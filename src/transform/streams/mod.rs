@@ -18,10 +18,10 @@ use serde_json::value::RawValue;
 use super::Lineage;
 use super::json::{Fields, JsonStr, as_str};
 use super::quarantine::{Reason, Reject};
-use super::time::{parse_date, parse_instant_us};
 use crate::contract::money::currency_digits;
 use crate::contract::money::{AMOUNT_PRECISION, AMOUNT_SCALE, DecimalError, parse_decimal};
 use crate::contract::table::TableDef;
+use crate::contract::time::{parse_date, parse_instant_us};
 
 /// Decodes one stream's items into column builders.
 pub trait RowDecoder: Send {
@@ -252,20 +252,41 @@ pub(crate) fn opt_decimal(
     }
 }
 
+/// First instant the warehouse accepts: 1970-01-01T00:00:00Z.
+pub const MIN_INSTANT_US: i64 = 0;
+/// First instant past what the warehouse accepts: 2100-01-01T00:00:00Z.
+pub const END_INSTANT_US: i64 = 4_102_444_800_000_000;
+
 pub(crate) fn opt_instant(v: Option<&RawValue>, name: &str) -> Result<Option<i64>, Reject> {
     match v.map(as_str) {
         None | Some(JsonStr::Null) => Ok(None),
-        Some(JsonStr::Str(s)) => parse_instant_us(&s).map(Some).ok_or_else(|| {
-            Reject::new(
+        Some(JsonStr::Str(s)) => match parse_instant_us(&s) {
+            Some(us) if (MIN_INSTANT_US..END_INSTANT_US).contains(&us) => Ok(Some(us)),
+            Some(_) => Err(Reject::new(
+                Reason::InstantOutOfRange,
+                format!("{name} `{s}` lies outside 1970–2099"),
+            )),
+            None => Err(Reject::new(
                 Reason::BadTimestamp,
                 format!("{name} `{s}` is not an RFC 3339 instant"),
-            )
-        }),
+            )),
+        },
         Some(JsonStr::Other(t)) => Err(Reject::new(
             Reason::BadTimestamp,
             format!("{name} is not a string: {t}"),
         )),
     }
+}
+
+/// Refuses a record whose `updated_at` comes before its `created_at`.
+pub(crate) fn versions_in_order(created: i64, updated: i64) -> Result<(), Reject> {
+    if updated < created {
+        return Err(Reject::new(
+            Reason::UpdatedBeforeCreated,
+            "updated_at is before created_at",
+        ));
+    }
+    Ok(())
 }
 
 pub(crate) fn req_instant(v: Option<&RawValue>, name: &str) -> Result<i64, Reject> {

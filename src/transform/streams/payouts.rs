@@ -13,13 +13,13 @@ use serde_json::value::RawValue;
 
 use super::{
     RowDecoder, Slots, Tail, currency, opt_instant, opt_str, pk_str, req_amount, req_date,
-    req_instant, req_str, ts,
+    req_instant, req_str, ts, versions_in_order,
 };
 use crate::contract::table::{TableDef, amount, col, instant, string_list};
+use crate::contract::time::DAY_US;
 use crate::transform::Lineage;
 use crate::transform::json::{Fields, JsonStr, as_str, extra_json};
 use crate::transform::quarantine::{Reason, Reject};
-use crate::transform::time::DAY_US;
 
 /// `payouts`: transfers to the merchant's bank, latest version.
 pub static PAYOUTS: LazyLock<TableDef> = LazyLock::new(|| {
@@ -157,6 +157,7 @@ impl RowDecoder for PayoutsDecoder {
         let failure = opt_str(k[9], NAMES[9])?;
         let created = req_instant(k[10], NAMES[10])?;
         let updated = req_instant(k[11], NAMES[11])?;
+        versions_in_order(created, updated)?;
 
         self.id.append_value(&id);
         self.account.append_value(&account);
@@ -235,6 +236,14 @@ mod tests {
                 Reason::BadTimestamp,
             ),
             (with("payout_id", "null"), Reason::MissingPrimaryKey),
+            (
+                with("updated_at", r#""2026-03-08T21:59:59Z""#),
+                Reason::UpdatedBeforeCreated,
+            ),
+            (
+                with("arrived_at", r#""0000-01-01T00:00:00Z""#),
+                Reason::InstantOutOfRange,
+            ),
         ];
         assert!(t.push_item(GOOD));
         for (item, reason) in &cases {

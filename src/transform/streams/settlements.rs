@@ -11,7 +11,7 @@ use arrow::array::{
 
 use super::{
     RowDecoder, Slots, Tail, currency, opt_instant, pk_str, req_amount, req_date, req_instant,
-    req_str, ts,
+    req_str, ts, versions_in_order,
 };
 use crate::contract::table::{TableDef, amount, col, instant};
 use crate::transform::Lineage;
@@ -129,6 +129,7 @@ impl RowDecoder for SettlementsDecoder {
         }
         let created = req_instant(k[9], NAMES[9])?;
         let updated = req_instant(k[10], NAMES[10])?;
+        versions_in_order(created, updated)?;
         let closed = opt_instant(k[11], NAMES[11])?;
         let paid = opt_instant(k[12], NAMES[12])?;
 

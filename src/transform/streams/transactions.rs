@@ -11,14 +11,14 @@ use arrow::array::{
 
 use super::{
     RowDecoder, Slots, Tail, check_currency, currency, opt_decimal, opt_instant, opt_str, pk_str,
-    req_amount, req_instant, req_str, ts,
+    req_amount, req_instant, req_str, ts, versions_in_order,
 };
 use crate::contract::money::{AMOUNT_PRECISION, AMOUNT_SCALE, RATE_PRECISION, RATE_SCALE};
 use crate::contract::table::{TableDef, amount, col, instant, rate};
+use crate::contract::time::DAY_US;
 use crate::transform::Lineage;
 use crate::transform::json::{Fields, extra_json};
 use crate::transform::quarantine::{Reason, Reject};
-use crate::transform::time::DAY_US;
 
 /// `transactions`: the ledger.
 pub static TRANSACTIONS: LazyLock<TableDef> = LazyLock::new(|| {
@@ -185,6 +185,7 @@ impl RowDecoder for TransactionsDecoder {
         let fx_rate = opt_decimal(k[10], RATE_PRECISION, RATE_SCALE, 10, NAMES[10])?;
         let created = req_instant(k[11], NAMES[11])?;
         let updated = req_instant(k[12], NAMES[12])?;
+        versions_in_order(created, updated)?;
         let settled = opt_instant(k[13], NAMES[13])?;
         let batch = opt_str(k[14], NAMES[14])?;
         let order = opt_str(k[15], NAMES[15])?;

@@ -1,5 +1,5 @@
-//! Instants (RFC 3339, any offset) into UTC microseconds, dates into `Date32` days, and
-//! account-local wall-clock times into UTC with DST gaps and overlaps resolved.
+//! Time formats of the wire (§5): instants (RFC 3339, any offset) into UTC microseconds, dates
+//! into `Date32` days, and statement wall-clock text into naive date-times.
 
 use chrono::NaiveDateTime;
 
