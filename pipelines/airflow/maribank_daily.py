@@ -6,7 +6,7 @@ start_date in the past replays one interval per run):
     active_accounts ─► sync (mapped: one task per account) ─► catch_up ─► reconcile
                                                                           └─► (portal export check: to come)
 
-- `active_accounts`: `maribank-etl accounts --status ACTIVE --format json`.
+- `active_accounts`: `maribank-etl accounts --status ACTIVE,FROZEN --format json`.
 - `sync[account]`: `maribank-etl sync --config PIPELINE --start <data_interval_start>
   --end <data_interval_end> --accounts=<account>` — one account, the run's interval.
 - `catch_up`: `maribank-etl sync --config PIPELINE --incremental --start <data_interval_start>`,
@@ -109,7 +109,7 @@ class EtlTransientError(AirflowException):
 
 
 def accounts_argv() -> list[str]:
-    return ["accounts", "--status", "ACTIVE", "--format", "json"]
+    return ["accounts", "--status", "ACTIVE,FROZEN", "--format", "json"]
 
 
 def account_arg(account: str) -> str:
@@ -282,7 +282,8 @@ DEFAULT_ARGS = {
 
 @task(execution_timeout=timedelta(minutes=10))
 def active_accounts() -> list[str]:
-    """The ids of the key's ACTIVE accounts."""
+    """The ids of the accounts a night pulls: every one not CLOSED (a FROZEN store still has
+    chargebacks, payouts and reserve movements)."""
     out = run_etl(accounts_argv())
     try:
         ids = json.loads(out)
@@ -290,7 +291,7 @@ def active_accounts() -> list[str]:
         raise EtlTransientError(f"maribank-etl accounts printed no JSON array: {out[:200]!r}") from e
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
         raise AirflowFailException(f"maribank-etl accounts printed {out[:200]!r}, not a list of ids")
-    log.info("%d ACTIVE accounts", len(ids))
+    log.info("%d accounts (ACTIVE or FROZEN)", len(ids))
     return ids
 
 

@@ -231,6 +231,42 @@ pub(super) fn header_num<T: std::str::FromStr>(h: &HeaderMap, name: &str) -> Opt
 
 /// Describes a transport error without its URL (the URL carries no secret, but the query
 /// makes messages long; the context names the request).
+/// The reason, when a transport error is a TLS certificate the client does not trust (a
+/// permanent failure: no retry can change the certificate).
+pub(super) fn certificate_error(e: &reqwest::Error) -> Option<String> {
+    let untrusted = |s: &(dyn std::error::Error + 'static)| {
+        s.downcast_ref::<rustls::Error>()
+            .filter(|r| {
+                matches!(
+                    r,
+                    rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
+                )
+            })
+            .map(|r| r.to_string())
+    };
+    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = src {
+        if let Some(r) = untrusted(s) {
+            return Some(r);
+        }
+        // An I/O error wraps the TLS error whole (its `source` skips it).
+        if let Some(r) = s
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|inner| untrusted(inner))
+        {
+            return Some(r);
+        }
+        // rustls's own words, when a layer between keeps the error only as text.
+        let text = s.to_string();
+        if let Some(at) = text.find("invalid peer certificate") {
+            return Some(text[at..].to_string());
+        }
+        src = s.source();
+    }
+    None
+}
+
 pub(super) fn describe(e: reqwest::Error) -> String {
     let kind = if e.is_timeout() {
         "timed out"
@@ -397,6 +433,12 @@ impl Client {
             attempt += 1;
             // What went wrong, with an optional server hint of how long to wait.
             let (why, server_wait) = match self.send(call, &path, &url, attempt).await? {
+                Err(e) if certificate_error(&e).is_some() => {
+                    return Err(CallError::Fatal(ExtractError::Tls {
+                        context: Box::new(call.context.clone()),
+                        message: certificate_error(&e).unwrap_or_default(),
+                    }));
+                }
                 Err(e) => (describe(e), None),
                 Ok(answer) => {
                     last_trace = answer.trace_id.clone();

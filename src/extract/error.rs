@@ -137,6 +137,16 @@ pub enum ExtractError {
         /// Trace id of the last 429.
         trace_id: String,
     },
+    /// The server's TLS certificate is not trusted: retrying cannot help.
+    #[error(
+        "{context}: the TLS certificate of the API server is not trusted ({message}). Check that MARIBANK_BASE_URL names MariBank's host, that the system's CA certificates are installed, and that no proxy intercepts TLS"
+    )]
+    Tls {
+        /// What was being fetched.
+        context: Box<RequestContext>,
+        /// The TLS library's reason.
+        message: String,
+    },
     /// The request asked for something this client cannot send.
     #[error("invalid request: {0}")]
     InvalidRequest(String),
@@ -178,6 +188,7 @@ impl ExtractError {
                 ErrorClass::Auth
             }
             ExtractError::TokenRefused { .. } => ErrorClass::Other,
+            ExtractError::Tls { .. } => ErrorClass::Auth,
             ExtractError::StatementNotReady { .. }
             | ExtractError::RetriesExhausted { .. }
             | ExtractError::RateLimitBudgetExhausted { .. } => ErrorClass::Transient,

@@ -575,10 +575,20 @@ pub fn is_loopback(url: &reqwest::Url) -> bool {
 
 /// A variable that must be set (trimmed, see [`secret_file::trim`]).
 fn required(get: &impl Fn(&str) -> Option<String>, name: &str) -> Result<String, ConfigError> {
-    get(name)
+    let v = get(name)
         .map(|v| secret_file::trim(&v).to_string())
         .filter(|v| !v.is_empty())
-        .ok_or_else(|| bad(format!("{name} is not set")))
+        .ok_or_else(|| bad(format!("{name} is not set")))?;
+    // An id goes into a request header: a control character or a space (a CR/LF pasted
+    // along) would corrupt it, and no retry can fix that.
+    if let Some(c) = v.chars().find(|c| !c.is_ascii_graphic()) {
+        return Err(bad(format!(
+            "{name} holds {} at character {}: an id is printable ASCII without spaces; copy it again from the merchant portal",
+            c.escape_debug(),
+            v.chars().position(|x| x == c).unwrap_or(0) + 1
+        )));
+    }
+    Ok(v)
 }
 
 /// A secret from its variable, or from the file its `_FILE` variable names (trimmed alike).

@@ -104,6 +104,7 @@ impl Runner {
             }
             let (req, mode) = window_request(stream, &a.id, w, field);
             let mut pull = JsonPull::new(req, mode);
+            pull.zone = Some(a.tz);
             let mut observe_ledger = |rows: &arrow::array::RecordBatch| ledger.observe(rows);
             let mut observe_batches = |rows: &arrow::array::RecordBatch| {
                 if let Some(b) = batches.as_mut() {

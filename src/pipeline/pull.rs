@@ -49,6 +49,8 @@ pub struct JsonPull<'a> {
     pub observe: Option<&'a mut (dyn FnMut(&RecordBatch) + Send)>,
     /// Counts quarantined items by this field's value (see `Transformer::group_rejects_by`).
     pub group_rejects_by: Option<&'static str>,
+    /// The zone of the account's business day (local-day columns).
+    pub zone: Option<chrono_tz::Tz>,
 }
 
 impl<'a> JsonPull<'a> {
@@ -59,6 +61,7 @@ impl<'a> JsonPull<'a> {
             mode: Some(mode),
             observe: None,
             group_rejects_by: None,
+            zone: None,
         }
     }
 }
@@ -98,6 +101,7 @@ impl PullContext {
             req,
             mode,
             mut observe,
+            zone,
             group_rejects_by,
         } = p;
         let stream = req.stream;
@@ -107,6 +111,9 @@ impl PullContext {
             .expect("a list stream has a decoder");
         if let Some(f) = group_rejects_by {
             t = t.group_rejects_by(f);
+        }
+        if let Some(tz) = zone {
+            t = t.zone(tz);
         }
         // Only records of the account and window asked for reach a partition.
         if let Some(acc) = &account {

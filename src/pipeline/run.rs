@@ -405,6 +405,7 @@ impl Runner {
                 .then_some(WriteMode::Replace),
             observe: Some(&mut observe),
             group_rejects_by: None,
+            zone: None,
         };
         self.ctx.pull(pull).await?;
         let all = listed

@@ -87,6 +87,12 @@ impl Transformer {
         }
     }
 
+    /// Decodes local-day columns in the account's zone (`transactions.business_date`).
+    pub fn zone(mut self, tz: chrono_tz::Tz) -> Transformer {
+        self.decoder.set_zone(tz);
+        self
+    }
+
     /// Quarantines items whose `account_id` is not `account` (`account_mismatch`): a record of
     /// another account must never replace that account's partitions.
     pub fn expect_account(mut self, account: impl Into<String>) -> Transformer {

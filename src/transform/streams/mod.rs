@@ -29,6 +29,9 @@ pub trait RowDecoder: Send {
     fn table(&self) -> &'static TableDef;
     /// Validates one item and appends it, or refuses it having appended nothing.
     fn push(&mut self, fields: &Fields<'_>, lineage: &Lineage) -> Result<(), Reject>;
+    /// The zone of the account's business day, for decoders with local-day columns
+    /// (`transactions.business_date`); without one those columns are null.
+    fn set_zone(&mut self, _tz: chrono_tz::Tz) {}
     /// Rows appended since the last `finish`.
     fn len(&self) -> usize;
     /// Whether no rows wait.

@@ -13,6 +13,7 @@ use super::{
     RowDecoder, Slots, Tail, check_currency, currency, opt_decimal, opt_instant, opt_str, pk_str,
     req_amount, req_instant, req_str, ts, versions_in_order,
 };
+use crate::contract::business_day::LocalDays;
 use crate::contract::money::{AMOUNT_PRECISION, AMOUNT_SCALE, RATE_PRECISION, RATE_SCALE};
 use crate::contract::table::{TableDef, amount, col, instant, rate};
 use crate::contract::time::DAY_US;
@@ -46,6 +47,7 @@ pub static TRANSACTIONS: LazyLock<TableDef> = LazyLock::new(|| {
             col("description", DataType::Utf8, true),
             col("metadata", DataType::Utf8, true),
             col("created_date", DataType::Date32, false),
+            col("business_date", DataType::Date32, true),
             col("_extra", DataType::Utf8, true),
         ],
         &["account_id", "created_date"],
@@ -108,6 +110,8 @@ pub struct TransactionsDecoder {
     description: StringBuilder,
     metadata: StringBuilder,
     created_date: Date32Builder,
+    business_date: Date32Builder,
+    zone: Option<LocalDays>,
     tail: Tail,
 }
 
@@ -135,6 +139,8 @@ impl Default for TransactionsDecoder {
             description: StringBuilder::new(),
             metadata: StringBuilder::new(),
             created_date: Date32Builder::new(),
+            business_date: Date32Builder::new(),
+            zone: None,
             tail: Tail::default(),
         }
     }
@@ -218,12 +224,18 @@ impl RowDecoder for TransactionsDecoder {
         self.metadata.append_option(metadata);
         self.created_date
             .append_value(created.div_euclid(DAY_US) as i32);
+        self.business_date
+            .append_option(self.zone.as_mut().map(|z| z.day(created)));
         self.tail.push(extra, lineage);
         Ok(())
     }
 
     fn len(&self) -> usize {
         self.tail.len()
+    }
+
+    fn set_zone(&mut self, tz: chrono_tz::Tz) {
+        self.zone = Some(LocalDays::new(tz));
     }
 
     fn finish(&mut self) -> RecordBatch {
@@ -249,6 +261,7 @@ impl RowDecoder for TransactionsDecoder {
             Arc::new(self.description.finish()),
             Arc::new(self.metadata.finish()),
             Arc::new(self.created_date.finish()),
+            Arc::new(self.business_date.finish()),
         ];
         self.tail.finish(&TRANSACTIONS, cols)
     }
