@@ -261,7 +261,7 @@ impl Sandbox {
         let (tx, rx) = oneshot::channel::<()>();
         // The same hardened serving as the webhook receiver: header, body and idle timeouts and a
         // connection cap, so slow clients cannot take the sandbox down either.
-        let serving = crate::server::serve(listener, app, cfg.server.clone());
+        let serving = crate::server::serve(listener, app, cfg.server);
         let task = tokio::spawn(serving.run(async {
             let _ = rx.await;
         }));
