@@ -22,7 +22,7 @@ use maribank_etl::webhook::{Action, Receiver, ReceiverConfig, Verification};
 
 mod dead_letters;
 mod fakes;
-mod hardening;
+pub(crate) mod hardening;
 
 use fakes::{FakeActions, MemorySink};
 
