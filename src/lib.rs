@@ -12,6 +12,7 @@
 //! - [`sandbox`]: an embedded server implementing the whole contract with deterministic data.
 //! - [`server`]: serving an HTTP router with timeouts and a connection cap (webhook receiver).
 //! - [`webhook`]: the receiver of MariBank's event pushes, journaled and turned into pulls.
+//! - [`trace`]: one transaction's whole story from the warehouse, and the appeal pack.
 //! - [`cli`], [`logging`]: the command line at the edge.
 //! - [`bounds`], [`redact`], [`secret_file`]: the range of every numeric setting, URLs printed
 //!   without their secrets, secrets read from the environment or a file.
@@ -33,6 +34,7 @@ pub mod registry;
 pub mod sandbox;
 pub mod secret_file;
 pub mod server;
+pub mod trace;
 pub mod transform;
 pub mod webhook;
 

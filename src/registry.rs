@@ -64,6 +64,10 @@ pub struct StreamDef {
     /// that account. `None` when no event says so (`statement.ready` names a date and is
     /// handled on its own).
     pub change_event: Option<&'static str>,
+    /// Columns of the table that `trace` finds a row by, written to `trace_index` as each row
+    /// is loaded: the primary key first (its entry also names the archived page the row came
+    /// from), then the ids by which the row refers to other records. Empty: not indexed.
+    pub trace_keys: &'static [&'static str],
     /// The warehouse table.
     pub table: &'static LazyLock<TableDef>,
     /// The JSON decoder; `None` for a file stream with a decoder of its own (statements).
@@ -96,6 +100,7 @@ static ACCOUNTS_DEF: StreamDef = StreamDef {
     lookback_days: 0,
     per_account: false,
     change_event: None,
+    trace_keys: &[],
     table: &streams::accounts::ACCOUNTS,
     decoder: Some(boxed::<streams::accounts::AccountsDecoder>),
 };
@@ -114,6 +119,7 @@ static TRANSACTIONS_DEF: StreamDef = StreamDef {
     lookback_days: 0,
     per_account: true,
     change_event: Some("transaction.updated"),
+    trace_keys: &["transaction_id", "external_order_id", "related_transaction_id"],
     table: &streams::transactions::TRANSACTIONS,
     decoder: Some(boxed::<streams::transactions::TransactionsDecoder>),
 };
@@ -136,6 +142,7 @@ static SETTLEMENTS_DEF: StreamDef = StreamDef {
     lookback_days: 33,
     per_account: true,
     change_event: Some("settlement.paid"),
+    trace_keys: &["settlement_batch_id"],
     table: &streams::settlements::SETTLEMENTS,
     decoder: Some(boxed::<streams::settlements::SettlementsDecoder>),
 };
@@ -154,6 +161,7 @@ static STATEMENTS_DEF: StreamDef = StreamDef {
     lookback_days: 0,
     per_account: true,
     change_event: None,
+    trace_keys: &[],
     table: &crate::transform::statements::STATEMENT_LINES,
     decoder: None,
 };
@@ -172,6 +180,7 @@ static FX_RATES_DEF: StreamDef = StreamDef {
     lookback_days: 0,
     per_account: false,
     change_event: None,
+    trace_keys: &[],
     table: &streams::fx_rates::FX_RATES,
     decoder: Some(boxed::<streams::fx_rates::FxRatesDecoder>),
 };
@@ -187,9 +196,19 @@ static DISPUTES_DEF: StreamDef = StreamDef {
     filters: &["status"],
     primary_key: &["dispute_id"],
     cursor_field: Some("updated_at"),
-    lookback_days: 0,
+    // A chargeback dispute may have opened as an inquiry up to 6 days before its CHARGEBACK
+    // entry (it keeps its created_at when it escalates): a window re-reads the disputes created
+    // in the 7 days before it, so every CHARGEBACK entry of the window has its dispute.
+    lookback_days: 7,
     per_account: true,
     change_event: Some("dispute.updated"),
+    trace_keys: &[
+        "dispute_id",
+        "transaction_id",
+        "chargeback_transaction_id",
+        "reversal_transaction_id",
+        "external_order_id",
+    ],
     table: &streams::disputes::DISPUTES,
     decoder: Some(boxed::<streams::disputes::DisputesDecoder>),
 };
@@ -213,6 +232,7 @@ static PAYOUTS_DEF: StreamDef = StreamDef {
     lookback_days: 10,
     per_account: true,
     change_event: Some("payout.updated"),
+    trace_keys: &["payout_id", "settlement_batch_ids"],
     table: &streams::payouts::PAYOUTS,
     decoder: Some(boxed::<streams::payouts::PayoutsDecoder>),
 };
@@ -382,7 +402,8 @@ impl FromStr for Stream {
 }
 
 /// Every warehouse table the project writes, in a fixed order: the streams' tables, then
-/// quarantine, reconciliation results, webhook events and call volume.
+/// quarantine, reconciliation results, webhook events, call volume, the dispute and payout
+/// reconciliation results, the trace index and the cash position.
 pub fn all_tables() -> Vec<&'static TableDef> {
     let mut out: Vec<&'static TableDef> = Stream::ALL.iter().map(|s| s.table()).collect();
     out.extend([
@@ -393,6 +414,10 @@ pub fn all_tables() -> Vec<&'static TableDef> {
         &*crate::reconcile::tables::ORDER_STATUS,
         &*crate::webhook::table::WEBHOOK_EVENTS,
         &*crate::pipeline::usage::USAGE,
+        &*crate::reconcile::tables::RECON_DISPUTES,
+        &*crate::reconcile::tables::RECON_PAYOUTS,
+        &*crate::pipeline::lineage::TRACE_INDEX,
+        &*crate::pipeline::cash::CASH_POSITION,
     ]);
     out
 }

@@ -8,6 +8,7 @@ pub mod output;
 pub mod reconcile;
 pub mod run;
 pub mod sandbox;
+pub mod trace;
 pub mod usage;
 pub mod webhook;
 
@@ -52,6 +53,8 @@ pub enum Command {
     Migrate(migrate::MigrateArgs),
     /// Call volume from the run reports: per day, endpoint and account, peak QPS vs the limit.
     Usage(usage::UsageArgs),
+    /// One transaction's story: related records, batch, payout, disputes, statements, raw responses.
+    Trace(trace::TraceArgs),
 }
 
 /// Parses the command line and runs it.
@@ -80,6 +83,7 @@ pub fn main() -> ExitCode {
             Command::Webhook(args) => webhook::run(args).await,
             Command::Migrate(args) => Ok(migrate::run(args).await),
             Command::Usage(args) => Ok(usage::run(args).await),
+            Command::Trace(args) => Ok(trace::run(args).await),
         }
     });
     match result {

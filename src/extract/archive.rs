@@ -1,5 +1,6 @@
 //! The raw archive: every response body, gzip-compressed, under `_raw/<stream>/…` of the
-//! destination, beside a JSON sidecar describing the request (never its Authorization header).
+//! destination, beside a JSON sidecar describing the request (never its Authorization header);
+//! and reading an archived exchange back (`trace`).
 
 use std::io::Write;
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::contract::paths::encode_segment;
 use crate::registry::Stream;
@@ -49,6 +50,111 @@ pub struct ArchiveRecord<'a> {
     pub attempt: u32,
     /// Body length before compression.
     pub body_bytes: usize,
+}
+
+/// A sidecar read back: the request and answer of one archived exchange.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+pub struct ArchivedMeta {
+    /// HTTP method.
+    pub method: String,
+    /// Request path.
+    pub path: String,
+    /// Decoded query parameters, in the order sent.
+    pub query: Vec<(String, String)>,
+    /// HTTP status.
+    pub status: u16,
+    /// `X-MB-Trace-Id`, when present.
+    pub trace_id: Option<String>,
+    /// `Content-Type`, when present.
+    pub content_type: Option<String>,
+    /// When the request was sent (RFC 3339 UTC).
+    pub started_at: String,
+    /// Time to the whole body, in milliseconds.
+    pub elapsed_ms: u64,
+    /// 1-based attempt number.
+    pub attempt: u32,
+    /// Body length before compression.
+    pub body_bytes: u64,
+}
+
+impl ArchivedMeta {
+    /// The request line as sent: `GET /v1/…?name=value&…` (values percent-encoded).
+    pub fn request_line(&self) -> String {
+        let q: Vec<String> = self
+            .query
+            .iter()
+            .map(|(k, v)| {
+                format!(
+                    "{}={}",
+                    crate::contract::signing::percent_encode(k),
+                    crate::contract::signing::percent_encode(v)
+                )
+            })
+            .collect();
+        if q.is_empty() {
+            format!("{} {}", self.method, self.path)
+        } else {
+            format!("{} {}?{}", self.method, self.path, q.join("&"))
+        }
+    }
+}
+
+/// One archived exchange read back.
+#[derive(Debug, Clone)]
+pub struct Archived {
+    /// The sidecar as stored (JSON bytes), when there is one.
+    pub meta_bytes: Option<Bytes>,
+    /// The sidecar, parsed.
+    pub meta: Option<ArchivedMeta>,
+    /// The body as received (decompressed).
+    pub body: Bytes,
+}
+
+/// The sidecar of an archived body: `<stem>.meta.json` beside `<stem>.json.gz` / `.csv.gz`.
+pub fn sidecar_of(body: &Path) -> Option<Path> {
+    let s = body.as_ref();
+    let stem = s
+        .strip_suffix(".json.gz")
+        .or_else(|| s.strip_suffix(".csv.gz"))?;
+    Path::parse(format!("{stem}.meta.json")).ok()
+}
+
+/// Reads the archived body at `body` (decompressed) and its sidecar.
+pub async fn read_archived(
+    store: &dyn ObjectStore,
+    body: &Path,
+) -> Result<Archived, object_store::Error> {
+    let gz = store.get(body).await?.bytes().await?;
+    let meta_bytes = match sidecar_of(body) {
+        Some(p) => match store.get(&p).await {
+            Ok(r) => Some(r.bytes().await?),
+            Err(object_store::Error::NotFound { .. }) => None,
+            Err(e) => return Err(e),
+        },
+        None => None,
+    };
+    let body = tokio::task::spawn_blocking(move || {
+        let mut out = Vec::with_capacity(gz.len() * 4);
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut out)
+            .map(|_| Bytes::from(out))
+    })
+    .await
+    .map_err(|e| object_store::Error::Generic {
+        store: "raw archive",
+        source: Box::new(e),
+    })?
+    .map_err(|e| object_store::Error::Generic {
+        store: "raw archive",
+        source: Box::new(e),
+    })?;
+    let meta = meta_bytes
+        .as_ref()
+        .and_then(|b| serde_json::from_slice(b).ok());
+    Ok(Archived {
+        meta_bytes,
+        meta,
+        body,
+    })
 }
 
 /// `base/rel`, where `rel` is made of encoded segments (`[A-Za-z0-9_.%=-]`, never `.`/`..`),

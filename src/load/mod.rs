@@ -5,6 +5,7 @@
 //! as a single file with one `put` ([`parquet`] holds the writer properties) — replacing it or
 //! merging with what is stored, deduplicated on the primary key.
 
+pub mod columns;
 pub mod dedupe;
 pub mod destination;
 pub mod migrate;
@@ -17,7 +18,7 @@ use thiserror::Error;
 
 pub use destination::{Destination, DestinationOptions, StoreKind};
 pub use partition::PartitionKey;
-pub use reader::{StoredPartition, list_partitions, read_columns};
+pub use reader::{StoredPartition, list_partitions, read_columns, read_matching};
 pub use writer::{FILE_NAME, PartitionSummary, TableWriter, WriteMode, WriteSummary, WriterConfig};
 
 impl LoadError {

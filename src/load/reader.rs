@@ -1,14 +1,19 @@
 //! Reading the warehouse back: listing a table's partition files with their decoded folder
-//! values, and reading one file's chosen columns (one partition at a time, bounded memory).
+//! values, and reading one file's chosen columns (one partition at a time, bounded memory) or
+//! only its rows holding given keys (row groups pruned by their statistics).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use arrow::array::RecordBatch;
+use arrow::array::{Array, AsArray, RecordBatch};
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ParquetRecordBatchStreamBuilder;
+use parquet::arrow::arrow_reader::ArrowReaderOptions;
+use parquet::arrow::async_reader::AsyncFileReader;
+use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 
 use super::LoadError;
 use super::destination::Destination;
@@ -108,23 +113,8 @@ pub async fn read_columns(
         }
     };
     let shown = path.to_string();
-    let wanted: Vec<String> = if columns.is_empty() {
-        table
-            .schema
-            .fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .collect()
-    } else {
-        columns.iter().map(|c| c.to_string()).collect()
-    };
-    let folders: Vec<(String, Option<String>)> = path
-        .as_ref()
-        .split('/')
-        .filter_map(|seg| seg.split_once('='))
-        .filter(|(k, _)| table.partition_by.contains(k))
-        .map(|(k, v)| (k.to_string(), decode_value(v)))
-        .collect();
+    let wanted = wanted_columns(table, columns);
+    let folders = folder_values(table, path);
     let schema = table.schema.clone();
     let batches = tokio::task::spawn_blocking(move || -> Result<Vec<RecordBatch>, LoadError> {
         let pq = |e| LoadError::Parquet {
@@ -157,6 +147,155 @@ pub async fn read_columns(
     .await
     .map_err(|e| LoadError::Join(e.to_string()))??;
     Ok(Some(batches))
+}
+
+/// The columns asked for: `columns`, or every column of the table when empty.
+fn wanted_columns(table: &TableDef, columns: &[&str]) -> Vec<String> {
+    if columns.is_empty() {
+        table
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect()
+    } else {
+        columns.iter().map(|c| c.to_string()).collect()
+    }
+}
+
+/// The partition values the folder names of `path` hold.
+fn folder_values(table: &TableDef, path: &Path) -> Vec<(String, Option<String>)> {
+    path.as_ref()
+        .split('/')
+        .filter_map(|seg| seg.split_once('='))
+        .filter(|(k, _)| table.partition_by.contains(k))
+        .map(|(k, v)| (k.to_string(), decode_value(v)))
+        .collect()
+}
+
+/// Reads `columns` (all when empty) of the rows of one stored file of `table` whose text
+/// column `column` holds one of `keys`. Only the footer and the row groups whose statistics
+/// admit a key are fetched, so a file sorted by `column` costs about one row group per key.
+/// Partition columns come from the folder names, as in [`read_columns`]. `None` when the file
+/// does not exist.
+pub async fn read_matching(
+    dest: &Destination,
+    table: &TableDef,
+    path: &Path,
+    column: &str,
+    keys: &BTreeSet<String>,
+    columns: &[&str],
+) -> Result<Option<Vec<RecordBatch>>, LoadError> {
+    let store_err = |e| LoadError::Store {
+        path: path.to_string(),
+        source: e,
+    };
+    let size = match dest.store.head(path).await {
+        Ok(m) => m.size,
+        Err(object_store::Error::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(store_err(e)),
+    };
+    let pq = |e| LoadError::Parquet {
+        path: path.to_string(),
+        source: e,
+    };
+    let reader = RangeReader {
+        store: dest.store.clone(),
+        path: path.clone(),
+        size,
+    };
+    let b = ParquetRecordBatchStreamBuilder::new(reader)
+        .await
+        .map_err(pq)?;
+    let meta = b.metadata().clone();
+    let at = meta
+        .file_metadata()
+        .schema_descr()
+        .columns()
+        .iter()
+        .position(|c| c.name() == column);
+    let groups: Vec<usize> = (0..meta.num_row_groups())
+        .filter(|&g| {
+            let stats = at.and_then(|i| meta.row_group(g).column(i).statistics());
+            let bounds = stats.and_then(|s| s.min_bytes_opt().zip(s.max_bytes_opt()));
+            bounds.is_none_or(|(lo, hi)| {
+                keys.iter()
+                    .any(|k| lo <= k.as_bytes() && k.as_bytes() <= hi)
+            })
+        })
+        .collect();
+    let wanted = wanted_columns(table, columns);
+    let folders = folder_values(table, path);
+    let mut in_file: Vec<&str> = wanted
+        .iter()
+        .map(String::as_str)
+        .filter(|c| !folders.iter().any(|(k, _)| k == c))
+        .collect();
+    in_file.push(column);
+    let mask = ProjectionMask::columns(b.parquet_schema(), in_file.iter().copied());
+    let batches: Vec<RecordBatch> = b
+        .with_row_groups(groups)
+        .with_projection(mask)
+        .with_batch_size(64 * 1024)
+        .build()
+        .map_err(pq)?
+        .try_collect()
+        .await
+        .map_err(pq)?;
+    let values: Vec<(&str, Option<String>)> = folders
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.clone()))
+        .collect();
+    let mut out = Vec::new();
+    for b in &batches {
+        let Some(ids) = b.column_by_name(column).and_then(|c| c.as_string_opt::<i32>()) else {
+            continue;
+        };
+        let hit: arrow::array::BooleanArray = (0..b.num_rows())
+            .map(|i| Some(ids.is_valid(i) && keys.contains(ids.value(i))))
+            .collect();
+        let kept = arrow::compute::filter_record_batch(b, &hit)?;
+        if kept.num_rows() > 0 {
+            out.push(with_folder_columns(&table.schema, &values, &wanted, &kept)?);
+        }
+    }
+    Ok(Some(out))
+}
+
+/// Byte ranges of one stored file of known size, for the async Parquet reader.
+struct RangeReader {
+    store: std::sync::Arc<dyn object_store::ObjectStore>,
+    path: Path,
+    size: u64,
+}
+
+impl AsyncFileReader for RangeReader {
+    fn get_bytes(
+        &mut self,
+        range: std::ops::Range<u64>,
+    ) -> futures::future::BoxFuture<'_, parquet::errors::Result<bytes::Bytes>> {
+        Box::pin(async move {
+            self.store
+                .get_range(&self.path, range)
+                .await
+                .map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))
+        })
+    }
+
+    fn get_metadata<'a>(
+        &'a mut self,
+        options: Option<&'a ArrowReaderOptions>,
+    ) -> futures::future::BoxFuture<'a, parquet::errors::Result<std::sync::Arc<ParquetMetaData>>>
+    {
+        Box::pin(async move {
+            let size = self.size;
+            let m = ParquetMetaDataReader::new()
+                .with_arrow_reader_options(options)
+                .load_and_finish(self, size)
+                .await?;
+            Ok(std::sync::Arc::new(m))
+        })
+    }
 }
 
 /// `batch` (columns read from a file) with the wanted partition columns added from the folder

@@ -12,12 +12,16 @@
 //! - [`recorder`], [`report`], [`alerts`], [`progress`]: bookkeeping and what a run tells.
 //! - [`usage`]: call volume summed over the run reports, and the `usage` table.
 //! - [`actions`]: webhook-triggered pulls.
+//! - [`lineage`]: the trace index written as rows are loaded (lookup keys, archived pages).
+//! - [`cash`]: the `cash_position` table each run writes for its accounts.
 
 pub mod actions;
 pub mod alerts;
+pub mod cash;
 pub mod config;
 pub mod control;
 pub mod leases;
+pub mod lineage;
 pub mod passes;
 pub mod progress;
 pub mod pull;

@@ -36,6 +36,7 @@ impl Runner {
             Plan::Statement { date } => {
                 for a in accounts {
                     self.ctx.statement(a, *date, true).await?;
+                    self.ctx.index.flush(&a.id).await?;
                 }
                 Ok(())
             }
@@ -131,6 +132,8 @@ impl Runner {
         if let Some(alert) = batches.and_then(|b| b.alert(&ledger, &quarantined_by_batch)) {
             self.ctx.recorder.alert(alert);
         }
+        // The trace index of what the window wrote, before the caller checkpoints it.
+        self.ctx.index.flush(&a.id).await?;
         Ok(records)
     }
 

@@ -7,6 +7,7 @@ use arrow::array::RecordBatch;
 use chrono::NaiveDate;
 use futures::TryStreamExt;
 
+use super::lineage::{IndexSink, PageSpans};
 use super::progress::Progress;
 use super::quarantine::QuarantineSink;
 use super::recorder::{Recorder, Tally};
@@ -36,6 +37,8 @@ pub struct PullContext {
     pub progress: Progress,
     /// Where refused records go.
     quarantine: QuarantineSink,
+    /// The trace index of the rows written (see [`super::lineage`]).
+    pub index: IndexSink,
 }
 
 /// One JSON list pull.
@@ -86,6 +89,7 @@ impl PullContext {
     ) -> PullContext {
         PullContext {
             client,
+            index: IndexSink::new(dest.clone(), lineage.clone()),
             dest,
             lineage,
             recorder,
@@ -126,16 +130,25 @@ impl PullContext {
         let mut writer =
             mode.map(|m| TableWriter::new(&self.dest, stream.table(), m, WriterConfig::default()));
         let mut tally = Tally::default();
-        let mut emit =
-            |rows: RecordBatch, writer: &mut Option<TableWriter>| -> Result<(), RunError> {
-                if let Some(f) = observe.as_mut() {
-                    f(&rows);
+        // The archived page of each run of rows, for the trace index.
+        let mut spans = PageSpans::default();
+        let index = account.as_deref().map(|a| (&self.index, a));
+        let mut emit = |rows: RecordBatch,
+                        writer: &mut Option<TableWriter>,
+                        spans: &mut PageSpans|
+         -> Result<(), RunError> {
+            if let Some(f) = observe.as_mut() {
+                f(&rows);
+            }
+            let pages = spans.take();
+            if let Some(w) = writer.as_mut() {
+                w.write(&rows)?;
+                if let Some((sink, a)) = index {
+                    sink.add(stream, a, &rows, &pages)?;
                 }
-                if let Some(w) = writer.as_mut() {
-                    w.write(&rows)?;
-                }
-                Ok(())
-            };
+            }
+            Ok(())
+        };
         let pages = self.client.list(req);
         tokio::pin!(pages);
         while let Some(page) = pages.try_next().await? {
@@ -143,14 +156,16 @@ impl PullContext {
             tally.pages += 1;
             tally.records += n;
             tally.bytes += page.items.iter().map(|i| i.get().len() as u64).sum::<u64>();
+            let before = t.pending_rows();
             t.push_page(page.items.iter().map(|i| i.get()));
+            spans.page(t.pending_rows() - before, page.raw_object.as_ref());
             if t.pending_rows() >= BATCH_ROWS {
-                emit(t.take_rows(), &mut writer)?;
+                emit(t.take_rows(), &mut writer, &mut spans)?;
             }
             self.progress.add_records(n);
         }
         let d = t.finish();
-        emit(d.rows, &mut writer)?;
+        emit(d.rows, &mut writer, &mut spans)?;
         if let Some(w) = writer {
             tally.rows_written = w.finish().await?.rows_written;
             self.write_quarantine(d.quarantine, &d.counts).await?;
@@ -211,6 +226,8 @@ impl PullContext {
         );
         w.write(&d.rows)?;
         let written = w.finish().await?.rows_written;
+        self.index
+            .add_statement(&a.id, date, file.raw_object.as_ref())?;
         self.write_quarantine(d.quarantine, &d.counts).await?;
         self.recorder.written(Stream::STATEMENTS, written);
         let tally = Tally {

@@ -255,6 +255,7 @@ impl Runner {
         let ttl = self.settings.windows.lease_ttl();
         leases::hold(&self.state, &ids, &self.run_id, ttl, async {
             self.execute(plan, &accounts).await?;
+            self.cash_positions(plan, &accounts).await?;
             self.failed_accounts(accounts.len())
         })
         .await

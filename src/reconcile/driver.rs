@@ -12,15 +12,18 @@ use chrono_tz::Tz;
 use object_store::{ObjectStoreExt, PutPayload};
 
 use super::config::{ReconcileConfig, ReconcileError};
+use super::disputes::DisputeCheck;
 use super::findings::Findings;
 use super::orders::{JoinedRows, OrderJoin};
+use super::payouts::{Batches, PayoutCheck};
 use super::reader::{self, AccountFiles, DailyStatement, LedgerPass, Quarantined, Zones};
 use super::report::{self, Summary};
 use super::settlements::SettlementCheck;
 use super::spill::SpillDir;
 use super::statements::StatementCheck;
 use super::writers::{
-    OrderStatusBuilder, OrdersBuilder, SettlementsBuilder, StatementsBuilder, TableOut,
+    DisputesBuilder, OrderStatusBuilder, OrdersBuilder, PayoutsBuilder, SettlementsBuilder,
+    StatementsBuilder, TableOut,
 };
 use crate::ExitStatus;
 use crate::load::{Destination, LoadError};
@@ -56,10 +59,13 @@ pub async fn reconcile(
         }
         None => None,
     };
-    let mut settlements = TableOut::<SettlementsBuilder>::new(dest, &run.lineage);
-    let mut statements = TableOut::<StatementsBuilder>::new(dest, &run.lineage);
+    let mut outs = Outs {
+        settlements: TableOut::new(dest, &run.lineage),
+        statements: TableOut::new(dest, &run.lineage),
+        disputes: TableOut::new(dest, &run.lineage),
+        payouts: TableOut::new(dest, &run.lineage),
+    };
     for a in &run.accounts {
-        let mut outs = (&mut settlements, &mut statements);
         run.account(a, join.as_mut(), &mut findings, &mut outs)
             .await?;
         let secs = started.elapsed().as_secs_f64();
@@ -75,7 +81,7 @@ pub async fn reconcile(
         }
         None => None,
     };
-    let rows = run.write(settlements, statements, joined).await?;
+    let rows = run.write(outs, joined).await?;
     drop(staging);
     let secs = started.elapsed().as_secs_f64();
     tracing::info!(secs, "result tables written");
@@ -94,10 +100,21 @@ struct Run<'a> {
 }
 
 /// The result tables written account by account.
-type AccountOuts<'o> = (
-    &'o mut TableOut<SettlementsBuilder>,
-    &'o mut TableOut<StatementsBuilder>,
-);
+struct Outs {
+    settlements: TableOut<SettlementsBuilder>,
+    statements: TableOut<StatementsBuilder>,
+    disputes: TableOut<DisputesBuilder>,
+    payouts: TableOut<PayoutsBuilder>,
+}
+
+/// Days before the window whose settlement batches a payout of the window can pay (a batch is
+/// paid within 33 days of its business day).
+const BATCHES_BEFORE_DAYS: i32 = 40;
+/// Days before the window whose disputes can be won in it (decided within 20 days of the
+/// chargeback, opened as an inquiry up to 6 days before it).
+const DISPUTES_BEFORE_DAYS: i32 = 30;
+/// Days after the window in which the payout of one of its batches can be created.
+const PAYOUTS_AFTER_DAYS: i32 = 40;
 
 impl<'a> Run<'a> {
     async fn open(dest: &'a Destination, cfg: &'a ReconcileConfig) -> Result<Run<'a>, LoadError> {
@@ -122,7 +139,7 @@ impl<'a> Run<'a> {
         account: &str,
         mut join: Option<&mut OrderJoin>,
         findings: &mut Findings,
-        (settlements_out, statements_out): &mut AccountOuts<'_>,
+        outs: &mut Outs,
     ) -> Result<(), ReconcileError> {
         let (dest, window) = (self.dest, self.cfg.days());
         let extra = if join.is_some() {
@@ -135,11 +152,13 @@ impl<'a> Run<'a> {
         let has_statement = |d: i32| files.statements.contains_key(&d);
         let mut statements = StatementCheck::new(account, tz, window, has_statement, findings);
         let mut settlements = SettlementCheck::new(account, window);
+        let mut disputes = DisputeCheck::new(account, tz, window);
         let utc_days = (window.0 - 1)..=(window.1 + extra);
         let mut pass = LedgerPass::new(dest, &files.transactions, tz, utc_days);
         while let Some(part) = pass.next().await? {
             part.try_for_each(|t| -> Result<(), ReconcileError> {
                 settlements.observe(t);
+                disputes.observe(t);
                 statements.observe(t, findings);
                 match join.as_deref_mut() {
                     Some(j) => j.observe(account, t),
@@ -149,33 +168,53 @@ impl<'a> Run<'a> {
             for d in statements.due(part.complete_through()) {
                 let statement = DailyStatement::read(dest, &files.statements[&d]).await?;
                 let q = &self.quarantine;
-                statements.check_day(d, &statement, q, findings, statements_out)?;
+                statements.check_day(d, &statement, q, findings, &mut outs.statements)?;
             }
         }
         for d in statements.due(i32::MAX) {
             let statement = DailyStatement::read(dest, &files.statements[&d]).await?;
             let q = &self.quarantine;
-            statements.check_day(d, &statement, q, findings, statements_out)?;
+            statements.check_day(d, &statement, q, findings, &mut outs.statements)?;
         }
-        let stored =
-            reader::settlement_batches(dest, &files.settlements, (window.0 - 1)..=window.1).await?;
-        settlements.finish(&stored, &self.quarantine, findings, settlements_out)?;
+        let days = (window.0 - BATCHES_BEFORE_DAYS)..=window.1;
+        let stored = reader::settlement_batches(dest, &files.settlements, days).await?;
+        let off = settlements.finish(&stored, &self.quarantine, findings, &mut outs.settlements)?;
+        let days = (window.0 - DISPUTES_BEFORE_DAYS)..=(window.1 + 1);
+        let stored_disputes = reader::disputes(dest, &files.disputes, days).await?;
+        disputes.finish(&stored_disputes, &self.quarantine, findings, &mut outs.disputes)?;
+        let days = (window.0 - 1)..=(window.1 + PAYOUTS_AFTER_DAYS);
+        let payouts = reader::payouts(dest, &files.payouts, days).await?;
+        let loaded_through = files.payouts.keys().next_back().copied();
+        let batches = Batches {
+            stored: &stored,
+            off: &off,
+        };
+        PayoutCheck::new(account, tz, window).finish(
+            &payouts,
+            &batches,
+            loaded_through,
+            findings,
+            &mut outs.payouts,
+        )?;
         Ok(())
     }
 
     /// Writes the result tables; returns the rows written per table.
     async fn write(
         &self,
-        settlements: TableOut<SettlementsBuilder>,
-        statements: TableOut<StatementsBuilder>,
+        outs: Outs,
         joined: Option<JoinedRows>,
     ) -> Result<BTreeMap<&'static str, u64>, LoadError> {
         let (dest, accounts, days) = (self.dest, &self.accounts, self.cfg.days());
         let mut rows = BTreeMap::new();
-        let n = settlements.finish(dest, accounts, days).await?;
+        let n = outs.settlements.finish(dest, accounts, days).await?;
         rows.insert("recon_settlements", n);
-        let n = statements.finish(dest, accounts, days).await?;
+        let n = outs.statements.finish(dest, accounts, days).await?;
         rows.insert("recon_statements", n);
+        let n = outs.disputes.finish(dest, accounts, days).await?;
+        rows.insert("recon_disputes", n);
+        let n = outs.payouts.finish(dest, accounts, days).await?;
+        rows.insert("recon_payouts", n);
         if let Some(j) = joined {
             let orders = TableOut::<OrdersBuilder>::new(dest, &self.lineage);
             let n = orders.finish_staged(j.orders, dest, accounts, days).await?;

@@ -16,6 +16,10 @@ pub enum Check {
     Statements,
     /// Seller orders against payments.
     Orders,
+    /// The ledger's chargebacks against the disputes.
+    Disputes,
+    /// Payouts against their settlement batches.
+    Payouts,
 }
 
 impl Check {
@@ -25,6 +29,8 @@ impl Check {
             Check::Settlements => "settlements",
             Check::Statements => "statements",
             Check::Orders => "orders",
+            Check::Disputes => "disputes",
+            Check::Payouts => "payouts",
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Reconciliation (对账): the warehouse a sync wrote, checked against itself and the seller.
 //!
-//! Three checks, per account, account-local business day and currency:
+//! Five checks, per account, account-local business day and currency:
 //!
 //! - [`settlements`]: each `CLOSED`/`PAID` batch against the transactions carrying its id
 //!   (count, gross, fee, net — the §7 invariant);
@@ -8,7 +8,10 @@
 //!   that account-local business day (which spans two or three UTC `created_date` partitions);
 //! - [`orders`] (optional): the seller's orders (CSV or Parquet) against `PAYMENT`, `REFUND`
 //!   and `CHARGEBACK` transactions, with differences classified where explainable (fee,
-//!   partial refund, FX conversion at the stored rate, timing) and `unexplained` otherwise.
+//!   partial refund, FX conversion at the stored rate, timing) and `unexplained` otherwise;
+//! - [`disputes`]: every `CHARGEBACK` entry has its dispute, every chargeback won its reversal;
+//! - [`payouts`]: every payout is for the net of its batches, every `PAID` batch is listed by
+//!   exactly one `PAID` payout.
 //!
 //! The shape is reader → checks → writers, wired by the driver:
 //!
@@ -17,7 +20,8 @@
 //!   the checks;
 //! - the checks take its typed rows, note [`findings`] and produce typed result [`rows`];
 //! - [`writers`] append each table's rows to typed Arrow builders and write the tables
-//!   `recon_settlements`, `recon_statements`, `recon_orders` and `order_status` ([`tables`]);
+//!   `recon_settlements`, `recon_statements`, `recon_orders`, `order_status`, `recon_disputes`
+//!   and `recon_payouts` ([`tables`]);
 //! - the driver ([`reconcile`]) wires them and writes the Markdown report under `_reports/`
 //!   ([`report`]). More unexplained differences than the tolerance make the run an alert
 //!   ([`crate::ExitStatus::Alert`]).
@@ -26,9 +30,11 @@
 //! join's rows are staged by partition before they are written.
 
 pub mod config;
+pub mod disputes;
 mod driver;
 pub mod findings;
 pub mod orders;
+pub mod payouts;
 pub mod reader;
 pub mod report;
 pub mod rows;

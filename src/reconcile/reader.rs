@@ -1,8 +1,8 @@
 //! Owns reading the warehouse for reconciliation; it knows nothing of the checks.
 //!
 //! Account zones, quarantined records, and one account's partitions — the ledger's UTC
-//! `created_date` partitions in order, each read once, its daily statements and its settlement
-//! batches — as typed rows.
+//! `created_date` partitions in order, each read once, its daily statements, its settlement
+//! batches, disputes and payouts — as typed rows.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ops::RangeInclusive;
@@ -22,7 +22,10 @@ use crate::contract::table::TableDef;
 use crate::load::{Destination, LoadError, list_partitions, read_columns};
 use crate::transform::quarantine::QUARANTINE;
 use crate::transform::statements::STATEMENT_LINES;
+use crate::load::columns::Cells;
 use crate::transform::streams::accounts::ACCOUNTS;
+use crate::transform::streams::disputes::DISPUTES;
+use crate::transform::streams::payouts::PAYOUTS;
 use crate::transform::streams::settlements::SETTLEMENTS;
 use crate::transform::streams::transactions::TRANSACTIONS;
 
@@ -130,6 +133,10 @@ pub struct AccountFiles {
     pub statements: BTreeMap<i32, Path>,
     /// `settlements` by business day.
     pub settlements: BTreeMap<i32, Path>,
+    /// `disputes` by UTC `created_date`.
+    pub disputes: BTreeMap<i32, Path>,
+    /// `payouts` by UTC `created_date`.
+    pub payouts: BTreeMap<i32, Path>,
 }
 
 impl AccountFiles {
@@ -139,6 +146,8 @@ impl AccountFiles {
             transactions: files_by_day(dest, &TRANSACTIONS, account, "created_date").await?,
             statements: files_by_day(dest, &STATEMENT_LINES, account, "business_date").await?,
             settlements: files_by_day(dest, &SETTLEMENTS, account, "business_date").await?,
+            disputes: files_by_day(dest, &DISPUTES, account, "created_date").await?,
+            payouts: files_by_day(dest, &PAYOUTS, account, "created_date").await?,
         })
     }
 }
@@ -199,9 +208,12 @@ pub struct LedgerTxn<'a> {
     pub order: Option<&'a str>,
     /// `channel`.
     pub channel: Option<&'a str>,
+    /// `related_transaction_id`.
+    pub related: Option<&'a str>,
 }
 
 const LEDGER_COLUMNS: &[&str] = &[
+    "related_transaction_id",
     "transaction_id",
     "type",
     "status",
@@ -315,6 +327,7 @@ impl LedgerPartition {
             let oamt = dec_col(b, "original_amount");
             let rate = dec_col(b, "fx_rate");
             let channel = str_col(b, "channel");
+            let related = str_col(b, "related_transaction_id");
             for i in 0..b.num_rows() {
                 let created_us = created.value(i);
                 f(&LedgerTxn {
@@ -333,6 +346,7 @@ impl LedgerPartition {
                     batch: opt(batch, i),
                     order: opt(order, i),
                     channel: opt(channel, i),
+                    related: opt(related, i),
                 })?;
             }
         }
@@ -456,9 +470,12 @@ pub struct StoredBatch {
     pub fee: i128,
     /// `net_amount`.
     pub net: i128,
+    /// `paid_at`, UTC microseconds.
+    pub paid_at_us: Option<i64>,
 }
 
 const BATCH_COLUMNS: &[&str] = &[
+    "paid_at",
     "settlement_batch_id",
     "currency",
     "business_date",
@@ -496,6 +513,7 @@ pub async fn settlement_batches(
             let gross = dec_col(b, "gross_amount").ok_or_else(|| need("gross_amount"))?;
             let fee = dec_col(b, "fee_amount").ok_or_else(|| need("fee_amount"))?;
             let net = dec_col(b, "net_amount").ok_or_else(|| need("net_amount"))?;
+            let paid = ts_col(b, "paid_at");
             out.extend((0..b.num_rows()).map(|i| {
                 StoredBatch {
                     id: id.value(i).to_string(),
@@ -508,7 +526,99 @@ pub async fn settlement_batches(
                     gross: gross.value(i),
                     fee: fee.value(i),
                     net: net.value(i),
+                    paid_at_us: paid.filter(|a| a.is_valid(i)).map(|a| a.value(i)),
                 }
+            }));
+        }
+    }
+    Ok(out)
+}
+
+/// A dispute as stored in `disputes`.
+#[derive(Debug, Clone, Default)]
+pub struct StoredDispute {
+    /// `dispute_id`.
+    pub id: String,
+    /// `kind`.
+    pub kind: String,
+    /// `status`.
+    pub status: String,
+    /// `currency`.
+    pub currency: String,
+    /// `amount` (`Decimal128(18, 4)` units).
+    pub amount: i128,
+    /// `fee_amount`.
+    pub fee: i128,
+    /// `chargeback_transaction_id`.
+    pub chargeback: Option<String>,
+    /// `reversal_transaction_id`.
+    pub reversal: Option<String>,
+    /// `closed_at`, UTC microseconds.
+    pub closed_us: Option<i64>,
+}
+
+/// The disputes stored in the partitions of `files` (from [`AccountFiles::disputes`]) whose
+/// UTC day is in `days`.
+pub async fn disputes(
+    dest: &Destination,
+    files: &BTreeMap<i32, Path>,
+    days: RangeInclusive<i32>,
+) -> Result<Vec<StoredDispute>, LoadError> {
+    let mut out = Vec::new();
+    for path in files.range(days).map(|(_, p)| p) {
+        for b in &read_columns(dest, &DISPUTES, path, &[]).await?.unwrap_or_default() {
+            let c = Cells(b);
+            out.extend((0..b.num_rows()).map(|i| StoredDispute {
+                id: c.string("dispute_id", i).unwrap_or_default(),
+                kind: c.string("kind", i).unwrap_or_default(),
+                status: c.string("status", i).unwrap_or_default(),
+                currency: c.string("currency", i).unwrap_or_default(),
+                amount: c.decimal("amount", i).unwrap_or(0),
+                fee: c.decimal("fee_amount", i).unwrap_or(0),
+                chargeback: c.string("chargeback_transaction_id", i),
+                reversal: c.string("reversal_transaction_id", i),
+                closed_us: c.micros("closed_at", i),
+            }));
+        }
+    }
+    Ok(out)
+}
+
+/// A payout as stored in `payouts`.
+#[derive(Debug, Clone, Default)]
+pub struct StoredPayout {
+    /// `payout_id`.
+    pub id: String,
+    /// `currency`.
+    pub currency: String,
+    /// `status`.
+    pub status: String,
+    /// `amount` (`Decimal128(18, 4)` units).
+    pub amount: i128,
+    /// `settlement_batch_ids`.
+    pub batches: Vec<String>,
+    /// `created_at`, UTC microseconds.
+    pub created_us: i64,
+}
+
+/// The payouts stored in the partitions of `files` (from [`AccountFiles::payouts`]) whose UTC
+/// day is in `days`.
+pub async fn payouts(
+    dest: &Destination,
+    files: &BTreeMap<i32, Path>,
+    days: RangeInclusive<i32>,
+) -> Result<Vec<StoredPayout>, LoadError> {
+    let mut out = Vec::new();
+    for path in files.range(days).map(|(_, p)| p) {
+        for b in &read_columns(dest, &PAYOUTS, path, &[]).await?.unwrap_or_default() {
+            let c = Cells(b);
+            out.extend((0..b.num_rows()).map(|i| StoredPayout {
+                id: c.string("payout_id", i).unwrap_or_default(),
+                currency: c.string("currency", i).unwrap_or_default(),
+                status: c.string("status", i).unwrap_or_default(),
+                amount: c.decimal("amount", i).unwrap_or(0),
+                batches: c.list("settlement_batch_ids", i),
+                created_us: c.micros("created_at", i).unwrap_or_default(),
             }));
         }
     }

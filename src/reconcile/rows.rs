@@ -1,7 +1,8 @@
 //! Owns the result rows: one struct per result table, one field per column.
 //!
-//! `recon_settlements`, `recon_statements`, `recon_orders` and `order_status` (see
-//! [`super::tables`]): fields in the table's column order, lineage aside. Amounts are
+//! `recon_settlements`, `recon_statements`, `recon_orders`, `order_status`, `recon_disputes`
+//! and `recon_payouts` (see [`super::tables`]): fields in the table's column order, lineage
+//! aside. Amounts are
 //! `Decimal128(18, 4)` units, rates `Decimal128(20, 10)` units, days `Date32`, instants UTC
 //! microseconds.
 
@@ -152,6 +153,81 @@ pub struct OrderStatusRow<'a> {
     pub payment_transaction_id: Option<&'a str>,
     /// `created_at` of the order's last transaction.
     pub last_transaction_at: Option<i64>,
+}
+
+/// A row of `recon_disputes`: one `CHARGEBACK` entry against its dispute, or one chargeback won
+/// against its reversal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisputeRow<'a> {
+    /// Account.
+    pub account_id: &'a str,
+    /// Business day of the entry (or of the decision, for a missing reversal).
+    pub business_date: i32,
+    /// `chargeback_has_dispute` or `won_has_reversal`.
+    pub rule: &'a str,
+    /// The ledger entry checked: the `CHARGEBACK` entry, or the reversal.
+    pub transaction_id: Option<&'a str>,
+    /// The dispute.
+    pub dispute_id: Option<&'a str>,
+    /// The dispute's (or entry's) `CHARGEBACK` entry.
+    pub chargeback_transaction_id: Option<&'a str>,
+    /// Currency.
+    pub currency: Option<&'a str>,
+    /// The dispute's status.
+    pub dispute_status: Option<&'a str>,
+    /// Disputed amount.
+    pub dispute_amount: Option<i128>,
+    /// The dispute's fee.
+    pub dispute_fee_amount: Option<i128>,
+    /// The entry's gross.
+    pub ledger_gross_amount: Option<i128>,
+    /// The entry's net.
+    pub ledger_net_amount: Option<i128>,
+    /// `match`, `no_dispute`, `amount_mismatch`, `no_reversal`, `reversal_not_in_ledger` or
+    /// `reversal_mismatch`.
+    pub result: &'a str,
+    /// `none`, `not_loaded`, `quarantined` or `unexplained`.
+    pub classification: &'a str,
+    /// Whether the classification explains the result.
+    pub explained: bool,
+    /// What differs.
+    pub detail: Option<&'a str>,
+}
+
+/// A row of `recon_payouts`: one payout against its batches, or one `PAID` batch against the
+/// `PAID` payouts listing it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PayoutRow<'a> {
+    /// Account.
+    pub account_id: &'a str,
+    /// The payout's local creation day, or the batch's business day.
+    pub business_date: i32,
+    /// `payout_equals_batches` or `paid_batch_in_one_payout`.
+    pub rule: &'a str,
+    /// The payout (for a batch: the `PAID` payout listing it, if exactly one does).
+    pub payout_id: Option<&'a str>,
+    /// The batch (`paid_batch_in_one_payout`).
+    pub settlement_batch_id: Option<&'a str>,
+    /// Currency.
+    pub currency: Option<&'a str>,
+    /// The payout's status.
+    pub payout_status: Option<&'a str>,
+    /// The payout's amount.
+    pub payout_amount: Option<i128>,
+    /// Net of the batches stored (of the one batch, for a batch row).
+    pub batches_net_amount: Option<i128>,
+    /// Batches the payout lists.
+    pub batch_count: Option<i64>,
+    /// `PAID` payouts listing the batch.
+    pub paid_payouts: Option<i64>,
+    /// `match`, `amount_mismatch`, `batch_not_stored`, `no_paid_payout` or `paid_twice`.
+    pub result: &'a str,
+    /// `none`, `not_loaded` or `unexplained`.
+    pub classification: &'a str,
+    /// Whether the classification explains the result.
+    pub explained: bool,
+    /// What differs.
+    pub detail: Option<&'a str>,
 }
 
 impl<'a> StagedRow<'a> for OrderRow<'a> {

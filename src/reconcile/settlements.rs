@@ -4,7 +4,7 @@
 //! gross, fee, net — the §7 invariant), and batch ids that transactions carry but no stored
 //! batch has.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::findings::{Check, Difference, Findings, UNEXPLAINED};
 use super::reader::{LedgerTxn, Quarantined, StoredBatch};
@@ -75,21 +75,26 @@ impl<'a> SettlementCheck<'a> {
 
     /// Compares `stored` (the account's batches of the window's days and the days around it)
     /// with the sums: one row per batch of the window, and one per batch id no stored batch
-    /// has.
+    /// has. Returns the ids of the stored batches whose totals disagree with their
+    /// transactions.
     pub fn finish(
         mut self,
         stored: &[StoredBatch],
         quarantine: &Quarantined,
         findings: &mut Findings,
         out: &mut TableOut<SettlementsBuilder>,
-    ) -> Result<(), LoadError> {
+    ) -> Result<HashSet<String>, LoadError> {
         let (start, end) = self.window;
+        let mut mismatched = HashSet::new();
         for b in stored {
             let led = self.sums.remove(&b.id).unwrap_or_default();
             if b.business_date < start || b.business_date >= end {
                 continue;
             }
             let verdict = self.compare(b, &led, quarantine, findings);
+            if verdict.0 == "mismatch" {
+                mismatched.insert(b.id.clone());
+            }
             self.emit(b, Some(b), &led, verdict, findings, out)?;
         }
         let mut rest: Vec<(String, BatchSums)> = std::mem::take(&mut self.sums)
@@ -107,6 +112,7 @@ impl<'a> SettlementCheck<'a> {
                 gross: 0,
                 fee: 0,
                 net: 0,
+                paid_at_us: None,
             };
             let detail = format!(
                 "{} transactions carry this batch id; no such batch is stored",
@@ -115,7 +121,7 @@ impl<'a> SettlementCheck<'a> {
             let verdict = ("no_batch", UNEXPLAINED, Some(detail));
             self.emit(&unknown, None, &led, verdict, findings, out)?;
         }
-        Ok(())
+        Ok(mismatched)
     }
 
     /// (result, classification, detail) of a stored batch of the window against its sums.

@@ -1,6 +1,7 @@
 //! Owns the definitions of the reconciliation result tables.
 //!
-//! `recon_settlements`, `recon_statements`, `recon_orders` and `order_status`.
+//! `recon_settlements`, `recon_statements`, `recon_orders`, `order_status`, `recon_disputes` and
+//! `recon_payouts`.
 
 use std::sync::LazyLock;
 
@@ -126,4 +127,77 @@ pub static ORDER_STATUS: LazyLock<TableDef> = LazyLock::new(|| {
         None,
     )
     .hints(&["external_order_id"], &["currency", "status", "channel"])
+});
+
+/// `recon_disputes`: the ledger's chargebacks against the disputes — one row per `CHARGEBACK`
+/// entry of the window (`chargeback_has_dispute`) and per chargeback won in it
+/// (`won_has_reversal`), matches included.
+pub static RECON_DISPUTES: LazyLock<TableDef> = LazyLock::new(|| {
+    TableDef::new(
+        "recon_disputes",
+        vec![
+            col("account_id", DataType::Utf8, false),
+            col("business_date", DataType::Date32, false),
+            col("rule", DataType::Utf8, false),
+            col("transaction_id", DataType::Utf8, true),
+            col("dispute_id", DataType::Utf8, true),
+            col("chargeback_transaction_id", DataType::Utf8, true),
+            col("currency", DataType::Utf8, true),
+            col("dispute_status", DataType::Utf8, true),
+            col("dispute_amount", amount(), true),
+            col("dispute_fee_amount", amount(), true),
+            col("ledger_gross_amount", amount(), true),
+            col("ledger_net_amount", amount(), true),
+            col("result", DataType::Utf8, false),
+            col("classification", DataType::Utf8, false),
+            col("explained", DataType::Boolean, false),
+            col("detail", DataType::Utf8, true),
+        ],
+        &["account_id", "business_date"],
+        &[
+            "account_id",
+            "business_date",
+            "rule",
+            "transaction_id",
+            "dispute_id",
+        ],
+        None,
+    )
+    .hints(&[], &["rule", "currency", "dispute_status", "result"])
+});
+
+/// `recon_payouts`: payouts against their settlement batches — one row per payout created in
+/// the window (`payout_equals_batches`) and per `PAID` batch of the window
+/// (`paid_batch_in_one_payout`), matches included.
+pub static RECON_PAYOUTS: LazyLock<TableDef> = LazyLock::new(|| {
+    TableDef::new(
+        "recon_payouts",
+        vec![
+            col("account_id", DataType::Utf8, false),
+            col("business_date", DataType::Date32, false),
+            col("rule", DataType::Utf8, false),
+            col("payout_id", DataType::Utf8, true),
+            col("settlement_batch_id", DataType::Utf8, true),
+            col("currency", DataType::Utf8, true),
+            col("payout_status", DataType::Utf8, true),
+            col("payout_amount", amount(), true),
+            col("batches_net_amount", amount(), true),
+            col("batch_count", DataType::Int64, true),
+            col("paid_payouts", DataType::Int64, true),
+            col("result", DataType::Utf8, false),
+            col("classification", DataType::Utf8, false),
+            col("explained", DataType::Boolean, false),
+            col("detail", DataType::Utf8, true),
+        ],
+        &["account_id", "business_date"],
+        &[
+            "account_id",
+            "business_date",
+            "rule",
+            "payout_id",
+            "settlement_batch_id",
+        ],
+        None,
+    )
+    .hints(&[], &["rule", "currency", "payout_status", "result"])
 });

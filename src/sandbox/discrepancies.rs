@@ -1,11 +1,14 @@
 //! Planted discrepancies (off by default): statement rows off by one minor unit or missing,
-//! settlement batch totals off, seller orders missing or with wrong amounts — drawn from the seed
-//! at a rate, or listed explicitly, so a reconciliation has known answers.
+//! settlement batch totals off, seller orders missing or with wrong amounts, a chargeback's
+//! dispute or a won dispute's reversal left out, a payout's amount off or a paid batch listed
+//! by two paid payouts — drawn from the seed at a rate, or listed explicitly, so a
+//! reconciliation has known answers. Nothing planted leaves the data as it is.
 
 use chrono::{Datelike, NaiveDate};
 
-use super::data::{Txn, TxnType, World};
+use super::data::{Dispute, Payout, PayoutBook, PayoutEnd, Txn, TxnType, World};
 use super::rng::hash;
+use crate::contract::business_day::sub_working_days;
 
 /// A kind of planted discrepancy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -22,17 +25,31 @@ pub enum DiscrepancyKind {
     OrderAmount,
     /// A seller order recorded a day before its payment (a payment after the window).
     OrderEarly,
+    /// A chargeback's dispute left out of the disputes list (its `CHARGEBACK` entry stays).
+    DisputeMissing,
+    /// A won chargeback listed without its reversal (`reversal_transaction_id` null; the
+    /// `ADJUSTMENT` entry stays in the ledger).
+    ReversalMissing,
+    /// A payout one minor unit above the net of its batches.
+    PayoutAmount,
+    /// A payout that also lists the first batch of the previous paid payout of its currency
+    /// (its amount includes that batch's net), so the batch is in two payouts.
+    PayoutBatchTwice,
 }
 
 impl DiscrepancyKind {
     /// Every kind.
-    pub const ALL: [DiscrepancyKind; 6] = [
+    pub const ALL: [DiscrepancyKind; 10] = [
         DiscrepancyKind::StatementAmount,
         DiscrepancyKind::StatementMissing,
         DiscrepancyKind::BatchTotal,
         DiscrepancyKind::OrderMissing,
         DiscrepancyKind::OrderAmount,
         DiscrepancyKind::OrderEarly,
+        DiscrepancyKind::DisputeMissing,
+        DiscrepancyKind::ReversalMissing,
+        DiscrepancyKind::PayoutAmount,
+        DiscrepancyKind::PayoutBatchTwice,
     ];
 
     fn salt(self) -> u64 {
@@ -53,6 +70,31 @@ pub enum Plant {
         date: NaiveDate,
         /// Index within the day.
         index: u32,
+    },
+    /// The dispute anchored at transaction `index` of (`account`, `date`) — a chargeback's
+    /// `CHARGEBACK` entry — ([`DiscrepancyKind::DisputeMissing`],
+    /// [`DiscrepancyKind::ReversalMissing`]).
+    Dispute {
+        /// What is planted.
+        kind: DiscrepancyKind,
+        /// Account position.
+        account: u32,
+        /// Business day of the anchor.
+        date: NaiveDate,
+        /// Index within the day.
+        index: u32,
+    },
+    /// The payout of (`account`, `currency`) made on `date` ([`DiscrepancyKind::PayoutAmount`],
+    /// [`DiscrepancyKind::PayoutBatchTwice`]).
+    Payout {
+        /// What is planted.
+        kind: DiscrepancyKind,
+        /// Account position.
+        account: u32,
+        /// The payout's working day.
+        date: NaiveDate,
+        /// Wallet currency.
+        currency: String,
     },
     /// The batch of (`account`, `currency`, `date`) ([`DiscrepancyKind::BatchTotal`]).
     Batch {
@@ -165,6 +207,85 @@ impl Discrepancies {
 }
 
 impl Discrepancies {
+    fn on_dispute(&self, w: &World, d: &Dispute, kind: DiscrepancyKind) -> bool {
+        let (date, index) = d.anchor;
+        let listed = self.plants.iter().any(|p| {
+            matches!(p, Plant::Dispute { kind: k, account, date: pd, index: pi }
+                if *k == kind && *account == d.account && *pd == date && *pi == index)
+        });
+        listed
+            || self.drawn(
+                w.p.seed,
+                kind,
+                &[d.account as u64, date.num_days_from_ce() as u64, index as u64],
+            )
+    }
+
+    fn on_payout(&self, w: &World, p: &Payout, kind: DiscrepancyKind) -> bool {
+        let listed = self.plants.iter().any(|x| {
+            matches!(x, Plant::Payout { kind: k, account, date, currency }
+                if *k == kind && *account == p.account && *date == p.date && currency == p.currency)
+        });
+        listed
+            || self.drawn(
+                w.p.seed,
+                kind,
+                &[
+                    p.account as u64,
+                    p.date.num_days_from_ce() as u64,
+                    super::rng::hash_bytes(0, p.currency.as_bytes()),
+                ],
+            )
+    }
+
+    /// Whether the disputes list leaves out chargeback dispute `d`.
+    pub fn dispute_hidden(&self, w: &World, d: &Dispute) -> bool {
+        d.chargeback.is_some() && self.on_dispute(w, d, DiscrepancyKind::DisputeMissing)
+    }
+
+    /// Whether won dispute `d` is listed without its reversal.
+    pub fn reversal_hidden(&self, w: &World, d: &Dispute) -> bool {
+        d.reversal.is_some() && self.on_dispute(w, d, DiscrepancyKind::ReversalMissing)
+    }
+
+    /// `p` as the payouts list shows it: one minor unit more, or listing the first batch of
+    /// the previous payout of its currency that arrives (and adding its net) — `None` when
+    /// nothing is planted on it.
+    pub fn payout(&self, w: &World, p: &Payout) -> Option<Payout> {
+        let off = self.on_payout(w, p, DiscrepancyKind::PayoutAmount);
+        let twice = self.on_payout(w, p, DiscrepancyKind::PayoutBatchTwice);
+        if !off && !twice {
+            return None;
+        }
+        let mut shown = p.clone();
+        shown.amount += i64::from(off);
+        if twice && let Some((day, net)) = previous_paid_batch(w, p) {
+            shown.batches.push(day);
+            shown.batches.sort_unstable();
+            shown.amount += net;
+        }
+        Some(shown)
+    }
+}
+
+/// The first batch (its day and net) of the previous payout of `p`'s currency that arrives,
+/// within 10 working days before it.
+fn previous_paid_batch(w: &World, p: &Payout) -> Option<(NaiveDate, i64)> {
+    let mut book = PayoutBook::new(w, p.account);
+    let q = (1..=10)
+        .map(|k| sub_working_days(p.date, k))
+        .filter_map(|d| book.payout(p.currency, d))
+        .find(|q| matches!(q.end, PayoutEnd::Paid { .. }))?;
+    let day = *q.batches.first()?;
+    let net = book
+        .totals(day)
+        .iter()
+        .find(|(c, _)| *c == p.currency)
+        .map(|(_, t)| t.net)?;
+    Some((day, net))
+}
+
+impl Discrepancies {
     /// One of each kind on business day `date`, spread over the first three accounts: a
     /// statement amount off (account 1), a statement row missing (account 2), a batch total off
     /// (account 3, its main currency), an order missing (account 1) and an order amount wrong
@@ -203,6 +324,68 @@ impl Discrepancies {
             date,
             currency: acct(2).currencies[0].to_string(),
         });
+        Discrepancies {
+            rate: 0.0,
+            kinds: vec![],
+            plants,
+        }
+    }
+}
+
+impl Discrepancies {
+    /// One of each dispute and payout kind on the first account, between business days `from`
+    /// and `to` (inclusive): a chargeback's dispute missing (its entry in the range), a won
+    /// dispute without its reversal (won in the range), a payout's amount off and a payout
+    /// listing a batch of the previous paid payout (both made in the range, the batch of a day
+    /// in it too).
+    pub fn money_of_each(w: &World, from: NaiveDate, to: NaiveDate) -> Discrepancies {
+        let a = &w.accounts[0];
+        let days = || from.iter_days().take_while(move |d| *d <= to);
+        let disputes: Vec<Dispute> = (from - chrono::Days::new(25))
+            .iter_days()
+            .take_while(|d| *d <= to)
+            .flat_map(|d| w.disputes_anchored(&w.day(a, d)))
+            .collect();
+        let in_range = |d: NaiveDate| d >= from && d <= to;
+        let mut plants = Vec::new();
+        let mut dispute = |kind, d: Option<&Dispute>| {
+            if let Some(d) = d {
+                plants.push(Plant::Dispute {
+                    kind,
+                    account: a.index,
+                    date: d.anchor.0,
+                    index: d.anchor.1,
+                });
+            }
+        };
+        let missing = disputes
+            .iter()
+            .find(|d| d.chargeback.is_some_and(|(cd, _)| in_range(cd)));
+        dispute(DiscrepancyKind::DisputeMissing, missing);
+        let unreversed = disputes
+            .iter()
+            .find(|d| d.reversal.is_some_and(|(rd, _)| in_range(rd)));
+        dispute(DiscrepancyKind::ReversalMissing, unreversed);
+        let mut book = PayoutBook::new(w, a.index);
+        let payouts: Vec<Payout> = days().flat_map(|d| book.payouts_on(d)).collect();
+        let mut payout = |kind, p: &Payout| {
+            plants.push(Plant::Payout {
+                kind,
+                account: a.index,
+                date: p.date,
+                currency: p.currency.to_string(),
+            });
+        };
+        if let Some(p) = payouts.first() {
+            payout(DiscrepancyKind::PayoutAmount, p);
+        }
+        let twice = payouts.iter().skip(1).find(|p| {
+            matches!(p.end, PayoutEnd::Paid { .. })
+                && previous_paid_batch(w, p).is_some_and(|(d, _)| d >= from)
+        });
+        if let Some(p) = twice {
+            payout(DiscrepancyKind::PayoutBatchTwice, p);
+        }
         Discrepancies {
             rate: 0.0,
             kinds: vec![],

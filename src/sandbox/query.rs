@@ -351,6 +351,18 @@ pub fn disputes(
     after: Option<&SortKey>,
     limit: usize,
 ) -> Vec<(SortKey, Dispute)> {
+    disputes_where(w, q, now_ms, after, limit, |_| true)
+}
+
+/// [`disputes`] of those for which `listed` holds (planted discrepancies leave some out).
+pub fn disputes_where(
+    w: &World,
+    q: &DisputeWindow<'_>,
+    now_ms: i64,
+    after: Option<&SortKey>,
+    limit: usize,
+    listed: impl Fn(&Dispute) -> bool,
+) -> Vec<(SortKey, Dispute)> {
     let mut out = Vec::new();
     if q.start_ms >= q.end_ms {
         return out;
@@ -375,7 +387,7 @@ pub fn disputes(
             if time < q.start_ms || time >= q.end_ms {
                 continue;
             }
-            if q.status.is_some_and(|s| s != state.status.as_str()) {
+            if q.status.is_some_and(|s| s != state.status.as_str()) || !listed(&d) {
                 continue;
             }
             let key = (time, w.dispute_id(a.index, d.anchor.0, d.anchor.1));

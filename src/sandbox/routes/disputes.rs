@@ -1,4 +1,5 @@
-//! `GET /v1/disputes`: an account's disputes in a time window, keyed pages.
+//! `GET /v1/disputes`: an account's disputes in a time window, keyed pages, with planted
+//! discrepancies.
 
 use super::Ctx;
 use super::paging::{key_after, list_body, next_after};
@@ -21,14 +22,26 @@ pub(super) fn handle(ctx: &Ctx) -> Result<Answer, ApiError> {
         field,
         status: ctx.params.get("status").filter(|s| !s.is_empty()),
     };
-    let mut page = query::disputes(w, &q, ctx.now_data_ms, after.as_ref(), limit + 1);
+    let planted = &ctx.shared.discrepancies;
+    let listed = |d: &crate::sandbox::data::Dispute| !planted.dispute_hidden(w, d);
+    let now = ctx.now_data_ms;
+    let mut page = query::disputes_where(w, &q, now, after.as_ref(), limit + 1, listed);
     let more = page.len() > limit;
     page.truncate(limit);
     let keys: Vec<&SortKey> = page.iter().map(|(k, _)| k).collect();
     let next = next_after(ctx, &keys, more);
     Ok(Answer::Json(list_body(
         &page,
-        |out, (k, d)| render::dispute_json(out, w, d, ctx.now_data_ms, ctx.offset_for(&k.1)),
+        |out, (k, d)| {
+            let offset = ctx.offset_for(&k.1);
+            if planted.reversal_hidden(w, d) {
+                let mut d = d.clone();
+                d.reversal = None;
+                render::dispute_json(out, w, &d, now, offset);
+            } else {
+                render::dispute_json(out, w, d, now, offset);
+            }
+        },
         next,
     )))
 }

@@ -1,4 +1,5 @@
-//! `GET /v1/payouts`: an account's payouts created in a time window, keyed pages.
+//! `GET /v1/payouts`: an account's payouts created in a time window, keyed pages, with planted
+//! discrepancies.
 
 use super::Ctx;
 use super::paging::{key_after, list_body, next_after};
@@ -14,6 +15,7 @@ pub(super) fn handle(ctx: &Ctx) -> Result<Answer, ApiError> {
     let after = key_after(ctx.position()?)?;
     let w = &ctx.shared.world;
     let now = ctx.now_data_ms;
+    let planted = &ctx.shared.discrepancies;
     let mut page = query::payouts(w, account, start_ms, end_ms, now, after.as_ref(), limit + 1);
     let more = page.len() > limit;
     page.truncate(limit);
@@ -21,7 +23,13 @@ pub(super) fn handle(ctx: &Ctx) -> Result<Answer, ApiError> {
     let next = next_after(ctx, &keys, more);
     Ok(Answer::Json(list_body(
         &page,
-        |out, (k, p)| render::payout_json(out, w, p, now, ctx.offset_for(&k.1)),
+        |out, (k, p)| {
+            let offset = ctx.offset_for(&k.1);
+            match planted.payout(w, p) {
+                Some(shown) => render::payout_json(out, w, &shown, now, offset),
+                None => render::payout_json(out, w, p, now, offset),
+            }
+        },
         next,
     )))
 }
