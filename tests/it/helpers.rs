@@ -592,15 +592,16 @@ pub fn start_moto() -> Moto {
         .local_addr()
         .unwrap()
         .port();
+    // One request at a time: moto checks `If-None-Match: *` and then writes, without a lock, so
+    // a threaded moto lets two conditional creates of one key both succeed — something S3 itself
+    // never does (the lease race tests rely on the store's atomic create).
+    let script = "import os, sys\n\
+        from werkzeug.serving import run_simple\n\
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app\n\
+        os.environ['MOTO_PORT'] = sys.argv[1]\n\
+        run_simple('127.0.0.1', int(sys.argv[1]), DomainDispatcherApplication(create_backend_app), threaded=False)\n";
     let child = std::process::Command::new("python3")
-        .args([
-            "-m",
-            "moto.server",
-            "-H",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-        ])
+        .args(["-c", script, &port.to_string()])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
