@@ -683,3 +683,21 @@ pub async fn run(sb: &Sandbox, config: &Path, dest: &Path, plan: Plan) -> Outcom
         .run(plan)
         .await
 }
+
+/// Syncs every stream of every account that is not CLOSED for the UTC window `[start, end)`,
+/// the clock pinned to the sandbox's data clock; panics when the run fails.
+pub async fn sync_window(sb: &Sandbox, dest: &Path, start: DateTime<Utc>, end: DateTime<Utc>) {
+    let settings = Settings::resolve(&Overrides {
+        destination: Some(dest.display().to_string()),
+        name: Some("sync-test".into()),
+        qps: Some(1000.0),
+        no_raw: true,
+        ..Default::default()
+    })
+    .unwrap();
+    let outcome = Runner::with_clock(settings, api(sb), at(sb.now()))
+        .unwrap()
+        .run(Plan::Sync { start, end })
+        .await;
+    assert!(outcome.error.is_none(), "{:?}", outcome.error);
+}

@@ -10,6 +10,7 @@ mod extract;
 mod leases;
 mod lifecycle;
 mod pipeline;
+mod portal;
 mod readers;
 mod reconcile;
 mod safety;
