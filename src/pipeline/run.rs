@@ -236,6 +236,7 @@ impl Runner {
         let t0 = Instant::now();
         let result = self.run_leased(&plan).await;
         self.ctx.progress.finish();
+        crate::load::profile::report();
         self.finish(result, t0.elapsed()).await
     }
 
@@ -404,6 +405,7 @@ impl Runner {
                 .pulls(Stream::ACCOUNTS)
                 .then_some(WriteMode::Replace),
             observe: Some(&mut observe),
+            observe_written: None,
             group_rejects_by: None,
             zone: None,
         };

@@ -13,5 +13,6 @@ mod readers;
 mod reconcile;
 mod safety;
 mod sandbox;
+mod spill;
 mod transform_load;
 mod webhook;
