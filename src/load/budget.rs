@@ -116,6 +116,19 @@ impl MemoryBudget {
     }
 }
 
+/// Caps glibc's malloc arenas at two for the process. glibc gives threads arenas of their own
+/// (up to 8 per core) and keeps what they free for reuse, so with encoding threads, the
+/// blocking pool and the runtime's workers each holding tens of MiB freed, the resident size
+/// grows far past what is live (measured: 225 MiB peak for a 1M-row sync with the default,
+/// 143 MiB with two arenas, no CPU cost measurable). Call first thing in `main`.
+pub fn cap_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `mallopt` only sets an allocator parameter; called before other threads start.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
