@@ -116,6 +116,46 @@ impl MemoryBudget {
     }
 }
 
+/// Encodes running at once in the process (spill jobs and partitions being finished): each
+/// holds a Parquet writer's page buffers and dictionaries (up to about 1 MiB per column), so
+/// more of them than cores only costs memory.
+static ENCODERS: LazyLock<EncodeSlots> = LazyLock::new(|| EncodeSlots {
+    free: Mutex::new(
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+            .max(2),
+    ),
+    freed: Condvar::new(),
+});
+
+struct EncodeSlots {
+    free: Mutex<usize>,
+    freed: Condvar,
+}
+
+/// One of the process's encode slots, given back when dropped.
+pub(crate) struct EncodeSlot(());
+
+/// Waits for an encode slot (never held while waiting for anything else).
+pub(crate) fn encode_slot() -> EncodeSlot {
+    let s = &*ENCODERS;
+    let mut free = s.free.lock().unwrap_or_else(|e| e.into_inner());
+    while *free == 0 {
+        free = s.freed.wait(free).unwrap_or_else(|e| e.into_inner());
+    }
+    *free -= 1;
+    EncodeSlot(())
+}
+
+impl Drop for EncodeSlot {
+    fn drop(&mut self) {
+        let s = &*ENCODERS;
+        *s.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        s.freed.notify_one();
+    }
+}
+
 /// Caps glibc's malloc arenas at two for the process. glibc gives threads arenas of their own
 /// (up to 8 per core) and keeps what they free for reuse, so with encoding threads, the
 /// blocking pool and the runtime's workers each holding tens of MiB freed, the resident size

@@ -246,6 +246,7 @@ fn spill_job(table: &TableDef, props: &WriterProperties, job: SpillJob) -> Resul
         .iter()
         .map(|(k, v)| (k.as_str(), v.clone()))
         .collect();
+    let _slot = super::budget::encode_slot();
     let order = Order::new(table)?;
     let run = timed(Stage::Sort, || {
         Run::open(&order, table, &values, Source::Mem(job.batches), CHUNK_ROWS)

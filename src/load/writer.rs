@@ -398,7 +398,9 @@ async fn finish_partition(
     let work = job.clone();
     let (bytes, rows) =
         tokio::task::spawn_blocking(move || -> Result<(Bytes, usize), LoadError> {
+            let slot = super::budget::encode_slot();
             let r = encode_partition(&work, &key, &shown, stored, buf);
+            drop(slot);
             drop(held);
             r
         })
