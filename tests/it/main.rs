@@ -16,5 +16,6 @@ mod reconcile;
 mod safety;
 mod sandbox;
 mod sandbox_lifecycles;
+mod spill;
 mod transform_load;
 mod webhook;
