@@ -119,7 +119,11 @@ static TRANSACTIONS_DEF: StreamDef = StreamDef {
     lookback_days: 0,
     per_account: true,
     change_event: Some("transaction.updated"),
-    trace_keys: &["transaction_id", "external_order_id", "related_transaction_id"],
+    trace_keys: &[
+        "transaction_id",
+        "external_order_id",
+        "related_transaction_id",
+    ],
     table: &streams::transactions::TRANSACTIONS,
     decoder: Some(boxed::<streams::transactions::TransactionsDecoder>),
 };
@@ -412,6 +416,7 @@ pub fn all_tables() -> Vec<&'static TableDef> {
         &*crate::reconcile::tables::RECON_STATEMENTS,
         &*crate::reconcile::tables::RECON_ORDERS,
         &*crate::reconcile::tables::ORDER_STATUS,
+        &*crate::reconcile::tables::RECON_PORTAL,
         &*crate::webhook::table::WEBHOOK_EVENTS,
         &*crate::pipeline::usage::USAGE,
         &*crate::reconcile::tables::RECON_DISPUTES,

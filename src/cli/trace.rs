@@ -85,7 +85,11 @@ fn days(t: &Trace) -> Vec<NaiveDate> {
         .chain(t.disputes.iter().map(|d| d.created_at.as_str()))
         .chain(t.disputes.iter().filter_map(|d| d.closed_at.as_deref()))
         .chain(t.payouts.iter().map(|x| x.created_at.as_str()))
-        .chain(t.settlement_batches.iter().map(|b| b.business_date.as_str()));
+        .chain(
+            t.settlement_batches
+                .iter()
+                .map(|b| b.business_date.as_str()),
+        );
     instants
         .filter_map(|s| NaiveDate::parse_from_str(s.get(..10).unwrap_or(s), "%Y-%m-%d").ok())
         .collect()

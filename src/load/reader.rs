@@ -8,10 +8,10 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
-use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ParquetRecordBatchStreamBuilder;
+use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ArrowReaderOptions;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::async_reader::AsyncFileReader;
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 
@@ -248,7 +248,10 @@ pub async fn read_matching(
         .collect();
     let mut out = Vec::new();
     for b in &batches {
-        let Some(ids) = b.column_by_name(column).and_then(|c| c.as_string_opt::<i32>()) else {
+        let Some(ids) = b
+            .column_by_name(column)
+            .and_then(|c| c.as_string_opt::<i32>())
+        else {
             continue;
         };
         let hit: arrow::array::BooleanArray = (0..b.num_rows())

@@ -182,7 +182,10 @@ pub async fn position(
                 c.string("status", i).unwrap_or_default(),
                 c.decimal("net_amount", i).unwrap_or(0),
             );
-            batches.insert(c.string("settlement_batch_id", i).unwrap_or_default(), batch);
+            batches.insert(
+                c.string("settlement_batch_id", i).unwrap_or_default(),
+                batch,
+            );
         }
     }
     let payouts = payouts(dest, account, from).await?;

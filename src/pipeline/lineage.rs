@@ -184,7 +184,11 @@ fn entries_of(
             table.name
         )))
     };
-    let text = |c: &str| batch.column_by_name(c).and_then(|a| a.as_string_opt::<i32>());
+    let text = |c: &str| {
+        batch
+            .column_by_name(c)
+            .and_then(|a| a.as_string_opt::<i32>())
+    };
     let ids = text(pk).ok_or_else(|| need(pk))?;
     let accounts = text("account_id").ok_or_else(|| need("account_id"))?;
     let dates = batch

@@ -206,6 +206,7 @@ impl Runner {
         let reports = ReportStore::new(dest.store.clone(), &dest.root, &settings.name);
         let recorder = Recorder::new(RunReport {
             run_id: run_id.clone(),
+            version: crate::LONG_VERSION.to_string(),
             pipeline: settings.name.clone(),
             destination: dest.url.clone(),
             environment: placement.environment(),
@@ -236,6 +237,7 @@ impl Runner {
         let t0 = Instant::now();
         let result = self.run_leased(&plan).await;
         self.ctx.progress.finish();
+        crate::load::profile::report();
         self.finish(result, t0.elapsed()).await
     }
 
@@ -405,6 +407,7 @@ impl Runner {
                 .pulls(Stream::ACCOUNTS)
                 .then_some(WriteMode::Replace),
             observe: Some(&mut observe),
+            observe_written: None,
             group_rejects_by: None,
             zone: None,
         };

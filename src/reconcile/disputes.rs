@@ -114,11 +114,21 @@ impl<'a> DisputeCheck<'a> {
                 ),
                 Some(_) => ("match", "none", None),
             };
-            self.emit("chargeback_has_dispute", e.day, Some(e), d, verdict, findings, out)?;
+            self.emit(
+                "chargeback_has_dispute",
+                e.day,
+                Some(e),
+                d,
+                verdict,
+                findings,
+                out,
+            )?;
         }
         let (start, end) = self.window;
         for d in stored {
-            let Some(closed) = d.closed_us.filter(|_| d.kind == "CHARGEBACK" && d.status == "WON")
+            let Some(closed) = d
+                .closed_us
+                .filter(|_| d.kind == "CHARGEBACK" && d.status == "WON")
             else {
                 continue;
             };
@@ -129,7 +139,15 @@ impl<'a> DisputeCheck<'a> {
             let reversal = d.reversal.as_deref().and_then(|r| self.adjustments.get(r));
             let verdict = self.reversal_verdict(d, reversal, quarantine);
             let day = reversal.map_or(day, |r| r.day);
-            self.emit("won_has_reversal", day, reversal, Some(d), verdict, findings, out)?;
+            self.emit(
+                "won_has_reversal",
+                day,
+                reversal,
+                Some(d),
+                verdict,
+                findings,
+                out,
+            )?;
         }
         Ok(())
     }
@@ -187,9 +205,9 @@ impl<'a> DisputeCheck<'a> {
             .map(|e| e.currency.as_str())
             .or(dispute.map(|d| d.currency.as_str()))
             .unwrap_or("");
-        let chargeback = dispute
-            .and_then(|d| d.chargeback.as_deref())
-            .or(entry.filter(|_| rule == "chargeback_has_dispute").map(|e| e.id.as_str()));
+        let chargeback = dispute.and_then(|d| d.chargeback.as_deref()).or(entry
+            .filter(|_| rule == "chargeback_has_dispute")
+            .map(|e| e.id.as_str()));
         if result != "match" {
             findings.note(Difference {
                 check: Check::Disputes,

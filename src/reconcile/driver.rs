@@ -1,8 +1,8 @@
 //! Owns the run: wires the reader, the checks and the writers, and writes the report.
 //!
-//! It reads what every check needs once (zones, accounts, quarantine, the orders file), walks
-//! each account's ledger feeding the checks, joins the orders, writes the result tables and the
-//! Markdown report.
+//! It reads what every check needs once (zones, accounts, quarantine, the orders file, the
+//! portal exports' properties), walks each account's ledger feeding the checks, joins the
+//! orders, writes the result tables and the Markdown report.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -16,14 +16,15 @@ use super::disputes::DisputeCheck;
 use super::findings::Findings;
 use super::orders::{JoinedRows, OrderJoin};
 use super::payouts::{Batches, PayoutCheck};
+use super::portal::{PortalCheck, PortalExports};
 use super::reader::{self, AccountFiles, DailyStatement, LedgerPass, Quarantined, Zones};
 use super::report::{self, Summary};
 use super::settlements::SettlementCheck;
 use super::spill::SpillDir;
 use super::statements::StatementCheck;
 use super::writers::{
-    DisputesBuilder, OrderStatusBuilder, OrdersBuilder, PayoutsBuilder, SettlementsBuilder,
-    StatementsBuilder, TableOut,
+    DisputesBuilder, OrderStatusBuilder, OrdersBuilder, PayoutsBuilder, PortalBuilder,
+    SettlementsBuilder, StatementsBuilder, TableOut,
 };
 use crate::ExitStatus;
 use crate::load::{Destination, LoadError};
@@ -59,15 +60,24 @@ pub async fn reconcile(
         }
         None => None,
     };
+    let portal = match &cfg.portal_export {
+        Some(path) => {
+            let p = PortalExports::open(path)?;
+            p.note_unreconciled(&run.accounts, cfg.days(), &mut findings);
+            Some(p)
+        }
+        None => None,
+    };
     let mut outs = Outs {
         settlements: TableOut::new(dest, &run.lineage),
         statements: TableOut::new(dest, &run.lineage),
         disputes: TableOut::new(dest, &run.lineage),
         payouts: TableOut::new(dest, &run.lineage),
+        portal: portal.as_ref().map(|_| TableOut::new(dest, &run.lineage)),
     };
     for a in &run.accounts {
-        run.account(a, join.as_mut(), &mut findings, &mut outs)
-            .await?;
+        let checks = (join.as_mut(), portal.as_ref());
+        run.account(a, checks, &mut findings, &mut outs).await?;
         let secs = started.elapsed().as_secs_f64();
         tracing::info!(account = %a, secs, "account reconciled");
     }
@@ -105,6 +115,8 @@ struct Outs {
     statements: TableOut<StatementsBuilder>,
     disputes: TableOut<DisputesBuilder>,
     payouts: TableOut<PayoutsBuilder>,
+    /// With portal exports only.
+    portal: Option<TableOut<PortalBuilder>>,
 }
 
 /// Days before the window whose settlement batches a payout of the window can pay (a batch is
@@ -115,6 +127,9 @@ const BATCHES_BEFORE_DAYS: i32 = 40;
 const DISPUTES_BEFORE_DAYS: i32 = 30;
 /// Days after the window in which the payout of one of its batches can be created.
 const PAYOUTS_AFTER_DAYS: i32 = 40;
+
+/// The optional checks an account feeds: the orders join and the portal exports.
+type Optional<'j> = (Option<&'j mut OrderJoin>, Option<&'j PortalExports>);
 
 impl<'a> Run<'a> {
     async fn open(dest: &'a Destination, cfg: &'a ReconcileConfig) -> Result<Run<'a>, LoadError> {
@@ -133,11 +148,11 @@ impl<'a> Run<'a> {
     /// Reconciles one account: reads its ledger partitions of the window (plus a day before,
     /// and after it as far as the orders check looks), checks each business day's statement as
     /// soon as every partition it spans is read, then its settlement batches; feeds the orders
-    /// join.
+    /// join; compares its portal exports.
     async fn account(
         &self,
         account: &str,
-        mut join: Option<&mut OrderJoin>,
+        (mut join, exports): Optional<'_>,
         findings: &mut Findings,
         outs: &mut Outs,
     ) -> Result<(), ReconcileError> {
@@ -153,6 +168,10 @@ impl<'a> Run<'a> {
         let mut statements = StatementCheck::new(account, tz, window, has_statement, findings);
         let mut settlements = SettlementCheck::new(account, window);
         let mut disputes = DisputeCheck::new(account, tz, window);
+        let mut portal = match (exports, outs.portal.as_mut()) {
+            (Some(x), Some(out)) => Some(PortalCheck::load(account, tz, window, x, findings, out)?),
+            _ => None,
+        };
         let utc_days = (window.0 - 1)..=(window.1 + extra);
         let mut pass = LedgerPass::new(dest, &files.transactions, tz, utc_days);
         while let Some(part) = pass.next().await? {
@@ -160,6 +179,9 @@ impl<'a> Run<'a> {
                 settlements.observe(t);
                 disputes.observe(t);
                 statements.observe(t, findings);
+                if let (Some(p), Some(out)) = (portal.as_mut(), outs.portal.as_mut()) {
+                    p.observe(t, findings, out)?;
+                }
                 match join.as_deref_mut() {
                     Some(j) => j.observe(account, t),
                     None => Ok(()),
@@ -181,7 +203,12 @@ impl<'a> Run<'a> {
         let off = settlements.finish(&stored, &self.quarantine, findings, &mut outs.settlements)?;
         let days = (window.0 - DISPUTES_BEFORE_DAYS)..=(window.1 + 1);
         let stored_disputes = reader::disputes(dest, &files.disputes, days).await?;
-        disputes.finish(&stored_disputes, &self.quarantine, findings, &mut outs.disputes)?;
+        disputes.finish(
+            &stored_disputes,
+            &self.quarantine,
+            findings,
+            &mut outs.disputes,
+        )?;
         let days = (window.0 - 1)..=(window.1 + PAYOUTS_AFTER_DAYS);
         let payouts = reader::payouts(dest, &files.payouts, days).await?;
         let loaded_through = files.payouts.keys().next_back().copied();
@@ -189,13 +216,17 @@ impl<'a> Run<'a> {
             stored: &stored,
             off: &off,
         };
-        PayoutCheck::new(account, tz, window).finish(
+        let check = PayoutCheck::new(account, tz, window);
+        check.finish(
             &payouts,
             &batches,
             loaded_through,
             findings,
             &mut outs.payouts,
         )?;
+        if let (Some(p), Some(out)) = (portal, outs.portal.as_mut()) {
+            p.finish(&self.quarantine, findings, out)?;
+        }
         Ok(())
     }
 
@@ -215,6 +246,9 @@ impl<'a> Run<'a> {
         rows.insert("recon_disputes", n);
         let n = outs.payouts.finish(dest, accounts, days).await?;
         rows.insert("recon_payouts", n);
+        if let Some(portal) = outs.portal {
+            rows.insert("recon_portal", portal.finish(dest, accounts, days).await?);
+        }
         if let Some(j) = joined {
             let orders = TableOut::<OrdersBuilder>::new(dest, &self.lineage);
             let n = orders.finish_staged(j.orders, dest, accounts, days).await?;

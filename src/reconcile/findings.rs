@@ -20,6 +20,8 @@ pub enum Check {
     Disputes,
     /// Payouts against their settlement batches.
     Payouts,
+    /// The merchant portal's Excel exports against the ledger.
+    Portal,
 }
 
 impl Check {
@@ -31,6 +33,7 @@ impl Check {
             Check::Orders => "orders",
             Check::Disputes => "disputes",
             Check::Payouts => "payouts",
+            Check::Portal => "portal",
         }
     }
 }
@@ -126,6 +129,8 @@ pub struct Findings {
     pub statements_not_loaded: Vec<(String, NaiveDate)>,
     /// Accounts without a time zone in `accounts` (read as UTC).
     pub unknown_zones: Vec<String>,
+    /// What the portal-export check read and compared (`None` when it did not run).
+    pub portal: Option<super::portal::PortalFindings>,
     /// Totals while running: day → account → currency (looked up without allocating).
     acc: HashMap<NaiveDate, HashMap<String, HashMap<String, DayTotals>>>,
     limit: usize,

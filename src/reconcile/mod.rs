@@ -1,6 +1,6 @@
 //! Reconciliation (对账): the warehouse a sync wrote, checked against itself and the seller.
 //!
-//! Five checks, per account, account-local business day and currency:
+//! Six checks, per account, account-local business day and currency:
 //!
 //! - [`settlements`]: each `CLOSED`/`PAID` batch against the transactions carrying its id
 //!   (count, gross, fee, net — the §7 invariant);
@@ -11,7 +11,9 @@
 //!   partial refund, FX conversion at the stored rate, timing) and `unexplained` otherwise;
 //! - [`disputes`]: every `CHARGEBACK` entry has its dispute, every chargeback won its reversal;
 //! - [`payouts`]: every payout is for the net of its batches, every `PAID` batch is listed by
-//!   exactly one `PAID` payout.
+//!   exactly one `PAID` payout;
+//! - [`portal`] (optional): the merchant portal's Excel exports (§9) — daily counts and sums,
+//!   then rows by transaction id, and each export's totals against its own rows.
 //!
 //! The shape is reader → checks → writers, wired by the driver:
 //!
@@ -20,8 +22,8 @@
 //!   the checks;
 //! - the checks take its typed rows, note [`findings`] and produce typed result [`rows`];
 //! - [`writers`] append each table's rows to typed Arrow builders and write the tables
-//!   `recon_settlements`, `recon_statements`, `recon_orders`, `order_status`, `recon_disputes`
-//!   and `recon_payouts` ([`tables`]);
+//!   `recon_settlements`, `recon_statements`, `recon_orders`, `order_status`, `recon_disputes`,
+//!   `recon_payouts` and `recon_portal` ([`tables`]);
 //! - the driver ([`reconcile`]) wires them and writes the Markdown report under `_reports/`
 //!   ([`report`]). More unexplained differences than the tolerance make the run an alert
 //!   ([`crate::ExitStatus::Alert`]).
@@ -35,6 +37,7 @@ mod driver;
 pub mod findings;
 pub mod orders;
 pub mod payouts;
+pub mod portal;
 pub mod reader;
 pub mod report;
 pub mod rows;

@@ -90,7 +90,12 @@ impl<'a> PayoutCheck<'a> {
                 .map(String::as_str)
                 .filter(|b| !by_id.contains_key(b))
                 .collect();
-            let net: i128 = p.batches.iter().filter_map(|b| by_id.get(b.as_str())).map(|b| b.net).sum();
+            let net: i128 = p
+                .batches
+                .iter()
+                .filter_map(|b| by_id.get(b.as_str()))
+                .map(|b| b.net)
+                .sum();
             let (result, classification, detail) = if !missing.is_empty() {
                 let d = format!("batches not stored: {}", missing.join(", "));
                 ("batch_not_stored", UNEXPLAINED, Some(d))
@@ -128,7 +133,15 @@ impl<'a> PayoutCheck<'a> {
                 batches_net: Some(net),
                 paid_payouts: None,
             };
-            self.emit("payout_equals_batches", day, None, &p.currency, said, findings, out)?;
+            self.emit(
+                "payout_equals_batches",
+                day,
+                None,
+                &p.currency,
+                said,
+                findings,
+                out,
+            )?;
         }
         let mut paid_by: HashMap<&str, Vec<&StoredPayout>> = HashMap::new();
         for p in payouts.iter().filter(|p| p.status == "PAID") {
@@ -138,7 +151,10 @@ impl<'a> PayoutCheck<'a> {
         }
         let paid = |b: &&StoredBatch| b.status == "PAID" && self.in_window(b.business_date);
         for b in batches.stored.iter().filter(paid) {
-            let by = paid_by.get(b.id.as_str()).map(Vec::as_slice).unwrap_or_default();
+            let by = paid_by
+                .get(b.id.as_str())
+                .map(Vec::as_slice)
+                .unwrap_or_default();
             let (result, classification, detail) = match by {
                 [_] => ("match", "none", None),
                 [] => {
@@ -166,7 +182,15 @@ impl<'a> PayoutCheck<'a> {
                 paid_payouts: Some(by.len() as i64),
             };
             let batch = Some(b.id.as_str());
-            self.emit("paid_batch_in_one_payout", b.business_date, batch, &b.currency, said, findings, out)?;
+            self.emit(
+                "paid_batch_in_one_payout",
+                b.business_date,
+                batch,
+                &b.currency,
+                said,
+                findings,
+                out,
+            )?;
         }
         Ok(())
     }

@@ -19,10 +19,10 @@ use object_store::path::Path;
 use crate::contract::business_day::{LocalDays, day_number};
 use crate::contract::paths::encode_segment;
 use crate::contract::table::TableDef;
+use crate::load::columns::Cells;
 use crate::load::{Destination, LoadError, list_partitions, read_columns};
 use crate::transform::quarantine::QUARANTINE;
 use crate::transform::statements::STATEMENT_LINES;
-use crate::load::columns::Cells;
 use crate::transform::streams::accounts::ACCOUNTS;
 use crate::transform::streams::disputes::DISPUTES;
 use crate::transform::streams::payouts::PAYOUTS;
@@ -566,7 +566,10 @@ pub async fn disputes(
 ) -> Result<Vec<StoredDispute>, LoadError> {
     let mut out = Vec::new();
     for path in files.range(days).map(|(_, p)| p) {
-        for b in &read_columns(dest, &DISPUTES, path, &[]).await?.unwrap_or_default() {
+        for b in &read_columns(dest, &DISPUTES, path, &[])
+            .await?
+            .unwrap_or_default()
+        {
             let c = Cells(b);
             out.extend((0..b.num_rows()).map(|i| StoredDispute {
                 id: c.string("dispute_id", i).unwrap_or_default(),
@@ -610,7 +613,10 @@ pub async fn payouts(
 ) -> Result<Vec<StoredPayout>, LoadError> {
     let mut out = Vec::new();
     for path in files.range(days).map(|(_, p)| p) {
-        for b in &read_columns(dest, &PAYOUTS, path, &[]).await?.unwrap_or_default() {
+        for b in &read_columns(dest, &PAYOUTS, path, &[])
+            .await?
+            .unwrap_or_default()
+        {
             let c = Cells(b);
             out.extend((0..b.num_rows()).map(|i| StoredPayout {
                 id: c.string("payout_id", i).unwrap_or_default(),

@@ -20,16 +20,19 @@ use arrow::array::{
 use arrow::error::ArrowError;
 use chrono::NaiveDate;
 
-use super::rows::{DisputeRow, OrderRow, OrderStatusRow, PayoutRow, SettlementRow, StatementRow};
+use super::rows::{OrderRow, OrderStatusRow, PortalRow, SettlementRow, StatementRow};
 use super::stage::{self, StagedRow};
 use super::tables::{
-    ORDER_STATUS, RECON_DISPUTES, RECON_ORDERS, RECON_PAYOUTS, RECON_SETTLEMENTS, RECON_STATEMENTS,
+    ORDER_STATUS, RECON_ORDERS, RECON_PORTAL, RECON_SETTLEMENTS, RECON_STATEMENTS,
 };
 use crate::contract::business_day::day_number;
 use crate::contract::money::{AMOUNT_PRECISION, AMOUNT_SCALE, RATE_PRECISION, RATE_SCALE};
 use crate::contract::table::TableDef;
 use crate::load::{Destination, LoadError, TableWriter, WriteMode, WriterConfig};
 use crate::transform::Lineage;
+
+mod funds;
+pub use funds::{DisputesBuilder, PayoutsBuilder};
 
 /// Column builders of one result table.
 pub trait RowBuilder: Default {
@@ -362,143 +365,99 @@ impl RowBuilder for OrderStatusBuilder {
     }
 }
 
-/// Builders of `recon_disputes`.
+/// Builders of `recon_portal`.
 #[derive(Default)]
-pub struct DisputesBuilder {
+pub struct PortalBuilder {
     account_id: StringBuilder,
     business_date: Date32Builder,
-    rule: StringBuilder,
+    scope: StringBuilder,
+    currency: StringBuilder,
     transaction_id: StringBuilder,
-    dispute_id: StringBuilder,
-    chargeback_transaction_id: StringBuilder,
-    currency: StringBuilder,
-    dispute_status: StringBuilder,
-    dispute_amount: Decimal128Builder,
-    dispute_fee_amount: Decimal128Builder,
-    ledger_gross_amount: Decimal128Builder,
-    ledger_net_amount: Decimal128Builder,
     result: StringBuilder,
     classification: StringBuilder,
     explained: BooleanBuilder,
+    fields: StringBuilder,
+    export_values: StringBuilder,
+    api_values: StringBuilder,
+    counts: [Int64Builder; 2],
+    amounts: [Decimal128Builder; 6],
+    times: [TimestampMicrosecondBuilder; 3],
+    export_file: StringBuilder,
+    export_row: Int64Builder,
     detail: StringBuilder,
 }
 
-impl RowBuilder for DisputesBuilder {
-    type Row<'r> = DisputeRow<'r>;
+impl RowBuilder for PortalBuilder {
+    type Row<'r> = PortalRow<'r>;
     fn table() -> &'static TableDef {
-        &RECON_DISPUTES
+        &RECON_PORTAL
     }
-    fn append(&mut self, r: &DisputeRow<'_>) {
+    fn append(&mut self, r: &PortalRow<'_>) {
         self.account_id.append_value(r.account_id);
         self.business_date.append_value(r.business_date);
-        self.rule.append_value(r.rule);
+        self.scope.append_value(r.scope);
+        self.currency.append_option(r.currency);
         self.transaction_id.append_option(r.transaction_id);
-        self.dispute_id.append_option(r.dispute_id);
-        self.chargeback_transaction_id
-            .append_option(r.chargeback_transaction_id);
-        self.currency.append_option(r.currency);
-        self.dispute_status.append_option(r.dispute_status);
-        self.dispute_amount.append_option(r.dispute_amount);
-        self.dispute_fee_amount.append_option(r.dispute_fee_amount);
-        self.ledger_gross_amount.append_option(r.ledger_gross_amount);
-        self.ledger_net_amount.append_option(r.ledger_net_amount);
         self.result.append_value(r.result);
         self.classification.append_value(r.classification);
         self.explained.append_value(r.explained);
+        self.fields.append_option(r.fields);
+        self.export_values.append_option(r.export_values);
+        self.api_values.append_option(r.api_values);
+        for (b, v) in self.counts.iter_mut().zip([r.export_count, r.api_count]) {
+            b.append_option(v);
+        }
+        let amounts = [
+            r.export_gross_amount,
+            r.api_gross_amount,
+            r.export_fee_amount,
+            r.api_fee_amount,
+            r.export_net_amount,
+            r.api_net_amount,
+        ];
+        for (b, v) in self.amounts.iter_mut().zip(amounts) {
+            b.append_option(v);
+        }
+        let times = [r.export_time, r.api_created_at, r.downloaded_at];
+        for (b, v) in self.times.iter_mut().zip(times) {
+            b.append_option(v);
+        }
+        self.export_file.append_option(r.export_file);
+        self.export_row.append_option(r.export_row);
         self.detail.append_option(r.detail);
     }
     fn rows(&self) -> usize {
         self.account_id.len()
     }
     fn finish(&mut self) -> Vec<(&'static str, ArrayRef)> {
+        let [ec, ac] = &mut self.counts;
+        let [eg, ag, ef, af, en, an] = &mut self.amounts;
+        let [et, at, dl] = &mut self.times;
         vec![
             ("account_id", text(&mut self.account_id)),
             ("business_date", Arc::new(self.business_date.finish())),
-            ("rule", text(&mut self.rule)),
+            ("scope", text(&mut self.scope)),
+            ("currency", text(&mut self.currency)),
             ("transaction_id", text(&mut self.transaction_id)),
-            ("dispute_id", text(&mut self.dispute_id)),
-            (
-                "chargeback_transaction_id",
-                text(&mut self.chargeback_transaction_id),
-            ),
-            ("currency", text(&mut self.currency)),
-            ("dispute_status", text(&mut self.dispute_status)),
-            ("dispute_amount", amounts(&mut self.dispute_amount)),
-            ("dispute_fee_amount", amounts(&mut self.dispute_fee_amount)),
-            (
-                "ledger_gross_amount",
-                amounts(&mut self.ledger_gross_amount),
-            ),
-            ("ledger_net_amount", amounts(&mut self.ledger_net_amount)),
             ("result", text(&mut self.result)),
             ("classification", text(&mut self.classification)),
             ("explained", Arc::new(self.explained.finish())),
-            ("detail", text(&mut self.detail)),
-        ]
-    }
-}
-
-/// Builders of `recon_payouts`.
-#[derive(Default)]
-pub struct PayoutsBuilder {
-    account_id: StringBuilder,
-    business_date: Date32Builder,
-    rule: StringBuilder,
-    payout_id: StringBuilder,
-    settlement_batch_id: StringBuilder,
-    currency: StringBuilder,
-    payout_status: StringBuilder,
-    payout_amount: Decimal128Builder,
-    batches_net_amount: Decimal128Builder,
-    batch_count: Int64Builder,
-    paid_payouts: Int64Builder,
-    result: StringBuilder,
-    classification: StringBuilder,
-    explained: BooleanBuilder,
-    detail: StringBuilder,
-}
-
-impl RowBuilder for PayoutsBuilder {
-    type Row<'r> = PayoutRow<'r>;
-    fn table() -> &'static TableDef {
-        &RECON_PAYOUTS
-    }
-    fn append(&mut self, r: &PayoutRow<'_>) {
-        self.account_id.append_value(r.account_id);
-        self.business_date.append_value(r.business_date);
-        self.rule.append_value(r.rule);
-        self.payout_id.append_option(r.payout_id);
-        self.settlement_batch_id.append_option(r.settlement_batch_id);
-        self.currency.append_option(r.currency);
-        self.payout_status.append_option(r.payout_status);
-        self.payout_amount.append_option(r.payout_amount);
-        self.batches_net_amount.append_option(r.batches_net_amount);
-        self.batch_count.append_option(r.batch_count);
-        self.paid_payouts.append_option(r.paid_payouts);
-        self.result.append_value(r.result);
-        self.classification.append_value(r.classification);
-        self.explained.append_value(r.explained);
-        self.detail.append_option(r.detail);
-    }
-    fn rows(&self) -> usize {
-        self.account_id.len()
-    }
-    fn finish(&mut self) -> Vec<(&'static str, ArrayRef)> {
-        vec![
-            ("account_id", text(&mut self.account_id)),
-            ("business_date", Arc::new(self.business_date.finish())),
-            ("rule", text(&mut self.rule)),
-            ("payout_id", text(&mut self.payout_id)),
-            ("settlement_batch_id", text(&mut self.settlement_batch_id)),
-            ("currency", text(&mut self.currency)),
-            ("payout_status", text(&mut self.payout_status)),
-            ("payout_amount", amounts(&mut self.payout_amount)),
-            ("batches_net_amount", amounts(&mut self.batches_net_amount)),
-            ("batch_count", Arc::new(self.batch_count.finish())),
-            ("paid_payouts", Arc::new(self.paid_payouts.finish())),
-            ("result", text(&mut self.result)),
-            ("classification", text(&mut self.classification)),
-            ("explained", Arc::new(self.explained.finish())),
+            ("fields", text(&mut self.fields)),
+            ("export_values", text(&mut self.export_values)),
+            ("api_values", text(&mut self.api_values)),
+            ("export_count", Arc::new(ec.finish())),
+            ("api_count", Arc::new(ac.finish())),
+            ("export_gross_amount", amounts(eg)),
+            ("api_gross_amount", amounts(ag)),
+            ("export_fee_amount", amounts(ef)),
+            ("api_fee_amount", amounts(af)),
+            ("export_net_amount", amounts(en)),
+            ("api_net_amount", amounts(an)),
+            ("export_time", instants(et)),
+            ("api_created_at", instants(at)),
+            ("downloaded_at", instants(dl)),
+            ("export_file", text(&mut self.export_file)),
+            ("export_row", Arc::new(self.export_row.finish())),
             ("detail", text(&mut self.detail)),
         ]
     }
@@ -680,9 +639,42 @@ mod tests {
         assert_eq!(t.schema(), RECON_STATEMENTS.schema);
         assert_eq!(s.schema(), RECON_SETTLEMENTS.schema);
         let d = batch_of::<DisputesBuilder>(&[]);
-        assert_eq!(d.schema(), RECON_DISPUTES.schema);
-        let p = batch_of::<PayoutsBuilder>(&[]);
-        assert_eq!(p.schema(), RECON_PAYOUTS.schema);
+        assert_eq!(d.schema(), super::super::tables::RECON_DISPUTES.schema);
+        let po = batch_of::<PayoutsBuilder>(&[]);
+        assert_eq!(po.schema(), super::super::tables::RECON_PAYOUTS.schema);
+        let p = batch_of::<PortalBuilder>(&[PortalRow {
+            account_id: "A",
+            business_date: 1,
+            scope: "transaction",
+            transaction_id: Some("TXN-1"),
+            result: "amount_mismatch",
+            classification: "unexplained",
+            export_gross_amount: Some(10_100),
+            api_gross_amount: Some(10_000),
+            export_time: Some(7),
+            downloaded_at: Some(9),
+            export_row: Some(2),
+            ..Default::default()
+        }]);
+        assert_eq!(p.schema(), RECON_PORTAL.schema);
+        // Each value lands in its own column.
+        use arrow::array::{Array, AsArray};
+        use arrow::datatypes::{Decimal128Type, TimestampMicrosecondType};
+        let col = |n: &str| p.column_by_name(n).unwrap().clone();
+        let dec = |n: &str| col(n).as_primitive::<Decimal128Type>().value(0);
+        let ts = |n: &str| col(n).as_primitive::<TimestampMicrosecondType>().value(0);
+        assert_eq!(dec("export_gross_amount"), 10_100);
+        assert_eq!(dec("api_gross_amount"), 10_000);
+        assert_eq!((ts("export_time"), ts("downloaded_at")), (7, 9));
+        for n in [
+            "api_created_at",
+            "export_fee_amount",
+            "api_net_amount",
+            "export_count",
+        ] {
+            assert!(col(n).is_null(0), "{n}");
+        }
+        assert_eq!(col("scope").as_string::<i32>().value(0), "transaction");
     }
 
     #[test]

@@ -217,7 +217,11 @@ impl Discrepancies {
             || self.drawn(
                 w.p.seed,
                 kind,
-                &[d.account as u64, date.num_days_from_ce() as u64, index as u64],
+                &[
+                    d.account as u64,
+                    date.num_days_from_ce() as u64,
+                    index as u64,
+                ],
             )
     }
 

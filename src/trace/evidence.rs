@@ -117,8 +117,18 @@ fn records_html(h: &mut String, t: &Trace) {
         ]
     });
     let head = [
-        "transaction", "type", "status", "currency", "gross", "fee", "net", "created",
-        "batch", "order", "refers to", "description",
+        "transaction",
+        "type",
+        "status",
+        "currency",
+        "gross",
+        "fee",
+        "net",
+        "created",
+        "batch",
+        "order",
+        "refers to",
+        "description",
     ];
     table(h, "Transactions", &head, rows.collect());
     let rows = t.disputes.iter().map(|d| {
@@ -136,8 +146,16 @@ fn records_html(h: &mut String, t: &Trace) {
         ]
     });
     let head = [
-        "dispute", "kind", "status", "reason", "amount", "fee", "evidence due by",
-        "chargeback", "reversal", "closed",
+        "dispute",
+        "kind",
+        "status",
+        "reason",
+        "amount",
+        "fee",
+        "evidence due by",
+        "chargeback",
+        "reversal",
+        "closed",
     ];
     table(h, "Disputes", &head, rows.collect());
     let rows = t.settlement_batches.iter().map(|b| {
@@ -153,7 +171,14 @@ fn records_html(h: &mut String, t: &Trace) {
         ]
     });
     let head = [
-        "batch", "business day", "status", "net", "fees", "transactions", "paid by", "arrived",
+        "batch",
+        "business day",
+        "status",
+        "net",
+        "fees",
+        "transactions",
+        "paid by",
+        "arrived",
     ];
     table(h, "Settlement batches", &head, rows.collect());
     let rows = t.payouts.iter().map(|x| {
@@ -167,7 +192,15 @@ fn records_html(h: &mut String, t: &Trace) {
             e(&x.settlement_batch_ids.join(", ")),
         ]
     });
-    let head = ["payout", "status", "amount", "estimated arrival", "arrived", "failure", "batches"];
+    let head = [
+        "payout",
+        "status",
+        "amount",
+        "estimated arrival",
+        "arrived",
+        "failure",
+        "batches",
+    ];
     table(h, "Payouts", &head, rows.collect());
 }
 
@@ -183,7 +216,15 @@ fn checks_html(h: &mut String, t: &Trace, raw_files: &[(String, String)]) {
             eo(&l.statement_sha256),
         ]
     });
-    let head = ["statement", "transaction", "type", "status", "net", "local time", "file sha256"];
+    let head = [
+        "statement",
+        "transaction",
+        "type",
+        "status",
+        "net",
+        "local time",
+        "file sha256",
+    ];
     table(h, "Statement lines", &head, rows.collect());
     let rows = t.reconciliation.iter().map(|r| {
         vec![
@@ -195,7 +236,14 @@ fn checks_html(h: &mut String, t: &Trace, raw_files: &[(String, String)]) {
             eo(&r.detail),
         ]
     });
-    let head = ["check", "business day", "record", "result", "classification", "detail"];
+    let head = [
+        "check",
+        "business day",
+        "record",
+        "result",
+        "classification",
+        "detail",
+    ];
     table(h, "Reconciliation", &head, rows.collect());
     let rows = t.orders.iter().map(|o| {
         vec![
@@ -223,7 +271,14 @@ fn checks_html(h: &mut String, t: &Trace, raw_files: &[(String, String)]) {
             file,
         ]
     });
-    let head = ["record", "request", "trace id", "requested at", "body sha256", "file"];
+    let head = [
+        "record",
+        "request",
+        "trace id",
+        "requested at",
+        "body sha256",
+        "file",
+    ];
     table(h, "Raw API responses", &head, rows.collect());
 }
 
@@ -290,7 +345,11 @@ fn raw_name(object: &str) -> (String, String) {
     (format!("raw/{base}.{ext}"), format!("raw/{base}.meta.json"))
 }
 
-fn raw_files(dir: &Path, pages: &Pages, out: &mut Vec<PackedFile>) -> Result<Vec<PackedRaw>, TraceError> {
+fn raw_files(
+    dir: &Path,
+    pages: &Pages,
+    out: &mut Vec<PackedFile>,
+) -> Result<Vec<PackedRaw>, TraceError> {
     let mut raws = Vec::new();
     let mut objects: Vec<&String> = pages.read.keys().collect();
     objects.sort();
@@ -314,19 +373,23 @@ fn raw_files(dir: &Path, pages: &Pages, out: &mut Vec<PackedFile>) -> Result<Vec
 }
 
 /// Writes the appeal pack of `traced` into `dir` (created when missing); returns its manifest.
-pub fn write_pack(
-    dir: &Path,
-    traced: &Traced,
-    now: DateTime<Utc>,
-) -> Result<Manifest, TraceError> {
+pub fn write_pack(dir: &Path, traced: &Traced, now: DateTime<Utc>) -> Result<Manifest, TraceError> {
     let t = &traced.trace;
     let generated_at = now.to_rfc3339_opts(SecondsFormat::Secs, true);
     let mut files = Vec::new();
     let raws = raw_files(dir, &traced.pages, &mut files)?;
-    let links: Vec<(String, String)> = raws.iter().map(|r| (r.object.clone(), r.file.clone())).collect();
+    let links: Vec<(String, String)> = raws
+        .iter()
+        .map(|r| (r.object.clone(), r.file.clone()))
+        .collect();
     let json = serde_json::to_vec_pretty(t).expect("a trace serialises");
     write(dir, "trace.json", &json, &mut files)?;
-    write(dir, "summary.html", summary_html(t, &generated_at, &links).as_bytes(), &mut files)?;
+    write(
+        dir,
+        "summary.html",
+        summary_html(t, &generated_at, &links).as_bytes(),
+        &mut files,
+    )?;
     files.sort_by(|a, b| a.path.cmp(&b.path));
     let manifest = Manifest {
         query: t.query.clone(),

@@ -84,7 +84,8 @@ impl<'a> Index<'a> {
             .files
             .iter()
             .filter(|f| account.is_none_or(|a| f.value("account_id") == Some(a)));
-        let reads = files.map(|f| read_matching(self.dest, &TRACE_INDEX, &f.path, "key", keys, &[]));
+        let reads =
+            files.map(|f| read_matching(self.dest, &TRACE_INDEX, &f.path, "key", keys, &[]));
         let batches: Vec<Option<Vec<RecordBatch>>> = futures::stream::iter(reads)
             .buffer_unordered(PARALLEL_READS)
             .try_collect()
@@ -120,7 +121,12 @@ impl<'a> Index<'a> {
 
 /// The file of `table`'s partition (`account`, `date`): tables partitioned by account and a
 /// date.
-fn partition_path(dest: &Destination, table: &TableDef, account: &str, date: i32) -> object_store::path::Path {
+fn partition_path(
+    dest: &Destination,
+    table: &TableDef,
+    account: &str,
+    date: i32,
+) -> object_store::path::Path {
     let date_col = table.partition_by.get(1).copied().unwrap_or("date");
     let key = PartitionKey(vec![
         format!("account_id={}", encode_value(account)),

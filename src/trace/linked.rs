@@ -53,8 +53,15 @@ async fn statements(p: &Parts<'_>, t: &mut Trace) -> Result<Vec<Hit>, LoadError>
         .map(|x| x.transaction_id.clone())
         .collect();
     let table = Stream::STATEMENTS.table();
-    let b = find::rows_where(p.dest, table, p.account, &txn_days(p, t), "transaction_id", &ids)
-        .await?;
+    let b = find::rows_where(
+        p.dest,
+        table,
+        p.account,
+        &txn_days(p, t),
+        "transaction_id",
+        &ids,
+    )
+    .await?;
     t.statement_lines = find::statement_lines(&b);
     t.statement_lines.sort_by(|a, b| {
         (&a.business_date, &a.transaction_id).cmp(&(&b.business_date, &b.transaction_id))
@@ -83,7 +90,11 @@ type ResultTable<'c> = (&'c str, BTreeSet<i32>, Vec<&'c str>, BTreeSet<String>);
 /// The reconciliation results naming the story's records, from the result tables'
 /// partitions of the days the records belong to.
 async fn reconciliation(p: &Parts<'_>, t: &mut Trace) -> Result<(), LoadError> {
-    let txns: BTreeSet<String> = t.transactions.iter().map(|x| x.transaction_id.clone()).collect();
+    let txns: BTreeSet<String> = t
+        .transactions
+        .iter()
+        .map(|x| x.transaction_id.clone())
+        .collect();
     let orders: BTreeSet<String> = t
         .transactions
         .iter()
@@ -112,8 +123,18 @@ async fn reconciliation(p: &Parts<'_>, t: &mut Trace) -> Result<(), LoadError> {
     let union = |a: &BTreeSet<String>, b: &BTreeSet<String>| a.union(b).cloned().collect();
     let union_days = |a: &BTreeSet<i32>, b: &BTreeSet<i32>| a.union(b).copied().collect();
     let checks: [ResultTable<'_>; 5] = [
-        ("recon_settlements", bdays.clone(), vec!["settlement_batch_id"], batches.clone()),
-        ("recon_statements", tdays.clone(), vec!["transaction_id"], txns.clone()),
+        (
+            "recon_settlements",
+            bdays.clone(),
+            vec!["settlement_batch_id"],
+            batches.clone(),
+        ),
+        (
+            "recon_statements",
+            tdays.clone(),
+            vec!["transaction_id"],
+            txns.clone(),
+        ),
         (
             "recon_orders",
             around(tdays.iter().copied()),
@@ -182,11 +203,12 @@ async fn raw(p: &Parts<'_>, t: &mut Trace, statement_hits: &[Hit]) -> Pages {
         .transactions
         .iter()
         .map(|x| (Stream::TRANSACTIONS.table().name, x.transaction_id.as_str()))
-        .chain(
-            t.settlement_batches
-                .iter()
-                .map(|b| (Stream::SETTLEMENTS.table().name, b.settlement_batch_id.as_str())),
-        )
+        .chain(t.settlement_batches.iter().map(|b| {
+            (
+                Stream::SETTLEMENTS.table().name,
+                b.settlement_batch_id.as_str(),
+            )
+        }))
         .chain(
             t.payouts
                 .iter()
@@ -226,7 +248,11 @@ async fn raw(p: &Parts<'_>, t: &mut Trace, statement_hits: &[Hit]) -> Pages {
     hits.dedup_by(|a, b| (&a.table, &a.key, a.updated_at) == (&b.table, &b.key, b.updated_at));
     let mut pages = Pages::default();
     pages.load(p.dest, &hits).await;
-    let ids: BTreeSet<String> = t.transactions.iter().map(|x| x.transaction_id.clone()).collect();
+    let ids: BTreeSet<String> = t
+        .transactions
+        .iter()
+        .map(|x| x.transaction_id.clone())
+        .collect();
     t.raw_responses = hits
         .iter()
         .map(|h| pages.describe(h, &ids))

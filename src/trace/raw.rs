@@ -48,7 +48,10 @@ fn holds(body: &Bytes, column: &str, id: &str, csv_ids: &BTreeSet<String>) -> bo
 impl Pages {
     /// Reads the pages of `hits` not read yet.
     pub async fn load(&mut self, dest: &Destination, hits: &[&Hit]) {
-        let objects: BTreeSet<&str> = hits.iter().filter_map(|h| h.raw_object.as_deref()).collect();
+        let objects: BTreeSet<&str> = hits
+            .iter()
+            .filter_map(|h| h.raw_object.as_deref())
+            .collect();
         for object in objects {
             if self.read.contains_key(object) {
                 continue;

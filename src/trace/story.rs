@@ -116,7 +116,9 @@ impl Gather<'_> {
         self.batches
             .read(d, a, find::settlement_batches, |t| &t.settlement_batch_id)
             .await?;
-        self.payouts.read(d, a, find::payouts, |t| &t.payout_id).await
+        self.payouts
+            .read(d, a, find::payouts, |t| &t.payout_id)
+            .await
     }
 
     /// The ids the records read so far name.
@@ -243,8 +245,9 @@ pub async fn trace(dest: &Destination, id: &str) -> Result<Traced, TraceError> {
 /// The records of the story, sorted, with each batch's payouts filled in.
 fn records(g: &Gather<'_>, t: &mut Trace) {
     t.transactions = g.txns.rows.values().cloned().collect();
-    t.transactions
-        .sort_by(|a, b| (&a.created_at, &a.transaction_id).cmp(&(&b.created_at, &b.transaction_id)));
+    t.transactions.sort_by(|a, b| {
+        (&a.created_at, &a.transaction_id).cmp(&(&b.created_at, &b.transaction_id))
+    });
     t.disputes = g.disputes.rows.values().cloned().collect();
     t.disputes
         .sort_by(|a, b| (&a.created_at, &a.dispute_id).cmp(&(&b.created_at, &b.dispute_id)));

@@ -9,7 +9,8 @@ use crate::cli::output::printable;
 use crate::contract::money::{fmt_amount, units4};
 
 fn opt(v: &Option<String>) -> String {
-    v.as_deref().map_or_else(|| "—".to_string(), |s| printable(s).into_owned())
+    v.as_deref()
+        .map_or_else(|| "—".to_string(), |s| printable(s).into_owned())
 }
 
 fn p(s: &str) -> String {
@@ -236,7 +237,11 @@ fn raw_line(s: &mut String, r: &RawResponse) {
         s,
         "      sha256 {}  {}{}",
         opt(&r.sha256),
-        if r.object.is_empty() { "—" } else { &r.object },
+        if r.object.is_empty() {
+            "—"
+        } else {
+            &r.object
+        },
         match (&r.problem, r.holds_record) {
             (Some(why), _) => format!("  ({})", p(why)),
             (None, true) => "  (holds the record)".into(),

@@ -58,16 +58,31 @@ async fn each_dispute_and_payout_difference_planted_is_found_and_nothing_else() 
         let sb = Sandbox::start(config(plants)).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let wh = dir.path().join("wh");
-        sync(&sb, &wh, instant("2026-03-01T00:00:00Z"), instant("2026-06-10T00:00:00Z")).await;
+        sync(
+            &sb,
+            &wh,
+            instant("2026-03-01T00:00:00Z"),
+            instant("2026-06-10T00:00:00Z"),
+        )
+        .await;
         sb.shutdown().await;
         let cfg = ReconcileConfig::new(date(DAYS.0), date(DAYS.1));
-        let s = reconcile(&Destination::local(&wh).unwrap(), &cfg).await.unwrap();
+        let s = reconcile(&Destination::local(&wh).unwrap(), &cfg)
+            .await
+            .unwrap();
         let mut got: Vec<(Check, String, String, String)> = s
             .findings
             .unexplained
             .iter()
             .filter(|d| matches!(d.check, Check::Disputes | Check::Payouts))
-            .map(|d| (d.check, d.key.clone(), d.result.to_string(), d.account_id.clone()))
+            .map(|d| {
+                (
+                    d.check,
+                    d.key.clone(),
+                    d.result.to_string(),
+                    d.account_id.clone(),
+                )
+            })
             .collect();
         got.sort();
         // Every rule ran on real rows: matches of each rule are in the tables.
@@ -100,8 +115,11 @@ async fn each_dispute_and_payout_difference_planted_is_found_and_nothing_else() 
     let mut want = Vec::new();
     for p in &planted.plants {
         match p {
-            Plant::Dispute { kind, date, index, .. } => {
-                let d = w.disputes_anchored(&w.day(&w.accounts[0], *date))
+            Plant::Dispute {
+                kind, date, index, ..
+            } => {
+                let d = w
+                    .disputes_anchored(&w.day(&w.accounts[0], *date))
                     .into_iter()
                     .find(|d| d.anchor == (*date, *index))
                     .unwrap();
@@ -114,7 +132,12 @@ async fn each_dispute_and_payout_difference_planted_is_found_and_nothing_else() 
                 };
                 want.push((Check::Disputes, key, result.to_string(), a.clone()));
             }
-            Plant::Payout { kind, date, currency, .. } => {
+            Plant::Payout {
+                kind,
+                date,
+                currency,
+                ..
+            } => {
                 let (key, result) = match kind {
                     maribank_etl::sandbox::DiscrepancyKind::PayoutAmount => {
                         (w.payout_id(0, currency, *date), "amount_mismatch")
@@ -122,7 +145,11 @@ async fn each_dispute_and_payout_difference_planted_is_found_and_nothing_else() 
                     _ => {
                         let p = PayoutBook::new(w, 0).payout(currency, *date).unwrap();
                         let shown = planted.payout(w, &p).unwrap();
-                        let extra = shown.batches.iter().find(|b| !p.batches.contains(b)).unwrap();
+                        let extra = shown
+                            .batches
+                            .iter()
+                            .find(|b| !p.batches.contains(b))
+                            .unwrap();
                         (w.batch_id(0, currency, *extra), "paid_twice")
                     }
                 };
@@ -133,13 +160,19 @@ async fn each_dispute_and_payout_difference_planted_is_found_and_nothing_else() 
     }
     want.sort();
     assert_eq!(got, &want);
-    assert!(report.contains("| disputes | unexplained | 2 |"), "{report}");
+    assert!(
+        report.contains("| disputes | unexplained | 2 |"),
+        "{report}"
+    );
     assert!(report.contains("| payouts | unexplained | 2 |"), "{report}");
 }
 
 /// Whether a summary came from the planted run (it has unexplained dispute differences).
 fn planted_kinds(s: &maribank_etl::reconcile::Summary) -> bool {
-    s.findings.unexplained.iter().any(|d| d.check == Check::Disputes)
+    s.findings
+        .unexplained
+        .iter()
+        .any(|d| d.check == Check::Disputes)
 }
 
 /// Minor-unit text of the API in `Decimal128(18, 4)` units.
@@ -160,7 +193,11 @@ async fn served(sb: &Sandbox, account: &str, from: DateTime<Utc>, now: DateTime<
             while s <= now {
                 let e = (s + chrono::Duration::days(30)).min(now + chrono::Duration::seconds(1));
                 let (st, et) = (s.to_rfc3339(), e.to_rfc3339());
-                let q = [("account_id", account.as_str()), ("start_time", &st), ("end_time", &et)];
+                let q = [
+                    ("account_id", account.as_str()),
+                    ("start_time", &st),
+                    ("end_time", &et),
+                ];
                 items.extend(get_all(sb.base_url(), p, &q).await.0);
                 s = e;
             }
@@ -168,30 +205,51 @@ async fn served(sb: &Sandbox, account: &str, from: DateTime<Utc>, now: DateTime<
         }
     };
     let mut out = Expected::new();
-    for t in q("/v1/transactions").await.iter().filter(|t| t["status"] == "PENDING") {
-        let e = out.entry(t["currency"].as_str().unwrap().into()).or_default();
+    for t in q("/v1/transactions")
+        .await
+        .iter()
+        .filter(|t| t["status"] == "PENDING")
+    {
+        let e = out
+            .entry(t["currency"].as_str().unwrap().into())
+            .or_default();
         e.0 += 1;
         e.1 += units(&t["net_amount"]);
     }
     let payouts = q("/v1/payouts").await;
     let ids = |p: &Value| -> Vec<String> {
-        p["settlement_batch_ids"].as_array().unwrap().iter().map(|b| b.as_str().unwrap().to_string()).collect()
+        p["settlement_batch_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b.as_str().unwrap().to_string())
+            .collect()
     };
     let (mut moving, mut paid, mut failed) = (HashSet::new(), HashSet::new(), HashMap::new());
     for p in &payouts {
         match p["status"].as_str().unwrap() {
             "SCHEDULED" | "IN_TRANSIT" => {
-                let e = out.entry(p["currency"].as_str().unwrap().into()).or_default();
+                let e = out
+                    .entry(p["currency"].as_str().unwrap().into())
+                    .or_default();
                 e.4 += 1;
                 e.5 += units(&p["amount"]);
                 moving.extend(ids(p));
             }
             "PAID" => paid.extend(ids(p)),
-            _ => failed.extend(ids(p).into_iter().map(|b| (b, p["payout_id"].as_str().unwrap().to_string()))),
+            _ => failed.extend(
+                ids(p)
+                    .into_iter()
+                    .map(|b| (b, p["payout_id"].as_str().unwrap().to_string())),
+            ),
         }
     }
     let mut waiting = HashSet::new();
-    for b in q("/v1/settlements").await.iter().filter(|b| b["status"] == "CLOSED") {
+    for b in q("/v1/settlements")
+        .await
+        .iter()
+        .filter(|b| b["status"] == "CLOSED")
+    {
         let id = b["settlement_batch_id"].as_str().unwrap();
         if moving.contains(id) || paid.contains(id) {
             continue;
@@ -225,9 +283,16 @@ async fn cash_position_is_what_the_api_says_is_on_its_way() {
         .flat_map(|d| book.payouts_on(d))
         .find(|p| matches!(p.end, PayoutEnd::Failed { .. }))
         .expect("a failed payout");
-    let PayoutEnd::Failed { failed_ms, .. } = failed.end else { unreachable!() };
+    let PayoutEnd::Failed { failed_ms, .. } = failed.end else {
+        unreachable!()
+    };
     let now = DateTime::from_timestamp_millis(failed_ms + 3_600_000).unwrap();
-    let sb = Sandbox::start(SandboxConfig { now: Some(now), ..config(Discrepancies::none()) }).await.unwrap();
+    let sb = Sandbox::start(SandboxConfig {
+        now: Some(now),
+        ..config(Discrepancies::none())
+    })
+    .await
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let wh = dir.path().join("wh");
     sync(&sb, &wh, instant("2026-03-01T00:00:00Z"), now).await;
@@ -236,13 +301,30 @@ async fn cash_position_is_what_the_api_says_is_on_its_way() {
         let b = crate::helpers::with_hive_columns(&path, &b);
         let c = maribank_etl::load::columns::Cells(&b);
         for i in 0..b.num_rows() {
-            let key = (c.string("account_id", i).unwrap(), c.string("currency", i).unwrap());
-            let vals = ["pending_count", "settled_unpaid_batches", "in_transit_payouts", "awaiting_repayment_payouts"]
+            let key = (
+                c.string("account_id", i).unwrap(),
+                c.string("currency", i).unwrap(),
+            );
+            let vals = [
+                "pending_count",
+                "settled_unpaid_batches",
+                "in_transit_payouts",
+                "awaiting_repayment_payouts",
+            ]
+            .iter()
+            .map(|f| c.int(f, i).map(|v| v.to_string()))
+            .chain(
+                [
+                    "pending_amount",
+                    "settled_unpaid_amount",
+                    "in_transit_amount",
+                    "awaiting_repayment_amount",
+                ]
                 .iter()
-                .map(|f| c.int(f, i).map(|v| v.to_string()))
-                .chain(["pending_amount", "settled_unpaid_amount", "in_transit_amount", "awaiting_repayment_amount"].iter().map(|f| c.decimal(f, i).map(|v| v.to_string())))
-                .chain([c.micros("as_of", i).map(|v| v.to_string())])
-                .collect();
+                .map(|f| c.decimal(f, i).map(|v| v.to_string())),
+            )
+            .chain([c.micros("as_of", i).map(|v| v.to_string())])
+            .collect();
             stored.insert(key, vals);
         }
     }
@@ -253,7 +335,22 @@ async fn cash_position_is_what_the_api_says_is_on_its_way() {
             let got = &stored[&(a.id.clone(), cur.clone())];
             let s = |v: i64| Some(v.to_string());
             let m = |v: i128| Some(v.to_string());
-            assert_eq!(got, &vec![s(e.0), s(e.2), s(e.4), s(e.6), m(e.1), m(e.3), m(e.5), m(e.7), s(now.timestamp_micros())], "{} {cur}", a.id);
+            assert_eq!(
+                got,
+                &vec![
+                    s(e.0),
+                    s(e.2),
+                    s(e.4),
+                    s(e.6),
+                    m(e.1),
+                    m(e.3),
+                    m(e.5),
+                    m(e.7),
+                    s(now.timestamp_micros())
+                ],
+                "{} {cur}",
+                a.id
+            );
         }
     }
     // The failed payout's money waits for its repayment; today's payouts are on their way.
@@ -263,7 +360,16 @@ async fn cash_position_is_what_the_api_says_is_on_its_way() {
     let row = &stored[&(a0.clone(), failed.currency.to_string())];
     assert_eq!(row[3], Some("1".to_string()));
     assert_eq!(row[7], Some(amount.to_string()));
-    assert!(stored.iter().filter(|(k, _)| &k.0 == a0).any(|(_, v)| v[2] != Some("0".into())), "{stored:?}");
-    assert!(stored.values().any(|v| v[0] != Some("0".into())), "pending transactions");
+    assert!(
+        stored
+            .iter()
+            .filter(|(k, _)| &k.0 == a0)
+            .any(|(_, v)| v[2] != Some("0".into())),
+        "{stored:?}"
+    );
+    assert!(
+        stored.values().any(|v| v[0] != Some("0".into())),
+        "pending transactions"
+    );
     sb.shutdown().await;
 }

@@ -15,7 +15,9 @@ use maribank_etl::contract::money::{fmt_amount, units4};
 use maribank_etl::load::Destination;
 use maribank_etl::pipeline::run::Plan;
 use maribank_etl::reconcile::{ReconcileConfig, reconcile};
-use maribank_etl::sandbox::data::{Dispute, DisputeStatus, PayoutBook, PayoutEnd, Txn, TxnType, World};
+use maribank_etl::sandbox::data::{
+    Dispute, DisputeStatus, PayoutBook, PayoutEnd, Txn, TxnType, World,
+};
 use maribank_etl::sandbox::{Sandbox, SandboxConfig};
 use serde_json::{Value, json};
 
@@ -47,7 +49,11 @@ struct Shared {
 static SHARED: OnceLock<Shared> = OnceLock::new();
 
 fn shared() -> &'static Shared {
-    SHARED.get_or_init(|| std::thread::spawn(build).join().expect("the shared warehouse"))
+    SHARED.get_or_init(|| {
+        std::thread::spawn(build)
+            .join()
+            .expect("the shared warehouse")
+    })
 }
 
 fn build() -> Shared {
@@ -87,7 +93,9 @@ fn build() -> Shared {
             orders: Some(orders),
             ..ReconcileConfig::new(date(RECON.0), date(RECON.1))
         };
-        reconcile(&Destination::local(&wh).unwrap(), &cfg).await.unwrap();
+        reconcile(&Destination::local(&wh).unwrap(), &cfg)
+            .await
+            .unwrap();
         sb.shutdown().await;
         w
     });
@@ -117,7 +125,19 @@ pub(crate) fn traced(wh: &Path, id: &str) -> (Value, String) {
     let w = wh.to_str().unwrap();
     let pack = tempfile::tempdir().unwrap();
     let p = pack.path().to_str().unwrap();
-    let json = cli(&["trace", id, "--dest", w, "--format", "json", "--evidence", p], &[]);
+    let json = cli(
+        &[
+            "trace",
+            id,
+            "--dest",
+            w,
+            "--format",
+            "json",
+            "--evidence",
+            p,
+        ],
+        &[],
+    );
     assert!(json.status.success(), "{}", json.all());
     let v: Value = serde_json::from_str(&json.stdout).unwrap();
     pack::check_raw(wh, &v);
@@ -160,7 +180,10 @@ fn children(w: &World, t: &Txn) -> Vec<Txn> {
 
 /// The batches (account, currency, day) of `txns` as the model shows them, by business day.
 fn batches_of(w: &World, txns: &[&Txn], now: i64) -> Vec<Value> {
-    let mut keys: Vec<_> = txns.iter().map(|t| (t.day.date, t.currency, t.day.account)).collect();
+    let mut keys: Vec<_> = txns
+        .iter()
+        .map(|t| (t.day.date, t.currency, t.day.account))
+        .collect();
     keys.sort();
     keys.dedup();
     keys.iter()
@@ -175,7 +198,11 @@ fn payouts_of(w: &World, account: u32, batches: &[Value], now: i64) -> Vec<Value
     for b in batches {
         let cur = b["currency"].as_str().unwrap();
         let d = date(b["business_date"].as_str().unwrap());
-        found.extend(book.batch_payouts(cur, d).into_iter().filter(|p| p.created_ms <= now));
+        found.extend(
+            book.batch_payouts(cur, d)
+                .into_iter()
+                .filter(|p| p.created_ms <= now),
+        );
     }
     found.sort_by_key(|p| (p.created_ms, p.currency));
     found.dedup_by_key(|p| (p.created_ms, p.currency));
@@ -191,8 +218,11 @@ async fn a_payment_with_a_partial_refund() {
         .filter(|t| t.kind == TxnType::Payment && !t.failed && in_recon(t.day.date))
         .find_map(|p| {
             let c = children(w, &p);
-            (c.len() == 1 && c[0].kind == TxnType::Refund && -c[0].gross < p.gross && in_recon(c[0].day.date))
-                .then(|| (p.clone(), c[0].clone()))
+            (c.len() == 1
+                && c[0].kind == TxnType::Refund
+                && -c[0].gross < p.gross
+                && in_recon(c[0].day.date))
+            .then(|| (p.clone(), c[0].clone()))
         })
         .expect("a payment with one partial refund");
     let pid = w.txn_id(payment.day.account, payment.day.date, payment.index);
@@ -200,16 +230,39 @@ async fn a_payment_with_a_partial_refund() {
     let (v, text) = traced(&s.wh, &pid);
     assert_eq!(v["query"], pid.as_str());
     assert_eq!(v["found_as"], json!(["transaction_id"]));
-    assert_eq!(v["account_id"], w.accounts[payment.day.account as usize].id.as_str());
-    assert_eq!(v["transactions"], json!([model::txn(w, &payment, now), model::txn(w, &refund, now)]));
+    assert_eq!(
+        v["account_id"],
+        w.accounts[payment.day.account as usize].id.as_str()
+    );
+    assert_eq!(
+        v["transactions"],
+        json!([model::txn(w, &payment, now), model::txn(w, &refund, now)])
+    );
     assert_eq!(v["transactions"][1]["related_transaction_id"], pid.as_str());
     let batches = batches_of(w, &[&payment, &refund], now);
     assert_eq!(v["settlement_batches"], json!(batches));
-    assert_eq!(v["payouts"], json!(payouts_of(w, payment.day.account, &batches, now)));
+    assert_eq!(
+        v["payouts"],
+        json!(payouts_of(w, payment.day.account, &batches, now))
+    );
     assert_eq!(v["disputes"], json!([]));
-    assert_eq!(ids(&v, "statement_lines", "transaction_id"), [pid.clone(), rid.clone()]);
-    for (line, t) in v["statement_lines"].as_array().unwrap().iter().zip(&v["transactions"].as_array().unwrap()[..]) {
-        for f in ["gross_amount", "fee_amount", "net_amount", "settlement_batch_id", "status"] {
+    assert_eq!(
+        ids(&v, "statement_lines", "transaction_id"),
+        [pid.clone(), rid.clone()]
+    );
+    for (line, t) in v["statement_lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(&v["transactions"].as_array().unwrap()[..])
+    {
+        for f in [
+            "gross_amount",
+            "fee_amount",
+            "net_amount",
+            "settlement_batch_id",
+            "status",
+        ] {
             assert_eq!(line[f], t[f], "{f}");
         }
         assert_eq!(line["kind"], t["kind"]);
@@ -218,26 +271,55 @@ async fn a_payment_with_a_partial_refund() {
     let order = v["transactions"][0]["external_order_id"].as_str().unwrap();
     assert_eq!(v["orders"][0]["external_order_id"], order);
     assert_eq!(v["orders"][0]["status"], "partially_refunded");
-    assert_eq!(v["orders"][0]["refunded_amount"], v["transactions"][1]["gross_amount"].as_str().unwrap().trim_start_matches('-'));
-    assert!(v["reconciliation"].as_array().unwrap().iter().any(|r| r["table"] == "recon_settlements" && r["key"] == batches[0]["settlement_batch_id"] && r["result"] == "match"));
+    assert_eq!(
+        v["orders"][0]["refunded_amount"],
+        v["transactions"][1]["gross_amount"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches('-')
+    );
+    assert!(
+        v["reconciliation"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["table"] == "recon_settlements"
+                && r["key"] == batches[0]["settlement_batch_id"]
+                && r["result"] == "match")
+    );
     assert_eq!(raws(&v, "transactions", &pid).len(), 1);
     assert_eq!(raws(&v, "transactions", &rid).len(), 1);
     assert_eq!(v["not_in_warehouse"], json!([]));
     // Text: the header, each transaction with its amounts, the refund's reference, the raw pages.
     let t0 = &v["transactions"][0];
     let t1 = &v["transactions"][1];
-    assert!(text.starts_with(&format!("Trace of {pid} (found as transaction_id) — account {}\n", v["account_id"].as_str().unwrap())), "{text}");
+    assert!(
+        text.starts_with(&format!(
+            "Trace of {pid} (found as transaction_id) — account {}\n",
+            v["account_id"].as_str().unwrap()
+        )),
+        "{text}"
+    );
     for t in [t0, t1] {
         let line = format!(
             "  {:<13} {}  SETTLED  {} gross {}  fee {}  net {}",
-            t["kind"].as_str().unwrap(), t["transaction_id"].as_str().unwrap(), t["currency"].as_str().unwrap(),
-            t["gross_amount"].as_str().unwrap(), t["fee_amount"].as_str().unwrap(), t["net_amount"].as_str().unwrap()
+            t["kind"].as_str().unwrap(),
+            t["transaction_id"].as_str().unwrap(),
+            t["currency"].as_str().unwrap(),
+            t["gross_amount"].as_str().unwrap(),
+            t["fee_amount"].as_str().unwrap(),
+            t["net_amount"].as_str().unwrap()
         );
         assert!(text.contains(&line), "{line}\n{text}");
     }
     assert!(text.contains(&format!("refers to {pid}")), "{text}");
-    assert!(text.contains(&format!("  {order}  partially_refunded")), "{text}");
-    assert!(text.contains("(holds the record)") && text.contains("GET /v1/transactions?account_id="));
+    assert!(
+        text.contains(&format!("  {order}  partially_refunded")),
+        "{text}"
+    );
+    assert!(
+        text.contains("(holds the record)") && text.contains("GET /v1/transactions?account_id=")
+    );
     // The order id finds the same story.
     let (by_order, _) = traced(&s.wh, order);
     assert_eq!(by_order["found_as"], json!(["external_order_id"]));
@@ -248,7 +330,11 @@ async fn a_payment_with_a_partial_refund() {
 /// the only one of its payment and whose days are reconciled.
 fn chargeback(w: &World, now: i64, status: DisputeStatus) -> (String, Dispute) {
     let a = &w.accounts[0];
-    let disputes = w.p.from.iter_days().take_while(|d| *d <= w.p.to).flat_map(|d| w.disputes_anchored(&w.day(a, d)));
+    let disputes =
+        w.p.from
+            .iter_days()
+            .take_while(|d| *d <= w.p.to)
+            .flat_map(|d| w.disputes_anchored(&w.day(a, d)));
     let d = disputes
         .filter(|d| d.steps[0].kind == maribank_etl::sandbox::data::DisputeKind::Chargeback)
         .filter(|d| d.at(now).unwrap().status == status)
@@ -269,35 +355,88 @@ async fn a_chargeback_won_shows_the_withdrawal_and_the_reversal() {
     let a = &w.accounts[0];
     let id = w.dispute_id(0, d.anchor.0, d.anchor.1);
     let txn = |(day, i): (chrono::NaiveDate, u32)| w.txn(&w.day(a, day), i);
-    let (payment, cb, rev) = (txn(d.payment), txn(d.chargeback.unwrap()), txn(d.reversal.unwrap()));
+    let (payment, cb, rev) = (
+        txn(d.payment),
+        txn(d.chargeback.unwrap()),
+        txn(d.reversal.unwrap()),
+    );
     let (v, text) = traced(&s.wh, &id);
     assert_eq!(v["found_as"], json!(["dispute_id"]));
-    assert_eq!(v["transactions"], json!([model::txn(w, &payment, now), model::txn(w, &cb, now), model::txn(w, &rev, now)]));
+    assert_eq!(
+        v["transactions"],
+        json!([
+            model::txn(w, &payment, now),
+            model::txn(w, &cb, now),
+            model::txn(w, &rev, now)
+        ])
+    );
     assert_eq!(v["disputes"], json!([model::dispute(w, &d, now)]));
     let dv = &v["disputes"][0];
-    assert_eq!((dv["kind"].as_str(), dv["status"].as_str()), (Some("CHARGEBACK"), Some("WON")));
-    let (cb_id, rev_id) = (w.txn_id(0, cb.day.date, cb.index), w.txn_id(0, rev.day.date, rev.index));
+    assert_eq!(
+        (dv["kind"].as_str(), dv["status"].as_str()),
+        (Some("CHARGEBACK"), Some("WON"))
+    );
+    let (cb_id, rev_id) = (
+        w.txn_id(0, cb.day.date, cb.index),
+        w.txn_id(0, rev.day.date, rev.index),
+    );
     assert_eq!(dv["chargeback_transaction_id"], cb_id.as_str());
     assert_eq!(dv["reversal_transaction_id"], rev_id.as_str());
     assert_eq!(dv["evidence_due_by"], Value::Null);
-    assert_eq!(v["transactions"][2]["related_transaction_id"], cb_id.as_str());
+    assert_eq!(
+        v["transactions"][2]["related_transaction_id"],
+        cb_id.as_str()
+    );
     let batches = batches_of(w, &[&payment, &cb, &rev], now);
     assert_eq!(v["settlement_batches"], json!(batches));
     assert_eq!(v["payouts"], json!(payouts_of(w, 0, &batches, now)));
-    let recon: Vec<(&str, &str, &str)> = v["reconciliation"].as_array().unwrap().iter()
+    let recon: Vec<(&str, &str, &str)> = v["reconciliation"]
+        .as_array()
+        .unwrap()
+        .iter()
         .filter(|r| r["table"] == "recon_disputes")
-        .map(|r| (r["key"].as_str().unwrap(), r["result"].as_str().unwrap(), r["classification"].as_str().unwrap()))
+        .map(|r| {
+            (
+                r["key"].as_str().unwrap(),
+                r["result"].as_str().unwrap(),
+                r["classification"].as_str().unwrap(),
+            )
+        })
         .collect();
-    assert_eq!(recon, [(cb_id.as_str(), "match", "none"), (rev_id.as_str(), "match", "none")]);
+    assert_eq!(
+        recon,
+        [
+            (cb_id.as_str(), "match", "none"),
+            (rev_id.as_str(), "match", "none")
+        ]
+    );
     assert_eq!(v["orders"][0]["status"], "disputed");
     assert_eq!(raws(&v, "disputes", &id).len(), 1);
-    assert!(text.contains(&format!("  {id}  CHARGEBACK  WON  {}  ", d.reason)), "{text}");
-    assert!(text.contains(&format!("payment {}  chargeback {cb_id}  reversal {rev_id}", w.txn_id(0, payment.day.date, payment.index))), "{text}");
+    assert!(
+        text.contains(&format!("  {id}  CHARGEBACK  WON  {}  ", d.reason)),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "payment {}  chargeback {cb_id}  reversal {rev_id}",
+            w.txn_id(0, payment.day.date, payment.index)
+        )),
+        "{text}"
+    );
     assert!(text.contains("evidence due by —"), "{text}");
     let c = dv["currency"].as_str().unwrap();
-    let txn_fees: i128 = v["transactions"].as_array().unwrap().iter().map(|t| units4(t["fee_amount"].as_str().unwrap()).unwrap()).sum();
+    let txn_fees: i128 = v["transactions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| units4(t["fee_amount"].as_str().unwrap()).unwrap())
+        .sum();
     assert!(txn_fees > 0);
-    let fees = format!("  Fees: {c} {} on transactions, {} on disputes", fmt_amount(txn_fees, c), dv["fee_amount"].as_str().unwrap());
+    let fees = format!(
+        "  Fees: {c} {} on transactions, {} on disputes",
+        fmt_amount(txn_fees, c),
+        dv["fee_amount"].as_str().unwrap()
+    );
     assert!(text.contains(&fees), "{fees}\n{text}");
 }
 
@@ -312,19 +451,41 @@ async fn a_chargeback_lost_keeps_the_withdrawal() {
     let cb_id = w.txn_id(0, cb.day.date, cb.index);
     let (v, text) = traced(&s.wh, &cb_id);
     assert_eq!(v["found_as"], json!(["transaction_id"]));
-    assert_eq!(v["transactions"], json!([model::txn(w, &payment, now), model::txn(w, &cb, now)]));
+    assert_eq!(
+        v["transactions"],
+        json!([model::txn(w, &payment, now), model::txn(w, &cb, now)])
+    );
     assert_eq!(v["disputes"], json!([model::dispute(w, &d, now)]));
     assert_eq!(v["disputes"][0]["status"], "LOST");
     assert_eq!(v["disputes"][0]["reversal_transaction_id"], Value::Null);
-    assert_eq!(v["disputes"][0]["closed_at"], json!(model::utc_ms(d.steps.last().unwrap().at_ms)));
-    assert!(v["transactions"][1]["net_amount"].as_str().unwrap().starts_with('-'));
+    assert_eq!(
+        v["disputes"][0]["closed_at"],
+        json!(model::utc_ms(d.steps.last().unwrap().at_ms))
+    );
+    assert!(
+        v["transactions"][1]["net_amount"]
+            .as_str()
+            .unwrap()
+            .starts_with('-')
+    );
     let batches = batches_of(w, &[&payment, &cb], now);
     assert_eq!(v["settlement_batches"], json!(batches));
-    let recon: Vec<&str> = v["reconciliation"].as_array().unwrap().iter()
-        .filter(|r| r["table"] == "recon_disputes").map(|r| r["result"].as_str().unwrap()).collect();
+    let recon: Vec<&str> = v["reconciliation"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["table"] == "recon_disputes")
+        .map(|r| r["result"].as_str().unwrap())
+        .collect();
     assert_eq!(recon, ["match"]);
-    assert!(text.contains(&format!("  CHARGEBACK    {cb_id}  SETTLED")), "{text}");
-    assert!(text.contains("  LOST  ") && text.contains("reversal —"), "{text}");
+    assert!(
+        text.contains(&format!("  CHARGEBACK    {cb_id}  SETTLED")),
+        "{text}"
+    );
+    assert!(
+        text.contains("  LOST  ") && text.contains("reversal —"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -348,9 +509,21 @@ async fn a_payout_failed_then_repaid() {
     let (v, text) = traced(&s.wh, &bid);
     assert_eq!(v["found_as"], json!(["settlement_batch_id"]));
     assert_eq!(v["transactions"], json!([]));
-    assert_eq!(v["settlement_batches"], json!([model::batch(w, acc, failed.currency, b, now)]));
-    assert_eq!(v["payouts"], json!([model::payout(w, &failed, now), model::payout(w, &repay, now)]));
-    let (fid, rid) = (w.payout_id(acc, failed.currency, failed.date), w.payout_id(acc, repay.currency, repay.date));
+    assert_eq!(
+        v["settlement_batches"],
+        json!([model::batch(w, acc, failed.currency, b, now)])
+    );
+    assert_eq!(
+        v["payouts"],
+        json!([
+            model::payout(w, &failed, now),
+            model::payout(w, &repay, now)
+        ])
+    );
+    let (fid, rid) = (
+        w.payout_id(acc, failed.currency, failed.date),
+        w.payout_id(acc, repay.currency, repay.date),
+    );
     let batch = &v["settlement_batches"][0];
     assert_eq!(batch["status"], "PAID");
     assert_eq!(batch["payout_ids"], json!([fid, rid]));
@@ -363,20 +536,40 @@ async fn a_payout_failed_then_repaid() {
     assert_eq!(v["payouts"][1]["status"], "PAID");
     assert_eq!(raws(&v, "payouts", &fid).len(), 1);
     assert_eq!(raws(&v, "settlements", &bid).len(), 1);
-    let rule: Vec<(&str, &str)> = v["reconciliation"].as_array().unwrap().iter()
+    let rule: Vec<(&str, &str)> = v["reconciliation"]
+        .as_array()
+        .unwrap()
+        .iter()
         .filter(|r| r["table"] == "recon_payouts")
         .map(|r| (r["key"].as_str().unwrap(), r["result"].as_str().unwrap()))
         .collect();
     assert!(rule.contains(&(bid.as_str(), "match")), "{rule:?}");
-    assert!(text.contains(&format!("  {fid}  FAILED  {} ", failed.currency)), "{text}");
-    assert!(text.contains(&format!("payouts {fid}, {rid}  paid by {rid} arriving {}", batch["arrived_at"].as_str().unwrap())), "{text}");
+    assert!(
+        text.contains(&format!("  {fid}  FAILED  {} ", failed.currency)),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "payouts {fid}, {rid}  paid by {rid} arriving {}",
+            batch["arrived_at"].as_str().unwrap()
+        )),
+        "{text}"
+    );
 }
 
 #[tokio::test]
 async fn an_unknown_id_exits_1_and_says_why() {
     let s = shared();
-    let out = cli(&["trace", "TXN-NOPE", "--dest", s.wh.to_str().unwrap()], &[]);
+    let out = cli(
+        &["trace", "TXN-NOPE", "--dest", s.wh.to_str().unwrap()],
+        &[],
+    );
     assert_eq!(out.status.code(), Some(1), "{}", out.all());
-    assert!(out.stderr.contains("`TXN-NOPE` is not a transaction, order, dispute or settlement batch id"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("`TXN-NOPE` is not a transaction, order, dispute or settlement batch id"),
+        "{}",
+        out.stderr
+    );
     assert_eq!(out.stdout, "");
 }

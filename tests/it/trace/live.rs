@@ -25,26 +25,25 @@ async fn an_inquiry_that_escalates_traced_live() {
     let a = &w.accounts[0];
     // An inquiry escalating to a chargeback whose entry is published within the 2 hours that
     // follow (before anyone can answer it), the payment's only reference.
-    let (d, cb) = w
-        .p
-        .from
-        .iter_days()
-        .skip(3)
-        .take_while(|day| *day <= w.p.to)
-        .flat_map(|day| w.disputes_anchored(&w.day(a, day)))
-        .filter(|d| d.steps[0].kind == DisputeKind::Inquiry && d.chargeback.is_some())
-        .map(|d| {
-            let (cd, ci) = d.chargeback.unwrap();
-            let cb = w.txn(&w.day(a, cd), ci);
-            (d, cb)
-        })
-        .find(|(d, cb)| {
-            let payment = w.txn(&w.day(a, d.payment.0), d.payment.1);
-            cb.visible_ms < cb.created_ms + 2 * HOUR_MS - 1000
-                && d.withdrawn_ms().unwrap() - d.created_ms() > 2 * HOUR_MS
-                && children(&w, &payment).len() == 1
-        })
-        .expect("an escalating inquiry");
+    let (d, cb) =
+        w.p.from
+            .iter_days()
+            .skip(3)
+            .take_while(|day| *day <= w.p.to)
+            .flat_map(|day| w.disputes_anchored(&w.day(a, day)))
+            .filter(|d| d.steps[0].kind == DisputeKind::Inquiry && d.chargeback.is_some())
+            .map(|d| {
+                let (cd, ci) = d.chargeback.unwrap();
+                let cb = w.txn(&w.day(a, cd), ci);
+                (d, cb)
+            })
+            .find(|(d, cb)| {
+                let payment = w.txn(&w.day(a, d.payment.0), d.payment.1);
+                cb.visible_ms < cb.created_ms + 2 * HOUR_MS - 1000
+                    && d.withdrawn_ms().unwrap() - d.created_ms() > 2 * HOUR_MS
+                    && children(&w, &payment).len() == 1
+            })
+            .expect("an escalating inquiry");
     let payment = w.txn(&w.day(a, d.payment.0), d.payment.1);
     let escalated = d.withdrawn_ms().unwrap();
     let (t1, t2) = (escalated - HOUR_MS, escalated + 2 * HOUR_MS - 1000);
@@ -59,7 +58,10 @@ async fn an_inquiry_that_escalates_traced_live() {
         start: ms(payment.created_ms - 2 * DAY_MS),
         end: ms(t1 + DAY_MS),
     };
-    let out = Runner::with_clock(s, api(&sb), at(sb.now())).unwrap().run(plan).await;
+    let out = Runner::with_clock(s, api(&sb), at(sb.now()))
+        .unwrap()
+        .run(plan)
+        .await;
     assert!(out.error.is_none(), "{:?}", out.error);
     let (before, text) = tokio::task::spawn_blocking({
         let (wh, id) = (wh.clone(), id.clone());
@@ -69,16 +71,31 @@ async fn an_inquiry_that_escalates_traced_live() {
     .unwrap();
     assert_eq!(before["disputes"], json!([model::dispute(&w, &d, t1)]));
     let dv = &before["disputes"][0];
-    assert_eq!((dv["kind"].as_str(), dv["status"].as_str()), (Some("INQUIRY"), Some("NEEDS_RESPONSE")));
-    assert_eq!(dv["evidence_due_by"], json!(model::utc_ms(d.created_ms() + 7 * DAY_MS)));
+    assert_eq!(
+        (dv["kind"].as_str(), dv["status"].as_str()),
+        (Some("INQUIRY"), Some("NEEDS_RESPONSE"))
+    );
+    assert_eq!(
+        dv["evidence_due_by"],
+        json!(model::utc_ms(d.created_ms() + 7 * DAY_MS))
+    );
     assert_eq!(dv["chargeback_transaction_id"], Value::Null);
-    assert_eq!(before["transactions"], json!([model::txn(&w, &payment, t1)]));
-    assert!(text.contains(&format!("  {id}  INQUIRY  NEEDS_RESPONSE  ")), "{text}");
+    assert_eq!(
+        before["transactions"],
+        json!([model::txn(&w, &payment, t1)])
+    );
+    assert!(
+        text.contains(&format!("  {id}  INQUIRY  NEEDS_RESPONSE  ")),
+        "{text}"
+    );
     // After the escalation, --live refreshes the account's days first.
     sb.set_now(ms(t2));
     let env: Vec<(String, String)> = vec![
         ("MARIBANK_BASE_URL".into(), sb.base_url().to_string()),
-        ("MARIBANK_ACCESS_KEY_ID".into(), DEFAULT_ACCESS_KEY_ID.into()),
+        (
+            "MARIBANK_ACCESS_KEY_ID".into(),
+            DEFAULT_ACCESS_KEY_ID.into(),
+        ),
         ("MARIBANK_SECRET_ACCESS_KEY".into(), DEFAULT_SECRET.into()),
     ];
     let args: Vec<String> = [
@@ -107,22 +124,42 @@ async fn an_inquiry_that_escalates_traced_live() {
     let after: Value = serde_json::from_str(&live.stdout).unwrap();
     assert_eq!(after["disputes"], json!([model::dispute(&w, &d, t2)]));
     let dv = &after["disputes"][0];
-    assert_eq!((dv["kind"].as_str(), dv["status"].as_str()), (Some("CHARGEBACK"), Some("NEEDS_RESPONSE")));
+    assert_eq!(
+        (dv["kind"].as_str(), dv["status"].as_str()),
+        (Some("CHARGEBACK"), Some("NEEDS_RESPONSE"))
+    );
     assert_eq!(d.at(t2).unwrap().status, DisputeStatus::NeedsResponse);
-    assert_eq!(dv["evidence_due_by"], json!(model::utc_ms(escalated + 7 * DAY_MS)));
+    assert_eq!(
+        dv["evidence_due_by"],
+        json!(model::utc_ms(escalated + 7 * DAY_MS))
+    );
     let cb_id = w.txn_id(0, cb.day.date, cb.index);
     assert_eq!(dv["chargeback_transaction_id"], cb_id.as_str());
-    assert_eq!(after["transactions"], json!([model::txn(&w, &payment, t2), model::txn(&w, &cb, t2)]));
+    assert_eq!(
+        after["transactions"],
+        json!([model::txn(&w, &payment, t2), model::txn(&w, &cb, t2)])
+    );
     // Both versions of the dispute, each from the page that carried it.
     pack::check_raw(&wh, &after);
     let versions: Vec<&Value> = raws(&after, "disputes", &id);
     assert_eq!(versions.len(), 2, "{versions:?}");
-    assert_eq!(versions[0]["updated_at"], json!(model::utc_ms(d.created_ms())));
+    assert_eq!(
+        versions[0]["updated_at"],
+        json!(model::utc_ms(d.created_ms()))
+    );
     assert_eq!(versions[1]["updated_at"], json!(model::utc_ms(escalated)));
     // And the pack of the refreshed warehouse.
-    let (again, text) = tokio::task::spawn_blocking(move || traced(&wh, &id)).await.unwrap();
+    let (again, text) = tokio::task::spawn_blocking(move || traced(&wh, &id))
+        .await
+        .unwrap();
     assert_eq!(again, after);
     assert!(text.contains(&format!("chargeback {cb_id}")), "{text}");
-    assert!(text.contains(&format!("evidence due by {}", model::utc_ms(escalated + 7 * DAY_MS))), "{text}");
+    assert!(
+        text.contains(&format!(
+            "evidence due by {}",
+            model::utc_ms(escalated + 7 * DAY_MS)
+        )),
+        "{text}"
+    );
     sb.shutdown().await;
 }

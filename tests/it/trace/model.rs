@@ -107,13 +107,7 @@ pub fn payout(w: &World, p: &Payout, now: i64) -> Value {
 
 /// The batch of (`account`, `currency`, `date`) as served at `now`, in the trace's shape, with
 /// the payouts that carried it (those made by `now`).
-pub fn batch(
-    w: &World,
-    account: u32,
-    currency: &str,
-    date: chrono::NaiveDate,
-    now: i64,
-) -> Value {
+pub fn batch(w: &World, account: u32, currency: &str, date: chrono::NaiveDate, now: i64) -> Value {
     let a = &w.accounts[account as usize];
     let day = w.day(a, date);
     let listed = query::settlements(w, a, day.start_ms, day.start_ms + 1, now, None, 100);

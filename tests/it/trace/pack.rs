@@ -48,7 +48,10 @@ pub fn check_raw(wh: &Path, trace: &Value) -> BTreeSet<String> {
         let request = r["request"].as_str().unwrap();
         let account = trace["account_id"].as_str().unwrap();
         assert!(
-            request.starts_with(&format!("GET {}?account_id={account}&", meta["path"].as_str().unwrap())),
+            request.starts_with(&format!(
+                "GET {}?account_id={account}&",
+                meta["path"].as_str().unwrap()
+            )),
             "{request}"
         );
         assert!(r["trace_id"].as_str().unwrap().len() == 32, "{r}");
@@ -74,7 +77,11 @@ pub fn check_raw(wh: &Path, trace: &Value) -> BTreeSet<String> {
                 .iter()
                 .find(|i| i[pk] == id)
                 .unwrap_or_else(|| panic!("{id} not in {object}"));
-            assert_eq!(utc(&item["updated_at"]), r["updated_at"], "{id} in {object}");
+            assert_eq!(
+                utc(&item["updated_at"]),
+                r["updated_at"],
+                "{id} in {object}"
+            );
         }
         objects.insert(object.to_string());
     }
@@ -99,7 +106,11 @@ pub fn check_pack(dir: &Path, wh: &Path, trace: &Value) {
     for f in manifest["files"].as_array().unwrap() {
         let path = f["path"].as_str().unwrap();
         let bytes = std::fs::read(dir.join(path)).unwrap();
-        assert_eq!(f["sha256"].as_str(), Some(sha256(&bytes).as_str()), "{path}");
+        assert_eq!(
+            f["sha256"].as_str(),
+            Some(sha256(&bytes).as_str()),
+            "{path}"
+        );
         assert_eq!(f["bytes"].as_u64(), Some(bytes.len() as u64), "{path}");
         listed.insert(path.to_string(), sha256(&bytes));
     }
@@ -122,7 +133,8 @@ pub fn check_pack(dir: &Path, wh: &Path, trace: &Value) {
     expected.remove("manifest.json");
     assert_eq!(listed.keys().cloned().collect::<BTreeSet<_>>(), expected);
     // trace.json is the trace printed.
-    let packed: Value = serde_json::from_slice(&std::fs::read(dir.join("trace.json")).unwrap()).unwrap();
+    let packed: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("trace.json")).unwrap()).unwrap();
     assert_eq!(&packed, trace);
     // Each raw response: its body as archived, hashed as the trace says.
     let raws = manifest["raw_responses"].as_array().unwrap();
@@ -163,7 +175,10 @@ fn check_html(html: &str, trace: &Value) {
             .collect();
         assert!(TAGS.contains(&tag.as_str()), "unexpected <{tag} at {i}");
     }
-    assert!(html.contains(&format!("<h1>Trace of {}</h1>", trace["query"].as_str().unwrap())));
+    assert!(html.contains(&format!(
+        "<h1>Trace of {}</h1>",
+        trace["query"].as_str().unwrap()
+    )));
     for t in trace["transactions"].as_array().unwrap() {
         let Some(d) = t["description"].as_str() else {
             continue;
