@@ -254,19 +254,22 @@ impl Discrepancies {
 
     /// `p` as the payouts list shows it: one minor unit more, or listing the first batch of
     /// the previous payout of its currency that arrives (and adding its net) — `None` when
-    /// nothing is planted on it.
+    /// nothing is planted on it. A payout pays its batches as they are listed: a batch whose
+    /// totals are planted off (see [`Discrepancies::batch_delta`]) is paid with that difference.
     pub fn payout(&self, w: &World, p: &Payout) -> Option<Payout> {
         let off = self.on_payout(w, p, DiscrepancyKind::PayoutAmount);
         let twice = self.on_payout(w, p, DiscrepancyKind::PayoutBatchTwice);
-        if !off && !twice {
+        let delta = |day: NaiveDate| self.batch_delta(w, p.account, p.currency, day);
+        let batches_off: i64 = p.batches.iter().map(|d| delta(*d)).sum();
+        if !off && !twice && batches_off == 0 {
             return None;
         }
         let mut shown = p.clone();
-        shown.amount += i64::from(off);
+        shown.amount += i64::from(off) + batches_off;
         if twice && let Some((day, net)) = previous_paid_batch(w, p) {
             shown.batches.push(day);
             shown.batches.sort_unstable();
-            shown.amount += net;
+            shown.amount += net + delta(day);
         }
         Some(shown)
     }
