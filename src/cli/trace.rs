@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use chrono::{Duration, NaiveDate, Utc};
 use clap::{Args, ValueEnum};
 
-use super::output::{errln, write_out};
+use super::output::{errln, printable, write_out};
 use crate::ExitStatus;
 use crate::load::{Destination, DestinationOptions};
 use crate::pipeline::config::{ApiEnv, Overrides, Settings};
@@ -63,8 +63,9 @@ pub struct TraceArgs {
     pub config: Option<PathBuf>,
 }
 
+/// Prints the error (the id asked for may hold anything: control characters are escaped).
 fn fail(status: u8, msg: impl std::fmt::Display) -> ExitCode {
-    errln!("error: {msg}");
+    errln!("error: {}", printable(&msg.to_string()));
     ExitCode::from(status)
 }
 

@@ -198,7 +198,10 @@ pub async fn trace(dest: &Destination, id: &str) -> Result<Traced, TraceError> {
     accounts.sort();
     accounts.dedup();
     let Some(account) = accounts.first().cloned() else {
-        return Err(TraceError::NotFound(id.to_string()));
+        // An id is at most a few dozen characters: a longer argument is shown cut.
+        let shown: String = id.chars().take(120).collect();
+        let cut = if shown.len() < id.len() { "…" } else { "" };
+        return Err(TraceError::NotFound(format!("{shown}{cut}")));
     };
     // The id's own column when it is a record's id, else the columns referring to it.
     let mine: Vec<&Hit> = first.iter().filter(|h| h.account_id == account).collect();

@@ -572,4 +572,21 @@ async fn an_unknown_id_exits_1_and_says_why() {
         out.stderr
     );
     assert_eq!(out.stdout, "");
+    // Hostile ids are only looked up: no path is built from them, nothing panics, and what is
+    // echoed cannot drive the terminal.
+    let long = "A".repeat(5000);
+    for id in [
+        "../../etc/passwd",
+        "",
+        "TXN/../../x",
+        "%2e%2e%2f",
+        "TXN-\u{1b}[31m",
+        &long,
+    ] {
+        let out = cli(&["trace", id, "--dest", s.wh.to_str().unwrap()], &[]);
+        assert_eq!(out.status.code(), Some(1), "{id:?}: {}", out.all());
+        assert!(!out.stderr.contains('\u{1b}'), "{}", out.stderr);
+        assert!(out.stderr.len() < 1000, "{}", out.stderr);
+        assert_eq!(out.stdout, "");
+    }
 }
