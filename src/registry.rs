@@ -324,7 +324,8 @@ pub fn all_tables() -> Vec<&'static TableDef> {
         &*crate::reconcile::tables::RECON_SETTLEMENTS,
         &*crate::reconcile::tables::RECON_STATEMENTS,
         &*crate::reconcile::tables::RECON_ORDERS,
-        &*crate::reconcile::tables::ORDER_STATUS,
+        &*crate::orders::table::ORDER_STATUS,
+        &*crate::orders::table::ORDER_STATUS_CHANGES,
         &*crate::webhook::table::WEBHOOK_EVENTS,
         &*crate::pipeline::usage::USAGE,
     ]);
