@@ -201,7 +201,10 @@ pub fn toml_ranges() -> Vec<(&'static str, String)> {
         (ORDERS_BATCH_SIZE.name, ORDERS_BATCH_SIZE.range()),
         (ORDERS_TIMEOUT_SECS.name, ORDERS_TIMEOUT_SECS.range()),
         (ORDERS_BACKOFF_BASE_MS.name, ORDERS_BACKOFF_BASE_MS.range()),
-        (ORDERS_BACKOFF_MAX_SECS.name, ORDERS_BACKOFF_MAX_SECS.range()),
+        (
+            ORDERS_BACKOFF_MAX_SECS.name,
+            ORDERS_BACKOFF_MAX_SECS.range(),
+        ),
         (
             ORDERS_PUSH_DEADLINE_SECS.name,
             ORDERS_PUSH_DEADLINE_SECS.range(),

@@ -96,9 +96,17 @@ fn open(c: &Common) -> Result<(Settings, Feed), OrdersError> {
         ..Default::default()
     };
     let dest = Destination::parse(&s.destination, &opts).map_err(|e| {
-        OrdersError::Config(format!("destination `{}`: {e}", crate::redact::destination(&s.destination)))
+        OrdersError::Config(format!(
+            "destination `{}`: {e}",
+            crate::redact::destination(&s.destination)
+        ))
     })?;
-    let state = StateStore::new(dest.store.clone(), &dest.root, &s.name, crate::clock::system());
+    let state = StateStore::new(
+        dest.store.clone(),
+        &dest.root,
+        &s.name,
+        crate::clock::system(),
+    );
     Ok((s, Feed::new(&state)))
 }
 
@@ -138,7 +146,10 @@ async fn push(a: PushArgs) -> Result<ExitCode, OrdersError> {
     let pusher = Pusher::new(feed, cfg, crate::clock::system(), Arc::new(Sleep))?;
     let sum = pusher.push(Some(&ids)).await?;
     if a.common.json {
-        outln!("{}", serde_json::to_string(&sum).expect("a summary serialises"));
+        outln!(
+            "{}",
+            serde_json::to_string(&sum).expect("a summary serialises")
+        );
     } else {
         outln!(
             "{} change(s) delivered to {} in {} request(s) ({} retried); {} dead letter(s) now",
@@ -188,8 +199,16 @@ async fn status(c: Common) -> Result<ExitCode, OrdersError> {
             outln!(
                 "  seq {} order {}{}: {}",
                 d["change"]["sequence"],
-                super::output::printable(d["change"]["external_order_id"].as_str().unwrap_or_default()),
-                if d["requeued"].as_bool() == Some(true) { " (requeued)" } else { "" },
+                super::output::printable(
+                    d["change"]["external_order_id"]
+                        .as_str()
+                        .unwrap_or_default()
+                ),
+                if d["requeued"].as_bool() == Some(true) {
+                    " (requeued)"
+                } else {
+                    ""
+                },
                 super::output::printable(d["reason"].as_str().unwrap_or_default())
             );
         }

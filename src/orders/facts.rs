@@ -183,7 +183,10 @@ impl Facts {
     pub fn latest_of(&self, c: &Causes) -> Option<i64> {
         let t = c.transaction_ids.iter().filter_map(|i| self.txns.get(i));
         let d = c.dispute_ids.iter().filter_map(|i| self.disputes.get(i));
-        let b = c.settlement_batch_ids.iter().filter_map(|i| self.batches.get(i));
+        let b = c
+            .settlement_batch_ids
+            .iter()
+            .filter_map(|i| self.batches.get(i));
         t.map(|t| t.updated_us)
             .chain(d.map(|d| d.updated_us))
             .chain(b.map(|b| b.updated_us))

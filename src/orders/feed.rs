@@ -46,7 +46,8 @@ impl Dirty {
 
     /// Removes `other`'s days.
     pub fn remove(&mut self, other: &Dirty) {
-        self.transactions.retain(|d| !other.transactions.contains(d));
+        self.transactions
+            .retain(|d| !other.transactions.contains(d));
         self.settlements.retain(|d| !other.settlements.contains(d));
         self.disputes.retain(|d| !other.disputes.contains(d));
     }
@@ -219,8 +220,48 @@ impl Feed {
         }
     }
 
+    /// Keeps the facts of the orders a segment starting at `first` changes (written before the
+    /// segment is committed, so a repair finds them with it).
+    pub async fn put_facts(
+        &self,
+        account: &str,
+        first: i64,
+        facts: &std::collections::BTreeMap<String, super::facts::Facts>,
+    ) -> Result<(), OrdersError> {
+        let rel = format!("facts/{}/{first:020}.json", seg(account));
+        Ok(self.state.put_json(&rel, facts).await?)
+    }
+
+    /// The facts kept with the segment starting at `first`.
+    pub async fn facts(
+        &self,
+        account: &str,
+        first: i64,
+    ) -> Result<std::collections::BTreeMap<String, super::facts::Facts>, OrdersError> {
+        let rel = format!("facts/{}/{first:020}.json", seg(account));
+        Ok(self.state.get_json(&rel).await?.unwrap_or_default())
+    }
+
+    /// The first sequences of `account`'s segments, in order.
+    pub async fn segment_starts(&self, account: &str) -> Result<Vec<i64>, OrdersError> {
+        let dir = format!("feed/{}", seg(account));
+        let mut out: Vec<i64> = self
+            .state
+            .list_names(&dir, None)
+            .await?
+            .iter()
+            .filter_map(|n| n.strip_suffix(".jsonl")?.parse().ok())
+            .collect();
+        out.sort_unstable();
+        Ok(out)
+    }
+
     /// The committed changes of `account` with a sequence above `after`, in order.
-    pub async fn changes_after(&self, account: &str, after: i64) -> Result<Vec<Change>, OrdersError> {
+    pub async fn changes_after(
+        &self,
+        account: &str,
+        after: i64,
+    ) -> Result<Vec<Change>, OrdersError> {
         let dir = format!("feed/{}", seg(account));
         let names = self.state.list_names(&dir, None).await?;
         let starts: Vec<(i64, &String)> = names
@@ -238,9 +279,8 @@ impl Feed {
                 continue;
             };
             for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-                let c: Change = serde_json::from_slice(line).map_err(|e| {
-                    OrdersError::Corrupt(format!("feed segment {dir}/{name}: {e}"))
-                })?;
+                let c: Change = serde_json::from_slice(line)
+                    .map_err(|e| OrdersError::Corrupt(format!("feed segment {dir}/{name}: {e}")))?;
                 if c.sequence > after {
                     out.push(c);
                 }
@@ -254,7 +294,11 @@ impl Feed {
     pub async fn accounts(&self) -> Result<Vec<String>, OrdersError> {
         let mut out = Vec::new();
         for n in self.state.list_names("accounts", None).await? {
-            if let Some(a) = self.state.get_json::<String>(&format!("accounts/{n}")).await? {
+            if let Some(a) = self
+                .state
+                .get_json::<String>(&format!("accounts/{n}"))
+                .await?
+            {
                 out.push(a);
             }
         }

@@ -94,11 +94,30 @@ impl Keeper<'_> {
         let Some(last) = tail.last().map(|c| c.sequence) else {
             return Ok(0);
         };
-        tracing::warn!(account, changes = tail.len(), "orders: finishing the changes of an interrupted step");
+        tracing::warn!(
+            account,
+            changes = tail.len(),
+            "orders: finishing the changes of an interrupted step"
+        );
         self.write_changes(&tail).await?;
         let mut latest: BTreeMap<&str, &Change> = BTreeMap::new();
         for c in &tail {
             latest.insert(c.external_order_id.as_str(), c);
+        }
+        // The facts committed with each segment of the tail (a segment's first sequence names
+        // them; a tail starting inside a segment finds it by its first change).
+        let mut facts: BTreeMap<String, Facts> = BTreeMap::new();
+        let mut firsts: BTreeSet<i64> = BTreeSet::new();
+        let names = self.feed.segment_starts(account).await?;
+        for c in &tail {
+            if let Some(s) = names.iter().rev().find(|s| **s <= c.sequence) {
+                firsts.insert(*s);
+            }
+        }
+        for s in firsts {
+            for (o, f) in self.feed.facts(account, s).await? {
+                facts.entry(o).or_default().merge(&f);
+            }
         }
         let mut store = AccountStatus::open(self.dest, account).await?;
         let wanted: Wanted = latest
@@ -115,11 +134,16 @@ impl Keeper<'_> {
             rows.extend(store.read_day(*d).await?);
         }
         for c in latest.values() {
-            let at = rows.iter().position(|r| r.external_order_id == c.external_order_id);
+            let at = rows
+                .iter()
+                .position(|r| r.external_order_id == c.external_order_id);
             let mut row = match at {
                 Some(i) => rows.swap_remove(i),
                 None => empty_row(account, &c.external_order_id, day_number(c.order_date)),
             };
+            if let Some(f) = facts.get(&c.external_order_id) {
+                row.facts.merge(f);
+            }
             if row.version < c.order_version {
                 row.state = c.state();
                 row.version = c.order_version;
@@ -155,7 +179,9 @@ impl Keeper<'_> {
                 .filter(|d| !part.transactions.contains(d))
                 .collect();
             for d in around {
-                fresh.add_txn_day(self.dest, account, tz, d, Some(&paid)).await?;
+                fresh
+                    .add_txn_day(self.dest, account, tz, d, Some(&paid))
+                    .await?;
             }
         }
         for d in &part.disputes {
@@ -183,7 +209,10 @@ impl Keeper<'_> {
             .iter()
             .map(|(id, f)| {
                 let days = f.txns.values().map(|t| t.day);
-                let lo = days.clone().min().unwrap_or_else(|| part.days().first().copied().unwrap_or(0));
+                let lo = days
+                    .clone()
+                    .min()
+                    .unwrap_or_else(|| part.days().first().copied().unwrap_or(0));
                 let hi = days.max().unwrap_or(lo);
                 let has_payment = f.txns.values().any(|t| t.kind == "PAYMENT");
                 (id.clone(), (lo, hi, !has_payment))
@@ -213,7 +242,7 @@ impl Keeper<'_> {
         }
         sum.orders += touched.len() as u64;
         let (mut rows, pending) = self.recompute(account, touched);
-        let changes = self.commit(account, &pending).await?;
+        let changes = self.commit(account, &pending, &rows).await?;
         apply_sequences(&mut rows, &changes);
         days.extend(rows.iter().map(|r| r.business_date));
         let mut all = kept;
@@ -300,11 +329,26 @@ impl Keeper<'_> {
     }
 
     /// Numbers the changes and commits them as one segment.
-    async fn commit(&self, account: &str, pending: &[Change]) -> Result<Vec<Change>, OrdersError> {
+    async fn commit(
+        &self,
+        account: &str,
+        pending: &[Change],
+        rows: &[StatusRow],
+    ) -> Result<Vec<Change>, OrdersError> {
         if pending.is_empty() {
             return Ok(vec![]);
         }
         let first = self.feed.allocate(pending.len() as i64).await?;
+        let changed: BTreeSet<&str> = pending
+            .iter()
+            .map(|c| c.external_order_id.as_str())
+            .collect();
+        let facts: BTreeMap<String, Facts> = rows
+            .iter()
+            .filter(|r| changed.contains(r.external_order_id.as_str()))
+            .map(|r| (r.external_order_id.clone(), r.facts.clone()))
+            .collect();
+        self.feed.put_facts(account, first, &facts).await?;
         let pipeline = self.feed.pipeline();
         let changes: Vec<Change> = pending
             .iter()

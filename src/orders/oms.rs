@@ -66,7 +66,9 @@ pub fn secret_from(get: impl Fn(&str) -> Option<String>) -> Result<Secret, Strin
         }
     };
     if text.is_empty() {
-        return Err(format!("the secret in {ENV_SECRET} (or {ENV_SECRET_FILE}) is empty"));
+        return Err(format!(
+            "the secret in {ENV_SECRET} (or {ENV_SECRET_FILE}) is empty"
+        ));
     }
     Ok(Secret::new(text))
 }
@@ -76,9 +78,12 @@ pub fn secret_from(get: impl Fn(&str) -> Option<String>) -> Result<Secret, Strin
 /// credential).
 pub fn check_endpoint(url: &str, allow_insecure: bool) -> Result<(), String> {
     let shown = crate::redact::webhook_url(url);
-    let u = reqwest::Url::parse(url).map_err(|e| format!("the OMS endpoint {shown} is not a URL: {e}"))?;
+    let u = reqwest::Url::parse(url)
+        .map_err(|e| format!("the OMS endpoint {shown} is not a URL: {e}"))?;
     if !matches!(u.scheme(), "http" | "https") || !u.has_host() {
-        return Err(format!("the OMS endpoint {shown} must be an http(s) URL with a host"));
+        return Err(format!(
+            "the OMS endpoint {shown} must be an http(s) URL with a host"
+        ));
     }
     if !u.username().is_empty() || u.password().is_some() {
         return Err(format!(

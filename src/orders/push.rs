@@ -160,16 +160,28 @@ impl Pusher {
     }
 
     /// Requeued dead letters first, then the feed after the cursor.
-    async fn account(&self, account: &str, deadline: i64, sum: &mut PushSummary) -> Result<(), OrdersError> {
+    async fn account(
+        &self,
+        account: &str,
+        deadline: i64,
+        sum: &mut PushSummary,
+    ) -> Result<(), OrdersError> {
         let dead = self.feed.dead_letters(account).await?;
         let mut blocked: BTreeMap<String, i64> = dead
             .iter()
             .filter(|d| !d.requeued)
             .map(|d| (d.change.external_order_id.clone(), d.change.sequence))
             .collect();
-        let requeued: Vec<Change> = dead.into_iter().filter(|d| d.requeued).map(|d| d.change).collect();
+        let requeued: Vec<Change> = dead
+            .into_iter()
+            .filter(|d| d.requeued)
+            .map(|d| d.change)
+            .collect();
         for chunk in requeued.chunks(self.cfg.batch_size.max(1)) {
-            if !self.deliver(chunk, &mut blocked, deadline, sum, true).await? {
+            if !self
+                .deliver(chunk, &mut blocked, deadline, sum, true)
+                .await?
+            {
                 sum.pending += 1;
                 return Ok(());
             }
@@ -177,7 +189,10 @@ impl Pusher {
         let mut cursor = self.feed.cursor(account).await?;
         let changes = self.feed.changes_after(account, cursor.acked).await?;
         for (i, chunk) in changes.chunks(self.cfg.batch_size.max(1)).enumerate() {
-            if !self.deliver(chunk, &mut blocked, deadline, sum, false).await? {
+            if !self
+                .deliver(chunk, &mut blocked, deadline, sum, false)
+                .await?
+            {
                 sum.pending += (changes.len() - i * self.cfg.batch_size.max(1)) as u64;
                 return Ok(());
             }
@@ -205,7 +220,8 @@ impl Pusher {
             for e in events {
                 match blocked.get(&e.external_order_id) {
                     Some(&seq) if seq != e.sequence => {
-                        let reason = format!("held behind change {seq} of the same order, a dead letter");
+                        let reason =
+                            format!("held behind change {seq} of the same order, a dead letter");
                         self.dead(e, reason, None, sum).await?;
                     }
                     _ => send.push(e.clone()),
@@ -272,7 +288,12 @@ impl Pusher {
     }
 
     /// POSTs one batch until it is acknowledged or refused; `None` when the deadline passed.
-    async fn send(&self, events: &[Change], deadline: i64, sum: &mut PushSummary) -> Result<Option<Sent>, OrdersError> {
+    async fn send(
+        &self,
+        events: &[Change],
+        deadline: i64,
+        sum: &mut PushSummary,
+    ) -> Result<Option<Sent>, OrdersError> {
         let mut attempt: u32 = 0;
         loop {
             sum.requests += 1;
@@ -317,7 +338,11 @@ impl Pusher {
         let resp = match r {
             Ok(r) => r,
             Err(e) => {
-                let what = if e.is_timeout() { "timed out" } else { "failed" };
+                let what = if e.is_timeout() {
+                    "timed out"
+                } else {
+                    "failed"
+                };
                 let cause = crate::redact::in_text(&e.without_url().to_string()).into_owned();
                 return Sent::Retry(format!("POST {what}: {cause}"), None);
             }

@@ -93,7 +93,10 @@ fn batch(
     lineage: &Lineage,
 ) -> Result<RecordBatch, LoadError> {
     let n = cols.first().map_or(0, |c| c.len());
-    cols.push(Arc::new(StringArray::from(vec![lineage.run_id.as_str(); n])));
+    cols.push(Arc::new(StringArray::from(vec![
+        lineage.run_id.as_str();
+        n
+    ])));
     cols.push(Arc::new(
         TimestampMicrosecondArray::from(vec![lineage.extracted_at_us; n]).with_timezone("UTC"),
     ));
@@ -311,7 +314,10 @@ pub fn changes_batch(changes: &[Change], lineage: &Lineage) -> Result<RecordBatc
             &mut lists[0],
             ch.causes.transaction_ids.iter().map(String::as_str),
         );
-        list_of(&mut lists[1], ch.causes.dispute_ids.iter().map(String::as_str));
+        list_of(
+            &mut lists[1],
+            ch.causes.dispute_ids.iter().map(String::as_str),
+        );
         list_of(
             &mut lists[2],
             ch.causes.settlement_batch_ids.iter().map(String::as_str),

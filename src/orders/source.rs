@@ -76,7 +76,9 @@ async fn read_day(
         format!("{day_col}={}", date_text(day)),
     ]);
     let path = TableWriter::partition_path(dest, table, &key);
-    Ok(read_columns(dest, table, &path, cols).await?.unwrap_or_default())
+    Ok(read_columns(dest, table, &path, cols)
+        .await?
+        .unwrap_or_default())
 }
 
 const TXN_COLS: [&str; 12] = [
@@ -122,8 +124,14 @@ impl Fresh {
             t("related_transaction_id"),
             t("channel"),
         );
-        let dec = |n| b.column_by_name(n).map(|c| c.as_primitive::<Decimal128Type>());
-        let ts = |n| b.column_by_name(n).map(|c| c.as_primitive::<TimestampMicrosecondType>());
+        let dec = |n| {
+            b.column_by_name(n)
+                .map(|c| c.as_primitive::<Decimal128Type>())
+        };
+        let ts = |n| {
+            b.column_by_name(n)
+                .map(|c| c.as_primitive::<TimestampMicrosecondType>())
+        };
         let (Some(gross), Some(net), Some(created), Some(updated)) = (
             dec("gross_amount"),
             dec("net_amount"),
@@ -223,7 +231,9 @@ impl Fresh {
         ];
         for b in read_day(dest, &DISPUTES_VIEW, account, "created_date", day, &cols).await? {
             let t = |n| text(&b, n).expect("a disputes column");
-            let (Some(amount), Some(up)) = (b.column_by_name("amount"), b.column_by_name("updated_at")) else {
+            let (Some(amount), Some(up)) =
+                (b.column_by_name("amount"), b.column_by_name("updated_at"))
+            else {
                 continue;
             };
             let amount = amount.as_primitive::<Decimal128Type>();
@@ -252,7 +262,11 @@ impl Fresh {
 
     /// Gives every order the batches of its payments, reading the `settlements` partitions of
     /// their business days where not read yet.
-    pub async fn fill_batches(&mut self, dest: &Destination, account: &str) -> Result<(), OrdersError> {
+    pub async fn fill_batches(
+        &mut self,
+        dest: &Destination,
+        account: &str,
+    ) -> Result<(), OrdersError> {
         let days: BTreeSet<i32> = self
             .orders
             .values()

@@ -32,7 +32,10 @@ pub type Wanted = BTreeMap<String, (i32, i32, bool)>;
 
 impl<'a> AccountStatus<'a> {
     /// Lists the account's partitions.
-    pub async fn open(dest: &'a Destination, account: &str) -> Result<AccountStatus<'a>, OrdersError> {
+    pub async fn open(
+        dest: &'a Destination,
+        account: &str,
+    ) -> Result<AccountStatus<'a>, OrdersError> {
         let under = format!("account_id={}", encode_segment(account));
         let mut parts = BTreeMap::new();
         for p in list_partitions(dest, &ORDER_STATUS, &[under.as_str()]).await? {
@@ -159,8 +162,10 @@ impl<'a> AccountStatus<'a> {
                 format!("account_id={}", encode_segment(&self.account)),
                 format!("business_date={}", date_text(*d)),
             ]);
-            self.parts
-                .insert(*d, TableWriter::partition_path(self.dest, &ORDER_STATUS, &key));
+            self.parts.insert(
+                *d,
+                TableWriter::partition_path(self.dest, &ORDER_STATUS, &key),
+            );
         }
         Ok(summary.rows_written)
     }

@@ -90,6 +90,12 @@ pub static ORDER_STATUS_CHANGES: LazyLock<TableDef> = LazyLock::new(|| {
     )
     .hints(
         &["idempotency_key", "external_order_id", "sequence"],
-        &["pipeline", "from_status", "to_status", "changed", "currency"],
+        &[
+            "pipeline",
+            "from_status",
+            "to_status",
+            "changed",
+            "currency",
+        ],
     )
 });

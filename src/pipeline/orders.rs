@@ -45,8 +45,12 @@ impl Runner {
             Err(e) => Err(e),
         };
         match r {
-            Ok(s) => tracing::info!(endpoint = %shown, delivered = s.delivered, dead = s.dead, "order changes pushed"),
-            Err(e) => tracing::warn!(endpoint = %shown, error = %e, "order changes not all pushed; `maribank-etl orders push` or the next run sends them"),
+            Ok(s) => {
+                tracing::info!(endpoint = %shown, delivered = s.delivered, dead = s.dead, "order changes pushed")
+            }
+            Err(e) => {
+                tracing::warn!(endpoint = %shown, error = %e, "order changes not all pushed; `maribank-etl orders push` or the next run sends them")
+            }
         }
     }
 }

@@ -120,7 +120,10 @@ impl Runner {
             }
             let pulled = self.ctx.pull(pull).await?;
             records += pulled.tally.records;
-            dirty.add(&crate::orders::dirty_days(stream.table().name, &pulled.partitions));
+            dirty.add(&crate::orders::dirty_days(
+                stream.table().name,
+                &pulled.partitions,
+            ));
             if stream == Stream::TRANSACTIONS {
                 quarantined_by_batch = pulled.rejected_groups;
             }

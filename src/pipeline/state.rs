@@ -187,7 +187,11 @@ impl StateStore {
 
     /// Writes a JSON object only if none exists at `rel` (`PutMode::Create`); `Ok(false)` when
     /// one does.
-    pub async fn create_json<T: Serialize>(&self, rel: &str, value: &T) -> Result<bool, StateError> {
+    pub async fn create_json<T: Serialize>(
+        &self,
+        rel: &str,
+        value: &T,
+    ) -> Result<bool, StateError> {
         let path = self.path(rel);
         let body = serde_json::to_vec(value).expect("state serialises");
         self.create_bytes(&path, body).await
@@ -205,7 +209,11 @@ impl StateStore {
             mode: PutMode::Create,
             ..Default::default()
         };
-        match self.store.put_opts(path, PutPayload::from(body), opts).await {
+        match self
+            .store
+            .put_opts(path, PutPayload::from(body), opts)
+            .await
+        {
             Ok(_) => Ok(true),
             Err(
                 object_store::Error::AlreadyExists { .. }
@@ -227,13 +235,20 @@ impl StateStore {
 
     /// Names of the objects directly under the folder `rel`, sorted; with `after`, only those
     /// sorting after it (a listing that starts there on S3).
-    pub async fn list_names(&self, rel: &str, after: Option<&str>) -> Result<Vec<String>, StateError> {
+    pub async fn list_names(
+        &self,
+        rel: &str,
+        after: Option<&str>,
+    ) -> Result<Vec<String>, StateError> {
         use futures::TryStreamExt;
         let prefix = self.path(rel);
         let metas: Vec<_> = match after {
             Some(a) => {
                 let offset = self.path(&format!("{rel}/{a}"));
-                self.store.list_with_offset(Some(&prefix), &offset).try_collect().await
+                self.store
+                    .list_with_offset(Some(&prefix), &offset)
+                    .try_collect()
+                    .await
             }
             None => self.store.list(Some(&prefix)).try_collect().await,
         }

@@ -19,9 +19,7 @@ use super::report::{self, Summary};
 use super::settlements::SettlementCheck;
 use super::spill::SpillDir;
 use super::statements::StatementCheck;
-use super::writers::{
-    OrdersBuilder, SettlementsBuilder, StatementsBuilder, TableOut,
-};
+use super::writers::{OrdersBuilder, SettlementsBuilder, StatementsBuilder, TableOut};
 use crate::ExitStatus;
 use crate::load::{Destination, LoadError};
 use crate::transform::Lineage;

@@ -8,6 +8,7 @@ mod cli;
 mod extract;
 mod leases;
 mod lifecycle;
+mod orders;
 mod pipeline;
 mod readers;
 mod reconcile;

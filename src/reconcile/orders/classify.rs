@@ -79,9 +79,9 @@ pub(super) fn join_one(
             detail,
         })
     };
-    let note = verdict
-        .as_ref()
-        .map_or(("matched", None, None), |v| (v.result, Some(v.classification), v.difference));
+    let note = verdict.as_ref().map_or(("matched", None, None), |v| {
+        (v.result, Some(v.classification), v.difference)
+    });
     if let Some(v) = verdict {
         j.difference(o.account, o.order, v, findings, sink)?;
     }
