@@ -214,6 +214,7 @@ impl Runner {
         };
         let recorder = Recorder::new(RunReport {
             run_id: run_id.clone(),
+            version: crate::LONG_VERSION.to_string(),
             pipeline: settings.name.clone(),
             destination: dest.url.clone(),
             environment: placement.environment(),
