@@ -56,7 +56,8 @@ pub async fn apply(
             })
             .collect();
         let found = store.locate(&wanted, SEARCH_DAYS).await?;
-        let mut days: BTreeSet<i32> = found.values().flatten().copied().collect();
+        // The partitions read whole; a `missing` row landing elsewhere is added to its day.
+        let days: BTreeSet<i32> = found.values().flatten().copied().collect();
         let mut rows = Vec::new();
         for d in &days {
             rows.extend(store.read_day(*d).await?);
@@ -76,7 +77,6 @@ pub async fn apply(
                     r.state.status = Status::Missing;
                     r.channel = n.channel;
                     r.seller = n.seller;
-                    days.insert(r.business_date);
                     at.insert(n.external_order_id, rows.len());
                     rows.push(r);
                     missing += 1;

@@ -128,30 +128,40 @@ impl Keeper<'_> {
             })
             .collect();
         let found = store.locate(&wanted, self.lookback_days).await?;
-        let mut days: BTreeSet<i32> = found.values().flatten().copied().collect();
+        // The partitions read whole (a row of an order not found is added to its day's
+        // partition by `write_days`, whose other orders stay).
+        let days: BTreeSet<i32> = found.values().flatten().copied().collect();
         let mut rows = Vec::new();
+        let mut mine: BTreeMap<String, Vec<StatusRow>> = BTreeMap::new();
         for d in &days {
-            rows.extend(store.read_day(*d).await?);
+            for r in store.read_day(*d).await? {
+                match latest.contains_key(r.external_order_id.as_str()) {
+                    true => mine.entry(r.external_order_id.clone()).or_default().push(r),
+                    false => rows.push(r),
+                }
+            }
         }
         for c in latest.values() {
-            let at = rows
-                .iter()
-                .position(|r| r.external_order_id == c.external_order_id);
-            let mut row = match at {
-                Some(i) => rows.swap_remove(i),
+            let mut stored = mine.remove(&c.external_order_id).unwrap_or_default();
+            stored.sort_by_key(|r| std::cmp::Reverse(r.version));
+            let mut row = match stored.first() {
+                Some(r) => r.clone(),
                 None => empty_row(account, &c.external_order_id, day_number(c.order_date)),
             };
+            for r in stored.iter().skip(1) {
+                row.facts.merge(&r.facts);
+            }
             if let Some(f) = facts.get(&c.external_order_id) {
                 row.facts.merge(f);
             }
             if row.version < c.order_version {
                 row.state = c.state();
                 row.version = c.order_version;
+                row.business_date = day_number(c.order_date);
                 row.last_change_sequence = Some(c.sequence);
                 row.last_changed_us = Some(c.detected_at.timestamp_micros());
                 row.channel = row.channel.or(c.channel.clone());
             }
-            days.insert(row.business_date);
             rows.push(row);
         }
         store.write_days(&days, rows, &self.lineage).await?;
@@ -219,7 +229,7 @@ impl Keeper<'_> {
             })
             .collect();
         let found = store.locate(&wanted, self.lookback_days).await?;
-        let mut days: BTreeSet<i32> = found.values().flatten().copied().collect();
+        let days: BTreeSet<i32> = found.values().flatten().copied().collect();
         let mut kept: Vec<StatusRow> = Vec::new();
         let mut touched: BTreeMap<String, Touched> = fresh
             .orders
@@ -244,7 +254,6 @@ impl Keeper<'_> {
         let (mut rows, pending) = self.recompute(account, touched);
         let changes = self.commit(account, &pending, &rows).await?;
         apply_sequences(&mut rows, &changes);
-        days.extend(rows.iter().map(|r| r.business_date));
         let mut all = kept;
         all.extend(rows);
         sum.rows_written += store.write_days(&days, all, &self.lineage).await?;

@@ -2,7 +2,7 @@
 //! given orders (searching the partitions around their days), reading partitions whole, and
 //! writing back the ones that changed.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use object_store::path::Path;
 
@@ -133,26 +133,46 @@ impl<'a> AccountStatus<'a> {
         Ok(out)
     }
 
-    /// Replaces the partitions of `days` with `rows` (each row in its `business_date`); a day
-    /// left without rows loses its file. Returns the rows written.
+    /// Writes `rows` (each into its `business_date`'s partition). `read` are the partitions
+    /// the caller read whole: they become exactly the rows given (a day left without rows
+    /// loses its file). A row landing in a partition the caller did not read is added to it:
+    /// that partition's other orders are read back and kept (only an older row of the same
+    /// order is dropped), so no order's row is ever lost by being written next to it.
+    /// Returns the rows written.
     pub async fn write_days(
         &mut self,
-        days: &BTreeSet<i32>,
-        rows: Vec<StatusRow>,
+        read: &BTreeSet<i32>,
+        mut rows: Vec<StatusRow>,
         lineage: &Lineage,
     ) -> Result<u64, OrdersError> {
+        let filled: BTreeSet<i32> = rows.iter().map(|r| r.business_date).collect();
+        let unread: Vec<i32> = filled
+            .difference(read)
+            .filter(|d| self.parts.contains_key(d))
+            .copied()
+            .collect();
+        if !unread.is_empty() {
+            let ids: HashSet<String> = rows.iter().map(|r| r.external_order_id.clone()).collect();
+            for d in unread {
+                let others = self.read_day(d).await?;
+                rows.extend(
+                    others
+                        .into_iter()
+                        .filter(|r| !ids.contains(&r.external_order_id)),
+                );
+            }
+        }
         let mut writer = TableWriter::new(
             self.dest,
             &ORDER_STATUS,
             WriteMode::Replace,
             WriterConfig::default(),
         );
-        let filled: BTreeSet<i32> = rows.iter().map(|r| r.business_date).collect();
         for chunk in rows.chunks(8192) {
             writer.write(&status_batch(chunk, lineage)?)?;
         }
         let summary = writer.finish().await?;
-        for d in days.difference(&filled) {
+        for d in read.difference(&filled) {
             if let Some(p) = self.parts.remove(d) {
                 delete_file(self.dest, &p).await?;
             }
@@ -168,5 +188,69 @@ impl<'a> AccountStatus<'a> {
             );
         }
         Ok(summary.rows_written)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::orders::keep::empty_row;
+
+    fn ids(rows: &[StatusRow]) -> Vec<&str> {
+        let mut v: Vec<&str> = rows.iter().map(|r| r.external_order_id.as_str()).collect();
+        v.sort_unstable();
+        v
+    }
+
+    #[tokio::test]
+    async fn a_row_written_into_a_partition_not_read_keeps_its_other_orders() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = Destination::local(dir.path()).unwrap();
+        let lineage = Lineage::new("t", chrono::DateTime::from_timestamp(0, 0).unwrap());
+        let (d1, d2) = (20518, 20519);
+        let mut s = AccountStatus::open(&dest, "A").await.unwrap();
+        let rows = vec![
+            empty_row("A", "O1", d1),
+            empty_row("A", "O2", d1),
+            empty_row("A", "O3", d2),
+        ];
+        s.write_days(&BTreeSet::new(), rows, &lineage)
+            .await
+            .unwrap();
+        // O4 lands in d1 unread; O3 (read from d2) moves to d1 too: d1 keeps O1 and O2, d2
+        // loses its file.
+        let mut s = AccountStatus::open(&dest, "A").await.unwrap();
+        let mut o3 = s.read_day(d2).await.unwrap().pop().unwrap();
+        o3.business_date = d1;
+        let read = BTreeSet::from([d2]);
+        let n = s
+            .write_days(&read, vec![empty_row("A", "O4", d1), o3], &lineage)
+            .await
+            .unwrap();
+        assert_eq!(n, 4);
+        let s = AccountStatus::open(&dest, "A").await.unwrap();
+        assert_eq!(
+            ids(&s.read_day(d1).await.unwrap()),
+            ["O1", "O2", "O3", "O4"]
+        );
+        assert!(s.read_day(d2).await.unwrap().is_empty());
+        assert!(!s.parts.contains_key(&d2));
+        // A newer row of an order stored in a partition not read replaces it there.
+        let mut s = s;
+        let mut o1 = empty_row("A", "O1", d1);
+        o1.version = 2;
+        s.write_days(&BTreeSet::new(), vec![o1], &lineage)
+            .await
+            .unwrap();
+        let s = AccountStatus::open(&dest, "A").await.unwrap();
+        let rows = s.read_day(d1).await.unwrap();
+        assert_eq!(ids(&rows), ["O1", "O2", "O3", "O4"]);
+        assert_eq!(
+            rows.iter()
+                .find(|r| r.external_order_id == "O1")
+                .unwrap()
+                .version,
+            2
+        );
     }
 }

@@ -215,16 +215,39 @@ async fn status_is_kept_from_the_ledger_and_each_change_is_written_once() {
     // The next week: new orders, and changes of known ones (refunds of last week's payments).
     sync(&sb, dir.path(), &wh, w2.0, w2.1, "").await;
     let all = all_changes(&f).await;
-    let later: Vec<&Change> = all[first.len()..]
+    // (`all` is account by account: the week's changes are those after the first week's.)
+    // Each later change has a previous status and names what caused it (a refund, a dispute
+    // opened before its chargeback entry, a batch paid).
+    let last_first = first.iter().map(|c| c.sequence).max().unwrap();
+    let later: Vec<&Change> = all
         .iter()
-        .filter(|c| c.order_version > 1)
+        .filter(|c| c.sequence > last_first && c.order_version > 1)
         .collect();
     assert!(later.len() > 10, "second changes: {}", later.len());
-    assert!(
-        later
-            .iter()
-            .all(|c| c.from_status.is_some() && !c.causes.transaction_ids.is_empty())
-    );
+    let bad: Vec<String> = later
+        .iter()
+        .filter(|c| {
+            let k = &c.causes;
+            let caused = !(k.transaction_ids.is_empty()
+                && k.dispute_ids.is_empty()
+                && k.settlement_batch_ids.is_empty());
+            c.from_status.is_none() || !caused
+        })
+        .map(|c| {
+            format!(
+                "{}/{} v{} {:?}->{} {:?} {:?}",
+                c.account_id,
+                c.external_order_id,
+                c.order_version,
+                c.from_status,
+                c.to_status,
+                c.changed,
+                c.causes
+            )
+        })
+        .take(5)
+        .collect();
+    assert!(bad.is_empty(), "{bad:?}");
     assert!(
         later
             .iter()
@@ -253,7 +276,6 @@ async fn status_is_kept_from_the_ledger_and_each_change_is_written_once() {
 /// A step that committed its changes and died before writing `order_status`: the next run
 /// finishes it and commits nothing twice.
 #[tokio::test]
-#[ignore = "known gap: after the restore, about 2 % of the orders are committed a second time (None -> paid); under investigation"]
 async fn a_step_killed_after_its_commit_is_finished_without_a_second_change() {
     let sb = Sandbox::start(config()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -303,12 +325,19 @@ async fn a_step_killed_after_its_commit_is_finished_without_a_second_change() {
     )
     .await;
     let after = all_changes(&f).await;
-    let extra: Vec<String> = after[committed.len().min(after.len())..]
+    let extra: Vec<String> = after
         .iter()
+        .filter(|c| !committed.contains(c))
         .map(|c| {
             format!(
-                "{} {:?}->{} {:?} {:?}",
-                c.external_order_id, c.from_status, c.to_status, c.changed, c.causes
+                "{}/{} v{} {:?}->{} {:?} {:?}",
+                c.account_id,
+                c.external_order_id,
+                c.order_version,
+                c.from_status,
+                c.to_status,
+                c.changed,
+                c.causes
             )
         })
         .take(5)
