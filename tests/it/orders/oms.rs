@@ -1,7 +1,8 @@
 //! A loopback order system for the tests: verifies each POST's signature, keeps each change
 //! once by its idempotency key (in arrival order), and misbehaves on demand — down until a
 //! clock passes a time, 500s, slow answers (after taking the batch: the acknowledgement is
-//! lost and the batch comes again), refusals of chosen orders, 409 for a batch it already has.
+//! lost and the batch comes again), refusals of chosen orders, 409 for a batch it already has; it counts batches taken and
+//! not yet answered, and answers a sender abandoned (killed while it waited).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -44,6 +45,27 @@ pub struct Book {
     pub slow_all: Duration,
     /// Orders refused with 422.
     pub refuse: BTreeSet<String>,
+    /// Batches taken and not yet answered (the handler is still waiting to say 200).
+    pub in_flight: u32,
+    /// Batches taken whose answer was never given: the sender went away while it waited.
+    pub abandoned: u64,
+}
+
+/// Counts a taken batch as in flight until its answer is given or the sender goes away
+/// (the handler is dropped mid-wait).
+struct InFlight {
+    book: Arc<Mutex<Book>>,
+    answered: bool,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut b = self.book.lock().unwrap();
+        b.in_flight -= 1;
+        if !self.answered {
+            b.abandoned += 1;
+        }
+    }
 }
 
 /// A running OMS.
@@ -119,9 +141,15 @@ async fn receive(
         if fresh == 0 {
             return StatusCode::CONFLICT;
         }
+        b.in_flight += 1;
         wait
     };
+    let mut guard = InFlight {
+        book: book.clone(),
+        answered: false,
+    };
     tokio::time::sleep(wait).await;
+    guard.answered = true;
     StatusCode::OK
 }
 

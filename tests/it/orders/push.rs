@@ -159,18 +159,55 @@ async fn a_refused_change_is_a_dead_letter_holding_its_order_until_replayed() {
     assert_in_order(&b.arrivals);
 }
 
+/// Waits for `child` without blocking the runtime (the OMS serves on it); kills it and fails
+/// past `limit`.
+async fn wait_child(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
+    let t = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if t.elapsed() > limit {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("`orders push` still running after {limit:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Per account, the changes the OMS holds beyond the pusher's durable cursor: taken by the
+/// OMS, never acknowledged to the pusher.
+async fn unacknowledged(
+    wh: &std::path::Path,
+    taken: &std::collections::BTreeMap<String, serde_json::Value>,
+) -> u64 {
+    let f = feed(wh);
+    let mut n = 0;
+    for a in f.accounts().await.unwrap() {
+        let acked = f.cursor(&a).await.unwrap().acked;
+        n += taken
+            .values()
+            .filter(|e| e["account_id"] == a.as_str() && e["sequence"].as_i64().unwrap() > acked)
+            .count() as u64;
+    }
+    n
+}
+
 #[tokio::test]
 async fn kill_9_mid_batch_loses_skips_and_reorders_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let wh = warehouse(dir.path()).await;
     let total = all_changes(&feed(&wh)).await.len();
     let oms = Oms::start(maribank_etl::clock::system()).await;
-    oms.book.lock().unwrap().slow_all = Duration::from_millis(150);
+    // Every batch is taken at once and answered 300 ms later: the window to kill in.
+    oms.book.lock().unwrap().slow_all = Duration::from_millis(300);
     let cfg = crate::helpers::pipeline_file(
         dir.path(),
         PIPELINE,
-        "[orders]\nbatch_size = 20\ntimeout_secs = 5\nbackoff_base_ms = 50\n",
+        "[orders]\nbatch_size = 20\ntimeout_secs = 5\nbackoff_base_ms = 50\npush_deadline_secs = 20\n",
     );
+    let log = dir.path().join("push.log");
     let run = || {
         std::process::Command::new(env!("CARGO_BIN_EXE_maribank-etl"))
             .args(["orders", "push", "--config"])
@@ -179,48 +216,75 @@ async fn kill_9_mid_batch_loses_skips_and_reorders_nothing() {
             .arg(&wh)
             .args(["--endpoint", &oms.url])
             .env("MARIBANK_OMS_SECRET", SECRET)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap()
     };
-    let mut kills = 0;
-    for _ in 0..3 {
+    let mut unacked_at_kills = 0;
+    for k in 0..3 {
+        let abandoned = oms.book.lock().unwrap().abandoned;
         let mut child = run();
         let seen = oms.book.lock().unwrap().requests;
         let t = Instant::now();
-        // Kill while a batch is in flight (the OMS has taken it, the answer is slow).
-        while oms.book.lock().unwrap().requests < seen + 2 && t.elapsed() < Duration::from_secs(20)
-        {
+        // Let it deliver at least one batch, then SIGKILL it while the OMS holds the next one
+        // unanswered (taken, its 200 not yet sent).
+        let held = loop {
+            let b = oms.book.lock().unwrap();
+            if b.requests >= seen + 2 && b.in_flight > 0 {
+                child.kill().unwrap();
+                break b.by_key.len();
+            }
+            drop(b);
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "kill {k}: the push ended before it could be killed"
+            );
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "kill {k}: no batch in flight"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        };
+        let status = wait_child(&mut child, Duration::from_secs(10)).await;
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(9),
+            "kill {k}: died of SIGKILL"
+        );
+        // Mid-batch: the OMS took changes the pusher never recorded as acknowledged.
+        assert!(held < total, "kill {k} came before the end");
+        let taken = oms.book.lock().unwrap().by_key.clone();
+        let pending = unacknowledged(&wh, &taken).await;
+        assert!(
+            (1..=20).contains(&pending),
+            "kill {k}: {pending} change(s) taken by the OMS beyond the cursor (one batch of at most 20)"
+        );
+        unacked_at_kills += pending;
+        // And the OMS saw its sender go away while it held that batch's answer.
+        let t = Instant::now();
+        while oms.book.lock().unwrap().abandoned == abandoned {
+            assert!(
+                t.elapsed() < Duration::from_secs(5),
+                "kill {k}: no answer abandoned"
+            );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        tokio::time::sleep(Duration::from_millis(60)).await;
-        if child.try_wait().unwrap().is_none() {
-            child.kill().unwrap();
-            kills += 1;
-        }
-        child.wait().unwrap();
     }
-    assert!(kills >= 2, "the push was killed mid-way");
-    assert!(
-        oms.book.lock().unwrap().by_key.len() < total,
-        "the kills came before the end"
-    );
-    let out = run().wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    oms.book.lock().unwrap().slow_all = Duration::ZERO;
+    let mut last = run();
+    let status = wait_child(&mut last, Duration::from_secs(60)).await;
+    let stderr = std::fs::read_to_string(&log).unwrap();
+    assert!(status.success(), "{stderr}");
     let b = oms.book.lock().unwrap();
     assert_eq!(
         b.by_key.len(),
         total,
         "every change once, after dedupe by key"
     );
-    assert!(b.duplicates > 0, "a killed batch was sent again");
+    // Each batch unacknowledged at a kill came again, once, and nothing else did.
+    assert_eq!(b.duplicates, unacked_at_kills);
     assert_in_order(&b.arrivals);
-    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains(SECRET));
 }
 
