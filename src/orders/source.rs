@@ -1,48 +1,24 @@
 //! Owns reading the facts a run brought: the order entries of the `transactions` partitions it
 //! wrote, the settlement batches of the `settlements` partitions (and the orders paid in them),
-//! and the disputes of the `disputes` partitions, once that table exists.
+//! and the disputes of the `disputes` partitions — each read through `crate::load::reader`
+//! (the needed columns only; `account_id` and the day come from the folder names).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::LazyLock;
 
 use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::{DataType, Date32Type, Decimal128Type, TimestampMicrosecondType};
+use arrow::datatypes::{Date32Type, Decimal128Type, TimestampMicrosecondType};
 use chrono_tz::Tz;
 
 use super::OrdersError;
 use super::facts::{BatchFact, DisputeFact, Facts, TxnFact};
 use crate::contract::business_day::local_day;
 use crate::contract::paths::encode_segment;
-use crate::contract::table::{TableDef, amount, col, instant};
+use crate::contract::table::TableDef;
 use crate::load::partition::date_text;
 use crate::load::{Destination, PartitionKey, TableWriter, read_columns};
+use crate::transform::streams::disputes::DISPUTES;
 use crate::transform::streams::settlements::SETTLEMENTS;
 use crate::transform::streams::transactions::TRANSACTIONS;
-
-/// The columns of `disputes` (§7) this module reads, under the table's name and partitions:
-/// the stream lands separately; until then the table is read when a folder holds it.
-pub static DISPUTES_VIEW: LazyLock<TableDef> = LazyLock::new(|| {
-    TableDef::new(
-        "disputes",
-        vec![
-            col("dispute_id", DataType::Utf8, false),
-            col("account_id", DataType::Utf8, false),
-            col("transaction_id", DataType::Utf8, false),
-            col("chargeback_transaction_id", DataType::Utf8, true),
-            col("reversal_transaction_id", DataType::Utf8, true),
-            col("external_order_id", DataType::Utf8, true),
-            col("kind", DataType::Utf8, false),
-            col("status", DataType::Utf8, false),
-            col("currency", DataType::Utf8, false),
-            col("amount", amount(), false),
-            col("updated_at", instant(), false),
-            col("created_date", DataType::Date32, false),
-        ],
-        &["account_id", "created_date"],
-        &["dispute_id"],
-        Some("updated_at"),
-    )
-});
 
 /// Facts per order, with what locating its row needs.
 #[derive(Debug, Default)]
@@ -229,7 +205,7 @@ impl Fresh {
             "amount",
             "updated_at",
         ];
-        for b in read_day(dest, &DISPUTES_VIEW, account, "created_date", day, &cols).await? {
+        for b in read_day(dest, &DISPUTES, account, "created_date", day, &cols).await? {
             let t = |n| text(&b, n).expect("a disputes column");
             let (Some(amount), Some(up)) =
                 (b.column_by_name("amount"), b.column_by_name("updated_at"))

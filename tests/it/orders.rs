@@ -3,6 +3,7 @@
 //! feed written once whatever the reruns and crashes, chargebacks lost then won, and the push
 //! to a loopback OMS through outages, 500s, slow answers, refusals and `kill -9`.
 
+mod chargebacks;
 mod oms;
 mod push;
 
@@ -11,7 +12,6 @@ use std::path::Path;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Decimal128Type, Int64Type};
-use chrono::{DateTime, Utc};
 use maribank_etl::load::Destination;
 use maribank_etl::orders::{Change, Feed};
 use maribank_etl::pipeline::run::Plan;
@@ -66,7 +66,7 @@ pub(crate) async fn all_changes(f: &Feed) -> Vec<Change> {
 }
 
 /// `order_status` as (account/order → (status, over_refunded_amount, version)).
-fn status_table(wh: &Path) -> BTreeMap<String, (String, i128, i64)> {
+pub(crate) fn status_table(wh: &Path) -> BTreeMap<String, (String, i128, i64)> {
     let b: RecordBatch = helpers::table_rows(wh, "order_status");
     let acc = helpers::strings(&b, "account_id");
     let ord = helpers::strings(&b, "external_order_id");
@@ -359,185 +359,4 @@ fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(e.path(), &t).unwrap();
         }
     }
-}
-
-/// One ledger entry of account `ACC-T` for order `ORD-CB-1` as the API sends it.
-fn txn(
-    id: &str,
-    kind: &str,
-    gross: &str,
-    fee: &str,
-    net: &str,
-    at: &str,
-    related: Option<&str>,
-) -> String {
-    serde_json::json!({
-        "transaction_id": id, "account_id": "ACC-T", "type": kind, "status": "SETTLED",
-        "currency": "SGD", "gross_amount": gross, "fee_amount": fee, "net_amount": net,
-        "original_currency": null, "original_amount": null, "fx_rate": null,
-        "created_at": at, "updated_at": at, "settled_at": at, "settlement_batch_id": null,
-        "external_order_id": "ORD-CB-1", "related_transaction_id": related, "channel": "SHOPIFY",
-        "description": null, "metadata": {}
-    })
-    .to_string()
-}
-
-/// A `disputes` row (§7) of the chargeback, as the disputes stream stores it.
-async fn dispute(dest: &Destination, status: &str, updated: &str) {
-    use arrow::array::{
-        ArrayRef, Date32Array, Decimal128Array, StringArray, TimestampMicrosecondArray,
-    };
-    use maribank_etl::orders::source::DISPUTES_VIEW;
-    let s = |v: Option<&str>| Arc::new(StringArray::from(vec![v])) as ArrayRef;
-    let at = |t: &str| {
-        Arc::new(
-            TimestampMicrosecondArray::from(vec![instant(t).timestamp_micros()])
-                .with_timezone("UTC"),
-        ) as ArrayRef
-    };
-    let b = RecordBatch::try_new(
-        DISPUTES_VIEW.schema.clone(),
-        vec![
-            s(Some("DSP-1")),
-            s(Some("ACC-T")),
-            s(Some("P1")),
-            s(Some("C1")),
-            s((status == "WON").then_some("V1")),
-            s(Some("ORD-CB-1")),
-            s(Some("CHARGEBACK")),
-            s(Some(status)),
-            s(Some("SGD")),
-            Arc::new(
-                Decimal128Array::from(vec![100_0000i128])
-                    .with_precision_and_scale(18, 4)
-                    .unwrap(),
-            ),
-            at(updated),
-            Arc::new(Date32Array::from(vec![
-                maribank_etl::contract::time::parse_date("2026-03-05").unwrap(),
-            ])),
-            s(Some("t")),
-            at(updated),
-        ],
-    )
-    .unwrap();
-    let mut w = maribank_etl::load::TableWriter::new(
-        dest,
-        &DISPUTES_VIEW,
-        maribank_etl::load::WriteMode::Merge,
-        Default::default(),
-    );
-    w.write(&b).unwrap();
-    w.finish().await.unwrap();
-}
-
-use std::sync::Arc;
-
-/// Disputed (the chargeback entry), lost (the dispute decided), then won (decided again, the
-/// funds returned by an adjustment): three changes of one order, in order.
-#[tokio::test]
-async fn a_chargeback_lost_then_won_is_two_changes() {
-    use maribank_etl::load::WriteMode;
-    use maribank_etl::orders::{Dirty, Keeper};
-    use maribank_etl::registry::Stream;
-    let dir = tempfile::tempdir().unwrap();
-    let dest = Destination::local(dir.path().join("wh")).unwrap();
-    let f = feed(&dir.path().join("wh"));
-    let day = |s: &str| maribank_etl::contract::time::parse_date(s).unwrap();
-    let keep = |now: &str| Keeper {
-        dest: &dest,
-        feed: &f,
-        lineage: helpers::lineage("t"),
-        now: instant(now),
-        lookback_days: 45,
-    };
-    let items = [
-        txn(
-            "P1",
-            "PAYMENT",
-            "100.00",
-            "3.20",
-            "96.80",
-            "2026-03-01T10:00:00Z",
-            None,
-        ),
-        txn(
-            "C1",
-            "CHARGEBACK",
-            "-100.00",
-            "15.00",
-            "-115.00",
-            "2026-03-05T10:00:00Z",
-            Some("P1"),
-        ),
-    ];
-    helpers::load_items(&dest, Stream::TRANSACTIONS, &items, "r1", WriteMode::Merge).await;
-    let mut d = Dirty::default();
-    d.transactions
-        .extend([day("2026-03-01"), day("2026-03-05")]);
-    f.mark_dirty("ACC-T", &d).await.unwrap();
-    keep("2026-03-06T00:00:00Z")
-        .account("ACC-T", chrono_tz::Tz::UTC)
-        .await
-        .unwrap();
-    dispute(&dest, "LOST", "2026-03-15T00:00:00Z").await;
-    let mut d = Dirty::default();
-    d.disputes.insert(day("2026-03-05"));
-    f.mark_dirty("ACC-T", &d).await.unwrap();
-    keep("2026-03-16T00:00:00Z")
-        .account("ACC-T", chrono_tz::Tz::UTC)
-        .await
-        .unwrap();
-    // Decided again for the merchant (an appeal): the dispute is WON, an adjustment returns
-    // the amount and the fee.
-    dispute(&dest, "WON", "2026-03-25T00:00:00Z").await;
-    let v = txn(
-        "V1",
-        "ADJUSTMENT",
-        "115.00",
-        "0.00",
-        "115.00",
-        "2026-03-25T00:00:00Z",
-        Some("C1"),
-    );
-    helpers::load_items(&dest, Stream::TRANSACTIONS, &[v], "r3", WriteMode::Merge).await;
-    let mut d = Dirty::default();
-    d.disputes.insert(day("2026-03-05"));
-    d.transactions.insert(day("2026-03-25"));
-    f.mark_dirty("ACC-T", &d).await.unwrap();
-    keep("2026-03-26T00:00:00Z")
-        .account("ACC-T", chrono_tz::Tz::UTC)
-        .await
-        .unwrap();
-    let ch = f.changes_after("ACC-T", 0).await.unwrap();
-    let steps: Vec<(Option<&str>, &str, i64)> = ch
-        .iter()
-        .map(|c| {
-            (
-                c.from_status.as_deref(),
-                c.to_status.as_str(),
-                c.order_version,
-            )
-        })
-        .collect();
-    assert_eq!(
-        steps,
-        [
-            (None, "disputed", 1),
-            (Some("disputed"), "chargeback_lost", 2),
-            (Some("chargeback_lost"), "chargeback_won", 3)
-        ]
-    );
-    assert_eq!(ch[1].causes.dispute_ids, ["DSP-1"]);
-    assert_eq!(ch[2].causes.transaction_ids, ["V1"]);
-    let a = ch[2].amounts.as_ref().unwrap();
-    assert_eq!(
-        (
-            a.charged_back.as_str(),
-            a.chargeback_returned.as_str(),
-            a.net.as_str()
-        ),
-        ("100.00", "115.00", "96.80")
-    );
-    let _: DateTime<Utc> = ch[2].detected_at;
 }
