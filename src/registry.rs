@@ -392,6 +392,7 @@ pub fn all_tables() -> Vec<&'static TableDef> {
         &*crate::reconcile::tables::RECON_ORDERS,
         &*crate::orders::table::ORDER_STATUS,
         &*crate::orders::table::ORDER_STATUS_CHANGES,
+        &*crate::reconcile::tables::RECON_PORTAL,
         &*crate::webhook::table::WEBHOOK_EVENTS,
         &*crate::pipeline::usage::USAGE,
     ]);
