@@ -179,6 +179,9 @@ pub const MAX_BODY_BYTES: Bound<usize> = Bound::whole("--max-body-bytes", 1024, 
 /// `--coalesce-ms`: up to a minute.
 pub const COALESCE_MS: Bound<u64> = Bound::whole("--coalesce-ms", 0, 60_000);
 
+/// `orders replay --seq`: a change's sequence number.
+pub const ORDERS_SEQ: Bound<i64> = Bound::whole("--seq", 1, i64::MAX);
+
 /// The pipeline TOML's numeric keys with their ranges.
 pub fn toml_ranges() -> Vec<(&'static str, String)> {
     let key = |name: &'static str| name.split(' ').next().unwrap_or(name);
@@ -245,6 +248,7 @@ pub fn flag_ranges() -> Vec<(&'static str, &'static str, String)> {
         ("webhook serve", MAX_ATTEMPTS.name, MAX_ATTEMPTS.range()),
         ("webhook serve", MAX_BODY_BYTES.name, MAX_BODY_BYTES.range()),
         ("webhook serve", COALESCE_MS.name, COALESCE_MS.range()),
+        ("orders replay", ORDERS_SEQ.name, ORDERS_SEQ.range()),
     ]
 }
 

@@ -74,7 +74,8 @@ pub struct ReplayArgs {
     #[command(flatten)]
     pub common: Common,
     /// The dead letters' sequences.
-    #[arg(long = "seq", required_unless_present = "all_dead")]
+    #[arg(long = "seq", required_unless_present = "all_dead",
+          value_parser = crate::bounds::ORDERS_SEQ.parser())]
     pub seq: Vec<i64>,
     /// Every dead letter.
     #[arg(long)]
