@@ -230,12 +230,18 @@ async fn kill_9_mid_batch_loses_skips_and_reorders_nothing() {
         // Let it deliver at least one batch, then SIGKILL it while the OMS holds the next one
         // unanswered (taken, its 200 not yet sent).
         let held = loop {
-            let b = oms.book.lock().unwrap();
-            if b.requests >= seen + 2 && b.in_flight > 0 {
-                child.kill().unwrap();
-                break b.by_key.len();
+            // The kill happens under the lock, so the OMS cannot answer the held batch first.
+            let killed = {
+                let b = oms.book.lock().unwrap();
+                let ready = b.requests >= seen + 2 && b.in_flight > 0;
+                ready.then(|| {
+                    child.kill().unwrap();
+                    b.by_key.len()
+                })
+            };
+            if let Some(held) = killed {
+                break held;
             }
-            drop(b);
             assert!(
                 child.try_wait().unwrap().is_none(),
                 "kill {k}: the push ended before it could be killed"
