@@ -9,6 +9,8 @@
 //! - [`pipeline`]: runs (sync, incremental, backfill) driving the three stages, with state,
 //!   leases, run reports and alerts kept in the destination.
 //! - [`reconcile`]: the warehouse checked against statements, settlements and seller orders.
+//! - [`orders`]: each order's payment status kept from the ledger, its change feed, and the
+//!   signed push to the seller's order system.
 //! - [`sandbox`]: an embedded server implementing the whole contract with deterministic data.
 //! - [`server`]: serving an HTTP router with timeouts and a connection cap (webhook receiver).
 //! - [`webhook`]: the receiver of MariBank's event pushes, journaled and turned into pulls.
@@ -27,6 +29,7 @@ pub mod extract;
 pub mod host;
 pub mod load;
 pub mod logging;
+pub mod orders;
 pub mod pipeline;
 pub mod reconcile;
 pub mod redact;

@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod check;
 pub mod demo;
 pub mod migrate;
+pub mod orders;
 pub mod output;
 pub mod reconcile;
 pub mod run;
@@ -55,6 +56,8 @@ pub enum Command {
     Usage(usage::UsageArgs),
     /// One transaction's story: related records, batch, payout, disputes, statements, raw responses.
     Trace(trace::TraceArgs),
+    /// The order system feed: push order status changes to the OMS, show and replay dead letters.
+    Orders(orders::OrdersArgs),
 }
 
 /// Parses the command line and runs it.
@@ -81,6 +84,7 @@ pub fn main() -> ExitCode {
             Command::Sandbox(args) => sandbox::run(args).await,
             Command::Reconcile(args) => Ok(reconcile::run(args).await),
             Command::Webhook(args) => webhook::run(args).await,
+            Command::Orders(args) => Ok(orders::run(args).await),
             Command::Migrate(args) => Ok(migrate::run(args).await),
             Command::Usage(args) => Ok(usage::run(args).await),
             Command::Trace(args) => Ok(trace::run(args).await),

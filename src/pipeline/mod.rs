@@ -14,6 +14,7 @@
 //! - [`actions`]: webhook-triggered pulls.
 //! - [`lineage`]: the trace index written as rows are loaded (lookup keys, archived pages).
 //! - [`cash`]: the `cash_position` table each run writes for its accounts.
+//! - [`orders`]: the step after each run: `order_status` kept, its changes pushed.
 
 pub mod actions;
 pub mod alerts;
@@ -22,6 +23,7 @@ pub mod config;
 pub mod control;
 pub mod leases;
 pub mod lineage;
+pub mod orders;
 pub mod passes;
 pub mod progress;
 pub mod pull;

@@ -121,6 +121,8 @@ pub struct Pulled {
     pub tally: Tally,
     /// Quarantined items per value of the `group_rejects_by` field.
     pub rejected_groups: HashMap<String, u64>,
+    /// Object paths of the partitions written.
+    pub partitions: Vec<String>,
 }
 
 impl PullContext {
@@ -181,6 +183,7 @@ impl PullContext {
             }
         });
         let mut tally = Tally::default();
+        let mut partitions = Vec::new();
         // The archived page of each run of rows, for the trace index.
         let mut spans = PageSpans::default();
         let index = account.as_deref().map(|a| (&self.index, a));
@@ -221,7 +224,9 @@ impl PullContext {
         let d = t.finish();
         emit(d.rows, &mut writer, &mut spans)?;
         if let Some(w) = writer {
-            tally.rows_written = w.finish().await?.rows_written;
+            let summary = w.finish().await?;
+            tally.rows_written = summary.rows_written;
+            partitions = summary.partitions.into_iter().map(|p| p.path).collect();
             self.write_quarantine(d.quarantine, &d.counts).await?;
             self.recorder.written(stream, tally.rows_written);
         }
@@ -231,6 +236,7 @@ impl PullContext {
         Ok(Pulled {
             tally,
             rejected_groups: t.rejected_groups().clone(),
+            partitions,
         })
     }
 

@@ -251,10 +251,20 @@ fn checks_html(h: &mut String, t: &Trace, raw_files: &[(String, String)]) {
             e(&o.status),
             eo(&o.paid_amount),
             eo(&o.refunded_amount),
-            eo(&o.disputed_amount),
+            eo(&o.charged_back_amount),
+            eo(&o.chargeback_returned_amount),
+            eo(&o.net_amount),
         ]
     });
-    let head = ["order", "status", "paid", "refunded", "disputed"];
+    let head = [
+        "order",
+        "status",
+        "paid",
+        "refunded",
+        "charged back",
+        "returned",
+        "net",
+    ];
     table(h, "Order status", &head, rows.collect());
     let rows = t.raw_responses.iter().map(|r| {
         let file = raw_files

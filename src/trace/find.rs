@@ -382,7 +382,11 @@ pub fn order_statuses(batches: &[RecordBatch]) -> Vec<OrderStatus> {
                 business_date: c.day("business_date", i).map(date_text).unwrap_or_default(),
                 paid_amount: amount("paid_amount"),
                 refunded_amount: amount("refunded_amount"),
-                disputed_amount: amount("disputed_amount"),
+                charged_back_amount: amount("charged_back_amount"),
+                chargeback_returned_amount: amount("chargeback_returned_amount"),
+                net_amount: amount("net_amount"),
+                settled: c.flag("settled", i),
+                version: c.int("version", i),
                 currency: cur,
             });
         }

@@ -276,8 +276,16 @@ pub struct OrderStatus {
     pub paid_amount: Option<String>,
     /// `refunded_amount`.
     pub refunded_amount: Option<String>,
-    /// `disputed_amount`.
-    pub disputed_amount: Option<String>,
+    /// `charged_back_amount`.
+    pub charged_back_amount: Option<String>,
+    /// `chargeback_returned_amount`: what won chargebacks returned.
+    pub chargeback_returned_amount: Option<String>,
+    /// `net_amount`: what the seller keeps.
+    pub net_amount: Option<String>,
+    /// `settled`: every payment's batch is `PAID`.
+    pub settled: Option<bool>,
+    /// `version`: 1, 2, 3 … per change of the order.
+    pub version: Option<i64>,
 }
 
 /// One archived API response a record (one version of it) came from.

@@ -201,14 +201,18 @@ fn checks(s: &mut String, t: &Trace) {
     for o in &t.orders {
         let _ = writeln!(
             s,
-            "  {}  {}  {}  paid {}  refunded {}  disputed {}  {}",
+            "  {}  {}  {}  paid {}  refunded {}  charged back {}  returned {}  net {}  {}  settled {}  version {}",
             p(&o.external_order_id),
             p(&o.status),
             o.business_date,
             opt(&o.paid_amount),
             opt(&o.refunded_amount),
-            opt(&o.disputed_amount),
-            opt(&o.currency)
+            opt(&o.charged_back_amount),
+            opt(&o.chargeback_returned_amount),
+            opt(&o.net_amount),
+            opt(&o.currency),
+            o.settled.map_or("—", |b| if b { "yes" } else { "no" }),
+            o.version.map_or_else(|| "—".to_string(), |v| v.to_string())
         );
     }
 }

@@ -10,6 +10,7 @@ mod extract;
 mod leases;
 mod lifecycle;
 mod money;
+mod orders;
 mod pipeline;
 mod portal;
 mod readers;

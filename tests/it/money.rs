@@ -276,12 +276,18 @@ async fn served(sb: &Sandbox, account: &str, from: DateTime<Utc>, now: DateTime<
 #[tokio::test]
 async fn cash_position_is_what_the_api_says_is_on_its_way() {
     let w = World::new(config(Discrepancies::none()).world_params());
-    // The clock: an hour after a payout failed, before its repayment is made.
-    let mut book = PayoutBook::new(&w, 0);
-    let failed = date("2026-03-25")
-        .iter_days()
-        .flat_map(|d| book.payouts_on(d))
-        .find(|p| matches!(p.end, PayoutEnd::Failed { .. }))
+    // The clock: an hour after a payout failed, before its repayment is made (the first
+    // account with a failure in the data's days).
+    let (acc, failed) = (0..w.accounts.len() as u32)
+        .find_map(|acc| {
+            let mut book = PayoutBook::new(&w, acc);
+            date("2026-03-25")
+                .iter_days()
+                .take_while(|d| *d <= date("2026-04-20"))
+                .flat_map(|d| book.payouts_on(d))
+                .find(|p| matches!(p.end, PayoutEnd::Failed { .. }))
+                .map(|p| (acc, p))
+        })
         .expect("a failed payout");
     let PayoutEnd::Failed { failed_ms, .. } = failed.end else {
         unreachable!()
@@ -354,12 +360,14 @@ async fn cash_position_is_what_the_api_says_is_on_its_way() {
         }
     }
     // The failed payout's money waits for its repayment; today's payouts are on their way.
-    let a0 = &w.accounts[0].id;
+    let a0 = &w.accounts[acc as usize].id;
     let digits = maribank_etl::contract::money::minor_units(failed.currency).unwrap();
     let amount = i128::from(failed.amount) * 10i128.pow(4 - u32::from(digits));
     let row = &stored[&(a0.clone(), failed.currency.to_string())];
-    assert_eq!(row[3], Some("1".to_string()));
-    assert_eq!(row[7], Some(amount.to_string()));
+    // It waits with any other payout of the currency failed or returned and not repaid yet.
+    let n = |v: &Option<String>| v.as_deref().unwrap().parse::<i128>().unwrap();
+    assert!(n(&row[3]) >= 1, "{row:?}");
+    assert!(n(&row[7]) >= amount, "{row:?} vs {amount}");
     assert!(
         stored
             .iter()

@@ -156,6 +156,16 @@ fn ids(v: &Value, key: &str, field: &str) -> Vec<String> {
         .collect()
 }
 
+/// The net of the trace's transactions, as the order's `net_amount` shows it.
+fn net_of(v: &Value) -> String {
+    let txns = v["transactions"].as_array().unwrap();
+    let net: i128 = txns
+        .iter()
+        .map(|t| units4(t["net_amount"].as_str().unwrap()).unwrap())
+        .sum();
+    fmt_amount(net, txns[0]["currency"].as_str().unwrap())
+}
+
 /// The raw responses listed for (table, record).
 fn raws<'v>(v: &'v Value, table: &str, id: &str) -> Vec<&'v Value> {
     v["raw_responses"]
@@ -278,6 +288,7 @@ async fn a_payment_with_a_partial_refund() {
             .unwrap()
             .trim_start_matches('-')
     );
+    assert_eq!(v["orders"][0]["net_amount"], net_of(&v));
     assert!(
         v["reconciliation"]
             .as_array()
@@ -410,7 +421,14 @@ async fn a_chargeback_won_shows_the_withdrawal_and_the_reversal() {
             (rev_id.as_str(), "match", "none")
         ]
     );
-    assert_eq!(v["orders"][0]["status"], "disputed");
+    // The order as the ledger keeps it: withdrawn by the chargeback, returned (amount and fee)
+    // by the reversal; the seller keeps the net of all three entries.
+    let o = &v["orders"][0];
+    assert_eq!(o["status"], "chargeback_won");
+    let gross = |i: usize| v["transactions"][i]["gross_amount"].as_str().unwrap();
+    assert_eq!(o["charged_back_amount"], gross(1).trim_start_matches('-'));
+    assert_eq!(o["chargeback_returned_amount"], gross(2));
+    assert_eq!(o["net_amount"], net_of(&v));
     assert_eq!(raws(&v, "disputes", &id).len(), 1);
     assert!(
         text.contains(&format!("  {id}  CHARGEBACK  WON  {}  ", d.reason)),
