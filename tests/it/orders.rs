@@ -195,11 +195,15 @@ async fn status_is_kept_from_the_ledger_and_each_change_is_written_once() {
         *m.entry(s.as_str()).or_default() += 1;
         m
     });
+    // The window's chargebacks come with their disputes (a window re-reads the disputes created
+    // in the 7 days before it), all decided by the clock: none is `disputed` any more (an open
+    // dispute is covered in `orders::chargebacks`).
     for s in [
         "paid",
         "partially_refunded",
         "refunded",
-        "disputed",
+        "chargeback_lost",
+        "chargeback_won",
         "payment_failed",
         "payment_unknown",
     ] {
