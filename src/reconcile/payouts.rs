@@ -143,6 +143,19 @@ impl<'a> PayoutCheck<'a> {
                 out,
             )?;
         }
+        self.paid_batches(payouts, batches, loaded_through, findings, out)
+    }
+
+    /// `paid_batch_in_one_payout`: every `PAID` batch of the window against the `PAID` payouts
+    /// listing it.
+    fn paid_batches(
+        &self,
+        payouts: &[StoredPayout],
+        batches: &Batches<'_>,
+        loaded_through: Option<i32>,
+        findings: &mut Findings,
+        out: &mut TableOut<PayoutsBuilder>,
+    ) -> Result<(), LoadError> {
         let mut paid_by: HashMap<&str, Vec<&StoredPayout>> = HashMap::new();
         for p in payouts.iter().filter(|p| p.status == "PAID") {
             for b in &p.batches {
