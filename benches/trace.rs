@@ -195,13 +195,15 @@ fn main() {
         .unwrap();
     let dest = Destination::local(&wh).unwrap();
     let ids = rt.block_on(pick(&dest));
+    let mib = |d: &str| dir_bytes(&wh.join(d)) as f64 / 1048576.0;
     println!(
-        "trace: warehouse of {} × {per_day} transactions/day × {DAYS} days synced in {:.0} s: {:.0} MiB Parquet, trace_index {:.1} MiB, _raw {:.0} MiB",
+        "trace: warehouse of {} × {per_day} transactions/day × {DAYS} days synced in {:.0} s: {:.0} MiB of tables (trace_index {:.1} MiB), _raw {:.0} MiB, _state {:.0} MiB",
         ACCOUNTS,
         t0.elapsed().as_secs_f64(),
-        (dir_bytes(&wh) - dir_bytes(&wh.join("_raw"))) as f64 / 1048576.0,
-        dir_bytes(&wh.join("trace_index")) as f64 / 1048576.0,
-        dir_bytes(&wh.join("_raw")) as f64 / 1048576.0,
+        dir_bytes(&wh) as f64 / 1048576.0 - mib("_raw") - mib("_state"),
+        mib("trace_index"),
+        mib("_raw"),
+        mib("_state"),
     );
     let pack = tmp.join("pack");
     for (what, id) in &ids {
