@@ -316,7 +316,7 @@ impl FromStr for Stream {
 }
 
 /// Every warehouse table the project writes, in a fixed order: the streams' tables, then
-/// quarantine, reconciliation results, webhook events and call volume.
+/// quarantine, reconciliation results, webhook events, call volume and the monthly report.
 pub fn all_tables() -> Vec<&'static TableDef> {
     let mut out: Vec<&'static TableDef> = Stream::ALL.iter().map(|s| s.table()).collect();
     out.extend([
@@ -327,6 +327,9 @@ pub fn all_tables() -> Vec<&'static TableDef> {
         &*crate::reconcile::tables::ORDER_STATUS,
         &*crate::webhook::table::WEBHOOK_EVENTS,
         &*crate::pipeline::usage::USAGE,
+        &*crate::report::tables::REPORT_MONTHLY_FIGURES,
+        &*crate::report::tables::REPORT_MONTHLY_DAILY,
+        &*crate::report::tables::REPORT_MONTHLY_RECON,
     ]);
     out
 }

@@ -25,7 +25,9 @@ pub enum Format {
 
 /// Options of `accounts`.
 #[derive(Debug, Args)]
-#[command(after_help = "Example:\n  maribank-etl accounts --status ACTIVE,FROZEN --format json   # what a nightly run pulls")]
+#[command(
+    after_help = "Example:\n  maribank-etl accounts --status ACTIVE,FROZEN --format json   # what a nightly run pulls"
+)]
 pub struct AccountsArgs {
     /// Only accounts with one of these statuses, comma-separated (ACTIVE, FROZEN, CLOSED).
     #[arg(long, value_delimiter = ',')]
@@ -84,9 +86,10 @@ pub async fn run(args: AccountsArgs) -> ExitCode {
         }
     }
     rows.retain(|a| {
-        args.status
-            .as_deref()
-            .is_none_or(|want| want.iter().any(|s| a["status"].as_str() == Some(s.as_str())))
+        args.status.as_deref().is_none_or(|want| {
+            want.iter()
+                .any(|s| a["status"].as_str() == Some(s.as_str()))
+        })
     });
     match args.format {
         Format::Json => {

@@ -6,6 +6,7 @@ pub mod demo;
 pub mod migrate;
 pub mod output;
 pub mod reconcile;
+pub mod report;
 pub mod run;
 pub mod sandbox;
 pub mod usage;
@@ -52,6 +53,8 @@ pub enum Command {
     Migrate(migrate::MigrateArgs),
     /// Call volume from the run reports: per day, endpoint and account, peak QPS vs the limit.
     Usage(usage::UsageArgs),
+    /// Reports of the warehouse: the monthly finance pack (an HTML page and BI tables).
+    Report(report::ReportArgs),
 }
 
 /// Parses the command line and runs it.
@@ -80,6 +83,7 @@ pub fn main() -> ExitCode {
             Command::Webhook(args) => webhook::run(args).await,
             Command::Migrate(args) => Ok(migrate::run(args).await),
             Command::Usage(args) => Ok(usage::run(args).await),
+            Command::Report(args) => Ok(report::run(args).await),
         }
     });
     match result {

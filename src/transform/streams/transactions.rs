@@ -13,10 +13,10 @@ use super::{
     RowDecoder, Slots, Tail, check_currency, currency, opt_decimal, opt_instant, opt_str, pk_str,
     req_amount, req_instant, req_str, ts, versions_in_order,
 };
+use crate::contract::business_day::LocalDays;
 use crate::contract::money::{AMOUNT_PRECISION, AMOUNT_SCALE, RATE_PRECISION, RATE_SCALE};
 use crate::contract::table::{TableDef, amount, col, instant, rate};
 use crate::contract::time::DAY_US;
-use crate::contract::business_day::LocalDays;
 use crate::transform::Lineage;
 use crate::transform::json::{Fields, extra_json};
 use crate::transform::quarantine::{Reason, Reject};
