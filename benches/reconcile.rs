@@ -16,7 +16,7 @@ use chrono::NaiveDate;
 use maribank_etl::load::{Destination, TableWriter, WriteMode, WriterConfig};
 use maribank_etl::reconcile::{ReconcileConfig, reconcile};
 use maribank_etl::registry::Stream;
-use maribank_etl::sandbox::data::{World, WorldParams};
+use maribank_etl::sandbox::data::{BatchState, DayCtx, World, WorldParams};
 use maribank_etl::sandbox::render::{self, Batch, BatchTotals};
 use maribank_etl::sandbox::{Discrepancies, orders};
 use maribank_etl::transform::{Lineage, StatementFile, decode_statement};
@@ -121,17 +121,8 @@ async fn build(
                 }
             }
             for (cur, totals) in totals {
-                let b = Batch {
-                    account: a.index,
-                    currency: cur,
-                    date: d,
-                    totals,
-                    created_ms: day.start_ms,
-                    closed_ms: Some(day.close_ms()),
-                    paid_ms: Some(day.paid_ms()),
-                };
                 buf.clear();
-                render::batch_json(&mut buf, &w, &b, None);
+                paid_batch_json(&mut buf, &w, &day, cur, totals);
                 st.push_item(std::str::from_utf8(&buf).unwrap());
             }
             if statements {
@@ -160,16 +151,45 @@ async fn build(
     );
     aw.write(&ac.take_rows()).unwrap();
     aw.finish().await.unwrap();
-    // The seller's orders: every payment, as the seller recorded it.
+    (n, write_orders(orders_path, &w), from, to)
+}
+
+/// The seller's orders: every payment, as the seller recorded it; returns how many.
+fn write_orders(orders_path: &std::path::Path, w: &World) -> u64 {
     let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(orders_path).unwrap());
     out.write_all(orders::HEADER.as_bytes()).unwrap();
     out.write_all(b"\r\n").unwrap();
     let mut orders_n = 0;
     for a in &w.accounts {
-        orders_n += orders::export_rows(&mut out, &w, a, from, to, &Discrepancies::none()).unwrap();
+        orders_n +=
+            orders::export_rows(&mut out, w, a, w.p.from, w.p.to, &Discrepancies::none()).unwrap();
     }
     out.flush().unwrap();
-    (n, orders_n, from, to)
+    orders_n
+}
+
+/// One batch of `day` as listed once paid (two days after its close).
+fn paid_batch_json(
+    buf: &mut Vec<u8>,
+    w: &World,
+    day: &DayCtx,
+    currency: &'static str,
+    totals: BatchTotals,
+) {
+    let paid = day.close_ms() + 2 * 86_400_000;
+    let b = Batch {
+        account: day.account,
+        currency,
+        date: day.date,
+        totals,
+        created_ms: day.start_ms,
+        state: BatchState {
+            closed_ms: Some(day.close_ms()),
+            paid_ms: Some(paid),
+            updated_ms: paid,
+        },
+    };
+    render::batch_json(buf, w, &b, None);
 }
 
 fn main() {

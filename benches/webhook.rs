@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use chrono::NaiveDate;
 use futures::future::BoxFuture;
 use maribank_etl::contract::signing::Secret;
+use maribank_etl::registry::Stream;
 use maribank_etl::webhook::verify::sign;
 use maribank_etl::webhook::{ActionError, Actions, JsonLinesSink, Receiver, ReceiverConfig};
 
@@ -27,14 +28,7 @@ impl Actions for NoOp {
     ) -> BoxFuture<'a, Result<(), ActionError>> {
         Box::pin(async { Ok(()) })
     }
-    fn pull_settlement_day<'a>(
-        &'a self,
-        _: &'a str,
-        _: &'a str,
-    ) -> BoxFuture<'a, Result<(), ActionError>> {
-        Box::pin(async { Ok(()) })
-    }
-    fn pull_incremental<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<(), ActionError>> {
+    fn pull_stream<'a>(&'a self, _: &'a str, _: Stream) -> BoxFuture<'a, Result<(), ActionError>> {
         Box::pin(async { Ok(()) })
     }
 }

@@ -59,6 +59,11 @@ pub struct StreamDef {
     /// Whether every pass (sync, incremental, backfill, webhook pulls) loads it for each
     /// account window; `false` for streams pulled once per run (`accounts`) or per date.
     pub per_account: bool,
+    /// The webhook event type (§8) saying that records of this stream changed for the
+    /// account in its `data.account_id`: a receiver answers it with a pull of this stream for
+    /// that account. `None` when no event says so (`statement.ready` names a date and is
+    /// handled on its own).
+    pub change_event: Option<&'static str>,
     /// The warehouse table.
     pub table: &'static LazyLock<TableDef>,
     /// The JSON decoder; `None` for a file stream with a decoder of its own (statements).
@@ -90,6 +95,7 @@ static ACCOUNTS_DEF: StreamDef = StreamDef {
     cursor_field: None,
     lookback_days: 0,
     per_account: false,
+    change_event: None,
     table: &streams::accounts::ACCOUNTS,
     decoder: Some(boxed::<streams::accounts::AccountsDecoder>),
 };
@@ -107,6 +113,7 @@ static TRANSACTIONS_DEF: StreamDef = StreamDef {
     cursor_field: Some("updated_at"),
     lookback_days: 0,
     per_account: true,
+    change_event: Some("transaction.updated"),
     table: &streams::transactions::TRANSACTIONS,
     decoder: Some(boxed::<streams::transactions::TransactionsDecoder>),
 };
@@ -122,10 +129,13 @@ static SETTLEMENTS_DEF: StreamDef = StreamDef {
     filters: &[],
     primary_key: &["settlement_batch_id"],
     cursor_field: None,
-    // Batches are created at the start of their business day and close and get paid over the
-    // next day and a half.
-    lookback_days: 3,
+    // Batches are created at the start of their business day and close after it; the payout
+    // paying one arrives within 22 days (due 1–3 working days after the close, carried at most
+    // 10 working days while the payouts' net is not positive, arriving a working day later),
+    // and a returned payout's batches are repaid within 10 days more (sandbox::data::book).
+    lookback_days: 33,
     per_account: true,
+    change_event: Some("settlement.paid"),
     table: &streams::settlements::SETTLEMENTS,
     decoder: Some(boxed::<streams::settlements::SettlementsDecoder>),
 };
@@ -143,6 +153,7 @@ static STATEMENTS_DEF: StreamDef = StreamDef {
     cursor_field: None,
     lookback_days: 0,
     per_account: true,
+    change_event: None,
     table: &crate::transform::statements::STATEMENT_LINES,
     decoder: None,
 };
@@ -160,8 +171,50 @@ static FX_RATES_DEF: StreamDef = StreamDef {
     cursor_field: None,
     lookback_days: 0,
     per_account: false,
+    change_event: None,
     table: &streams::fx_rates::FX_RATES,
     decoder: Some(boxed::<streams::fx_rates::FxRatesDecoder>),
+};
+
+static DISPUTES_DEF: StreamDef = StreamDef {
+    name: "disputes",
+    aliases: &[],
+    about: "chargebacks and inquiries (争议), latest version",
+    path: "/v1/disputes",
+    product: Some("disputes"),
+    scope: Scope::AccountWindow,
+    time_fields: &["created_at", "updated_at"],
+    filters: &["status"],
+    primary_key: &["dispute_id"],
+    cursor_field: Some("updated_at"),
+    lookback_days: 0,
+    per_account: true,
+    change_event: Some("dispute.updated"),
+    table: &streams::disputes::DISPUTES,
+    decoder: Some(boxed::<streams::disputes::DisputesDecoder>),
+};
+
+static PAYOUTS_DEF: StreamDef = StreamDef {
+    name: "payouts",
+    aliases: &[],
+    about: "transfers to the merchant's bank (到账), latest version",
+    path: "/v1/payouts",
+    product: Some("settlements"),
+    scope: Scope::AccountWindow,
+    time_fields: &[],
+    filters: &[],
+    primary_key: &["payout_id"],
+    cursor_field: None,
+    // Windows are on created_at only: every pass re-reads the payouts created in the last 10
+    // days. A payout changes for at most 6 days (sent, arrived, returned 2 working days after
+    // arriving), and the payout repaying a failed or returned one is created at most 6 days
+    // after it and arrives within 3 more — so a payout's whole life, its failure and its
+    // repayment are re-read together.
+    lookback_days: 10,
+    per_account: true,
+    change_event: Some("payout.updated"),
+    table: &streams::payouts::PAYOUTS,
+    decoder: Some(boxed::<streams::payouts::PayoutsDecoder>),
 };
 
 /// A handle on one registered stream: cheap to copy, compared by name.
@@ -179,14 +232,20 @@ impl Stream {
     pub const STATEMENTS: Stream = Stream(&STATEMENTS_DEF);
     /// `GET /v1/fx-rates` → `fx_rates`.
     pub const FX_RATES: Stream = Stream(&FX_RATES_DEF);
+    /// `GET /v1/disputes` → `disputes`.
+    pub const DISPUTES: Stream = Stream(&DISPUTES_DEF);
+    /// `GET /v1/payouts` → `payouts`.
+    pub const PAYOUTS: Stream = Stream(&PAYOUTS_DEF);
 
     /// Every stream, in the order a run pulls them.
-    pub const ALL: [Stream; 5] = [
+    pub const ALL: [Stream; 7] = [
         Stream::ACCOUNTS,
         Stream::TRANSACTIONS,
         Stream::SETTLEMENTS,
         Stream::STATEMENTS,
         Stream::FX_RATES,
+        Stream::DISPUTES,
+        Stream::PAYOUTS,
     ];
 
     /// The stream's definition.
@@ -212,6 +271,13 @@ impl Stream {
     /// The warehouse table the stream lands in.
     pub fn table(self) -> &'static TableDef {
         self.0.table
+    }
+
+    /// The stream whose records an event of type `event_type` says changed.
+    pub fn by_change_event(event_type: &str) -> Option<Stream> {
+        Stream::ALL
+            .into_iter()
+            .find(|s| s.change_event == Some(event_type))
     }
 
     /// The stream served at `path`.

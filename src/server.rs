@@ -235,7 +235,7 @@ impl Server {
                     }
                 }
                 accepted = listener.accept() => match accepted {
-                    Ok((stream, _peer)) => {
+                    Ok((stream, peer)) => {
                         if conns.len() >= max {
                             if shed_since.is_none() {
                                 shed_since = Some(counters.0.shed.load(Ordering::Relaxed));
@@ -247,7 +247,7 @@ impl Server {
                         }
                         let _ = stream.set_nodelay(true);
                         Counters::add(&counters.0.accepted);
-                        conns.spawn(ctx.clone().serve_conn(stream, stop_rx.clone()));
+                        conns.spawn(ctx.clone().serve_conn(stream, peer, stop_rx.clone()));
                         counters.0.open.store(conns.len() as u64, Ordering::Relaxed);
                     }
                     Err(e) => {
@@ -284,7 +284,12 @@ struct ConnCtx {
 }
 
 impl ConnCtx {
-    async fn serve_conn(self: Arc<Self>, stream: TcpStream, mut stop: watch::Receiver<bool>) {
+    async fn serve_conn(
+        self: Arc<Self>,
+        stream: TcpStream,
+        peer: std::net::SocketAddr,
+        mut stop: watch::Receiver<bool>,
+    ) {
         let activity = Arc::new(Activity::new());
         let io = TokioIo::new(Tracked {
             inner: stream,
@@ -293,6 +298,7 @@ impl ConnCtx {
         let svc = ConnService {
             ctx: self.clone(),
             activity: activity.clone(),
+            peer,
         };
         let conn = self.http.serve_connection(io, svc);
         tokio::pin!(conn);
@@ -453,6 +459,8 @@ impl AsyncWrite for Tracked {
 struct ConnService {
     ctx: Arc<ConnCtx>,
     activity: Arc<Activity>,
+    /// The peer, handed to handlers as `ConnectInfo<SocketAddr>` (e.g. an IP allowlist).
+    peer: std::net::SocketAddr,
 }
 
 impl hyper::service::Service<Request<Incoming>> for ConnService {
@@ -464,13 +472,15 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
         let guard = InFlight::enter(&self.activity);
         let limit = self.ctx.limits.body_timeout;
         let counters = self.ctx.counters.clone();
-        let req = req.map(|inner| DeadlineBody {
+        let mut req = req.map(|inner| DeadlineBody {
             inner,
             deadline: Box::pin(tokio::time::sleep(limit)),
             limit,
             counters,
             expired: false,
         });
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(self.peer));
         let mut router = self.ctx.router.clone();
         Box::pin(async move {
             use tower_service::Service;

@@ -193,6 +193,7 @@ impl SandboxArgs {
                 w
             }),
             extra_account_ids: self.extra_account_ids.clone(),
+            server: crate::server::Limits::default(),
         })
     }
 

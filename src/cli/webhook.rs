@@ -19,6 +19,7 @@ use crate::load::Destination;
 use crate::pipeline::actions::PipelineActions;
 use crate::pipeline::config::{ApiEnv, Overrides, Settings};
 use crate::pipeline::run::RunError;
+use crate::registry::Stream;
 use crate::webhook::journal::{self, DeadLetter, Journal, JournalError};
 use crate::webhook::sink::ParquetSink;
 use crate::webhook::verify::load_secrets;
@@ -366,25 +367,12 @@ impl Actions for WebhookPulls {
         Box::pin(async move { classify(self.pipeline.pull_statement(account_id, date).await) })
     }
 
-    fn pull_settlement_day<'a>(
+    fn pull_stream<'a>(
         &'a self,
         account_id: &'a str,
-        settlement_batch_id: &'a str,
+        stream: Stream,
     ) -> BoxFuture<'a, Result<(), ActionError>> {
-        Box::pin(async move {
-            let r = self
-                .pipeline
-                .pull_settlement_day(account_id, settlement_batch_id)
-                .await;
-            classify(r)
-        })
-    }
-
-    fn pull_incremental<'a>(
-        &'a self,
-        account_id: &'a str,
-    ) -> BoxFuture<'a, Result<(), ActionError>> {
-        Box::pin(async move { classify(self.pipeline.pull_incremental(account_id).await) })
+        Box::pin(async move { classify(self.pipeline.pull_stream(account_id, stream).await) })
     }
 
     fn dead_lettered<'a>(

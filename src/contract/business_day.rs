@@ -1,7 +1,8 @@
 //! Business days (§5): a day in the account's own IANA time zone, bounded by local midnights —
-//! UTC ↔ account-local day, day bounds, statement dates, and `Date32` day numbers.
+//! UTC ↔ account-local day, day bounds, statement dates, `Date32` day numbers, and the working
+//! days (Monday to Friday of the local calendar) payouts count in (§7).
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Offset, TimeZone, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Offset, TimeZone, Utc};
 use chrono_tz::Tz;
 
 use super::STATEMENT_READY_AFTER_MIDNIGHT_MS;
@@ -212,9 +213,68 @@ pub fn utc_dates(start: DateTime<Utc>, end: DateTime<Utc>) -> Vec<NaiveDate> {
     out
 }
 
+/// Whether a local date is a working day (Monday to Friday): payouts are counted in these.
+pub fn is_working_day(d: NaiveDate) -> bool {
+    !matches!(d.weekday(), chrono::Weekday::Sat | chrono::Weekday::Sun)
+}
+
+/// The `k`-th working day strictly after `d` (`k = 0`: `d` itself).
+pub fn add_working_days(d: NaiveDate, k: u32) -> NaiveDate {
+    let mut out = d;
+    let mut left = k;
+    while left > 0 {
+        out = out.succ_opt().expect("date in range");
+        if is_working_day(out) {
+            left -= 1;
+        }
+    }
+    out
+}
+
+/// The `k`-th working day strictly before `d` (`k = 0`: `d` itself); for a working day `d`,
+/// `add_working_days(sub_working_days(d, k), k) == d`.
+pub fn sub_working_days(d: NaiveDate, k: u32) -> NaiveDate {
+    let mut out = d;
+    let mut left = k;
+    while left > 0 {
+        out = out.pred_opt().expect("date in range");
+        if is_working_day(out) {
+            left -= 1;
+        }
+    }
+    out
+}
+
+/// The Monday of the week of `d`.
+pub fn week_start(d: NaiveDate) -> NaiveDate {
+    d - chrono::Days::new(u64::from(d.weekday().num_days_from_monday()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn working_days_skip_weekends() {
+        let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        // 2026-03-06 is a Friday.
+        assert_eq!(add_working_days(d("2026-03-06"), 1), d("2026-03-09"));
+        assert_eq!(add_working_days(d("2026-03-07"), 1), d("2026-03-09"));
+        assert_eq!(add_working_days(d("2026-03-05"), 3), d("2026-03-10"));
+        assert_eq!(sub_working_days(d("2026-03-09"), 1), d("2026-03-06"));
+        assert_eq!(sub_working_days(d("2026-03-12"), 4), d("2026-03-06"));
+        assert_eq!(add_working_days(d("2026-03-05"), 0), d("2026-03-05"));
+        assert_eq!(week_start(d("2026-03-08")), d("2026-03-02"));
+        assert_eq!(week_start(d("2026-03-09")), d("2026-03-09"));
+        for day in 1..28 {
+            let x = d("2026-02-01") + chrono::Days::new(day);
+            if is_working_day(x) {
+                for k in 0..6 {
+                    assert_eq!(add_working_days(sub_working_days(x, k), k), x);
+                }
+            }
+        }
+    }
 
     #[test]
     fn cached_local_day_agrees_with_the_direct_one() {

@@ -26,8 +26,9 @@ pub struct PipelineActions {
         Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
     /// Where an incremental pull of an account without a cursor starts, back from now.
     pub first_lookback: Duration,
-    /// How far back a paid batch's settlements are re-pulled.
-    pub settlement_lookback: Duration,
+    /// How far back from now a stream without `updated_at` windows (settlements, payouts) is
+    /// re-read when it changed, on top of the stream's own `lookback_days`.
+    pub refresh_lookback: Duration,
 }
 
 impl PipelineActions {
@@ -39,7 +40,7 @@ impl PipelineActions {
             clock: crate::clock::system(),
             per_account: Default::default(),
             first_lookback: Duration::days(2),
-            settlement_lookback: Duration::days(3),
+            refresh_lookback: Duration::days(1),
         }
     }
 
@@ -100,31 +101,26 @@ impl Actions for PipelineActions {
         ))
     }
 
-    fn pull_settlement_day<'a>(
+    fn pull_stream<'a>(
         &'a self,
         account_id: &'a str,
-        _settlement_batch_id: &'a str,
+        stream: Stream,
     ) -> BoxFuture<'a, Result<(), ActionError>> {
-        // Batch ids are opaque: re-pull the account's recent batches, which holds the paid one
-        // (a batch is paid within a day and a half of its business day's start).
-        let end = self.clock.now();
-        let start = end - self.settlement_lookback;
-        Box::pin(self.exec(
-            account_id,
-            vec![Stream::SETTLEMENTS],
-            Plan::Sync { start, end },
-        ))
-    }
-
-    fn pull_incremental<'a>(
-        &'a self,
-        account_id: &'a str,
-    ) -> BoxFuture<'a, Result<(), ActionError>> {
-        let first_start = Some(self.clock.now() - self.first_lookback);
-        Box::pin(self.exec(
-            account_id,
-            vec![Stream::TRANSACTIONS],
-            Plan::Incremental { first_start },
-        ))
+        let now = self.clock.now();
+        let plan = if stream.cursor_field.is_some() && stream.has_updated_at_windows() {
+            // What changed since the account's cursor of this stream.
+            Plan::Incremental {
+                first_start: Some(now - self.first_lookback),
+            }
+        } else {
+            // Ids are opaque and windows are on created_at only: re-read the account's recent
+            // records, which `lookback_days` extends over the life of one (a batch until its
+            // payout arrives, a payout until it is returned and repaid).
+            Plan::Sync {
+                start: now - self.refresh_lookback,
+                end: now,
+            }
+        };
+        Box::pin(self.exec(account_id, vec![stream], plan))
     }
 }

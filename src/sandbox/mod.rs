@@ -101,6 +101,8 @@ pub struct SandboxConfig {
     pub discrepancies: Discrepancies,
     /// Deliver webhook events to a receiver (§8); `None` sends none.
     pub webhook: Option<webhooks::WebhookDelivery>,
+    /// Connection limits and timeouts of the HTTP server.
+    pub server: crate::server::Limits,
     /// Accounts served after the generated ones with exactly these ids (see
     /// [`World::with_extra_account_ids`]); none by default.
     pub extra_account_ids: Vec<String>,
@@ -132,6 +134,7 @@ impl Default for SandboxConfig {
             discrepancies: Discrepancies::none(),
             webhook: None,
             extra_account_ids: Vec::new(),
+            server: crate::server::Limits::default(),
         }
     }
 }
@@ -254,16 +257,14 @@ impl Sandbox {
         let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared::new(&cfg));
-        let app = server::app(shared.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let app = server::app(shared.clone());
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async {
-                let _ = rx.await;
-            });
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "sandbox server stopped");
-            }
-        });
+        // The same hardened serving as the webhook receiver: header, body and idle timeouts and a
+        // connection cap, so slow clients cannot take the sandbox down either.
+        let serving = crate::server::serve(listener, app, cfg.server);
+        let task = tokio::spawn(serving.run(async {
+            let _ = rx.await;
+        }));
         let webhook = match &cfg.webhook {
             Some(w) => Some(Arc::new(webhooks::Deliverer::new(w.clone(), cfg.seed)?)),
             None => None,

@@ -1,5 +1,5 @@
-//! Window queries over the generated world, in the API's order (§4: by the window's time field,
-//! then the primary key). They resume after a position, so a page is computed on demand from
+//! Window queries over the generated world — transactions, settlement batches, disputes,
+//! payouts — in the API's order (§4: by the window's time field, then the primary key). They resume after a position, so a page is computed on demand from
 //! the position its token carries, touching only the days the window spans.
 
 use std::cmp::Ordering;
@@ -7,8 +7,12 @@ use std::collections::BinaryHeap;
 
 use chrono::NaiveDate;
 
-use super::data::{Account, DayCtx, Status, Txn, World};
-use super::render::{Batch, BatchTotals};
+pub use super::data::day_totals;
+use super::data::{
+    Account, DayCtx, Dispute, Payout, PayoutBook, Status, Txn, World, disputes, local_date,
+    local_midnight_ms,
+};
+use super::render::Batch;
 
 /// The time field a transactions window is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -262,35 +266,9 @@ impl Seq<'_> {
     }
 }
 
-/// Per-currency totals of one business day as of `now_ms`: what the day's batches hold.
-/// Closed days count every transaction that is not failed; open days count the pending ones
-/// published so far.
-pub fn day_totals(w: &World, day: &DayCtx, now_ms: i64) -> Vec<(&'static str, BatchTotals)> {
-    let a = &w.accounts[day.account as usize];
-    let mut totals: Vec<(&'static str, BatchTotals)> = a
-        .currencies
-        .iter()
-        .map(|c| (*c, BatchTotals::default()))
-        .collect();
-    let closed = now_ms >= day.close_ms();
-    for i in 0..day.n {
-        let t = w.txn(day, i);
-        if t.failed || (!closed && (!t.visible(now_ms) || t.created_ms > now_ms)) {
-            continue;
-        }
-        if let Some((_, tot)) = totals.iter_mut().find(|(c, _)| *c == t.currency) {
-            tot.count += 1;
-            tot.gross += t.gross;
-            tot.fee += t.fee;
-            tot.net += t.net();
-        }
-    }
-    totals
-}
-
 /// Settlement batches of one account created in `[start_ms, end_ms)`, in API order, strictly
 /// after `after`, at most `limit`. A batch is created at the start of its business day and
-/// listed once it holds a transaction.
+/// listed once it holds a transaction; its status follows the payouts that carry it.
 pub fn settlements(
     w: &World,
     a: &Account,
@@ -304,6 +282,7 @@ pub fn settlements(
     if start_ms >= end_ms {
         return out;
     }
+    let mut book = PayoutBook::new(w, a.index);
     for day in w.days_between(a, start_ms, end_ms) {
         if day.start_ms < start_ms || day.start_ms >= end_ms || day.start_ms > now_ms || day.n == 0
         {
@@ -317,16 +296,13 @@ pub fn settlements(
             .filter(|(_, t)| t.count > 0)
             .map(|(cur, totals)| {
                 let key = (day.start_ms, w.batch_id(a.index, cur, day.date));
-                let closed = (now_ms >= day.close_ms()).then_some(day.close_ms());
-                let paid = (now_ms >= day.paid_ms()).then_some(day.paid_ms());
                 let b = Batch {
                     account: a.index,
                     currency: cur,
                     date: day.date,
                     totals,
                     created_ms: day.start_ms,
-                    closed_ms: closed,
-                    paid_ms: paid,
+                    state: book.batch_state(cur, &day, now_ms),
                 };
                 (key, b)
             })
@@ -348,4 +324,103 @@ pub fn statement_txns(w: &World, a: &Account, date: NaiveDate) -> (DayCtx, Vec<T
     let day = w.day(a, date);
     let txns = (0..day.n).map(|i| w.txn(&day, i)).collect();
     (day, txns)
+}
+
+/// A disputes window of one account.
+#[derive(Debug, Clone)]
+pub struct DisputeWindow<'a> {
+    /// The account.
+    pub account: &'a Account,
+    /// Window start (inclusive), UTC ms.
+    pub start_ms: i64,
+    /// Window end (exclusive), UTC ms.
+    pub end_ms: i64,
+    /// Which time field the window is on.
+    pub field: TimeField,
+    /// Only disputes in this `status` (as of now).
+    pub status: Option<&'a str>,
+}
+
+/// Up to `limit` disputes of the window in API order (time field, then `dispute_id`), strictly
+/// after `after`, as of the data clock `now_ms`. Disputes are found through the transactions
+/// they are anchored at, which lie a bounded number of days around their instants.
+pub fn disputes(
+    w: &World,
+    q: &DisputeWindow<'_>,
+    now_ms: i64,
+    after: Option<&SortKey>,
+    limit: usize,
+) -> Vec<(SortKey, Dispute)> {
+    let mut out = Vec::new();
+    if q.start_ms >= q.end_ms {
+        return out;
+    }
+    let a = q.account;
+    let back = match q.field {
+        TimeField::CreatedAt => disputes::MAX_DAYS_AFTER_CREATION,
+        TimeField::UpdatedAt => disputes::MAX_DAYS_AFTER_ANCHOR,
+    };
+    let ahead = disputes::MAX_DAYS_BEFORE_ANCHOR;
+    let from = q.start_ms - back * 86_400_000;
+    let to = q.end_ms + ahead * 86_400_000;
+    for day in w.days_between(a, from, to) {
+        for d in w.disputes_anchored(&day) {
+            let Some(state) = d.at(now_ms) else {
+                continue;
+            };
+            let time = match q.field {
+                TimeField::CreatedAt => d.created_ms(),
+                TimeField::UpdatedAt => state.at_ms,
+            };
+            if time < q.start_ms || time >= q.end_ms {
+                continue;
+            }
+            if q.status.is_some_and(|s| s != state.status.as_str()) {
+                continue;
+            }
+            let key = (time, w.dispute_id(a.index, d.anchor.0, d.anchor.1));
+            if after.is_none_or(|k| &key > k) {
+                out.push((key, d));
+            }
+        }
+    }
+    out.sort_by(|x, y| x.0.cmp(&y.0));
+    out.truncate(limit);
+    out
+}
+
+/// Payouts of one account created in `[start_ms, end_ms)` by the data clock `now_ms`, in API
+/// order (created_at, then `payout_id`), strictly after `after`, at most `limit`.
+pub fn payouts(
+    w: &World,
+    a: &Account,
+    start_ms: i64,
+    end_ms: i64,
+    now_ms: i64,
+    after: Option<&SortKey>,
+    limit: usize,
+) -> Vec<(SortKey, Payout)> {
+    let mut out = Vec::new();
+    if start_ms >= end_ms {
+        return out;
+    }
+    let mut book = PayoutBook::new(w, a.index);
+    let last = local_date(a.tz, end_ms.min(now_ms + 1) - 1);
+    let mut day = local_date(a.tz, start_ms);
+    while day <= last && out.len() < limit {
+        if after.is_none_or(|k| k.0 <= local_midnight_ms(a.tz, day) + 86_400_000) {
+            for p in book.payouts_on(day) {
+                let t = p.created_ms;
+                if t < start_ms || t >= end_ms || t > now_ms {
+                    continue;
+                }
+                let key = (t, w.payout_id(a.index, p.currency, p.date));
+                if after.is_none_or(|k| &key > k) && out.len() < limit {
+                    out.push((key, p));
+                }
+            }
+        }
+        day = day.succ_opt().expect("date in range");
+    }
+    out
 }

@@ -1,19 +1,20 @@
 //! Webhook delivery (§8): the events the data clock produces — `statement.ready` per
-//! account-day at statement time, `settlement.paid` per batch at payout, `transaction.updated`
-//! per transaction at settlement — signed and POSTed to a configured URL, retried with back-off
-//! on anything but 2xx, and (from the seed) sometimes sent twice or out of order, as
-//! at-least-once delivery allows.
+//! account-day at statement time, `transaction.updated` per transaction at settlement,
+//! `payout.updated` per payout status change and `settlement.paid` per batch when its payout
+//! arrives, `dispute.updated` per dispute change — signed and POSTed to a configured URL,
+//! retried with back-off on anything but 2xx, and (from the seed) sometimes sent twice or out of
+//! order, as at-least-once delivery allows.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde::Serialize;
 
 use super::Shared;
-use super::data::{World, local_date};
-use super::query::day_totals;
+use super::data::{Account, PayoutBook, PayoutStatus, World, disputes, local_date};
 use super::rng::{Rng, hash, hash_bytes};
+use crate::contract::business_day::is_working_day;
 use crate::contract::signing::Secret;
 use crate::webhook::verify::{HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP, sign};
 
@@ -149,73 +150,141 @@ fn event(
 /// The events whose data-clock instant falls in `[t0_ms, t1_ms)`, in time order (ties by type,
 /// then id).
 pub fn events_between(w: &World, t0_ms: i64, t1_ms: i64) -> Vec<SandboxEvent> {
-    let seed = w.p.seed;
     let mut out = Vec::new();
     if t0_ms >= t1_ms {
         return out;
     }
-    let inside = |ms: i64| (t0_ms..t1_ms).contains(&ms);
     for a in &w.accounts {
-        // A day's events fall between 00:30 and 10:00 of the next local day.
-        let first = local_date(a.tz, t0_ms - 11 * 3_600_000)
-            .pred_opt()
-            .expect("date in range")
-            .max(w.p.from);
-        let last = local_date(a.tz, t1_ms).min(w.p.to);
-        let mut d = first;
-        while d <= last {
-            let day = w.day(a, d);
-            d = d.succ_opt().expect("date in range");
-            if day.n == 0 {
-                continue;
-            }
-            if inside(day.close_ms()) {
-                let updated_at = rfc3339(day.close_ms());
-                for i in 0..day.n {
-                    if w.txn(&day, i).failed {
-                        continue;
-                    }
-                    let id = w.txn_id(a.index, day.date, i);
-                    let data = serde_json::json!({
-                        "transaction_id": id, "account_id": a.id, "updated_at": updated_at,
-                    });
-                    out.push(event(
-                        seed,
-                        day.close_ms(),
-                        "transaction.updated",
-                        &format!("{id}@{updated_at}"),
-                        data,
-                    ));
-                }
-            }
-            if inside(day.statement_ms()) {
-                let date = day.date.to_string();
-                let data = serde_json::json!({"account_id": a.id, "date": date});
-                out.push(event(
-                    seed,
-                    day.statement_ms(),
-                    "statement.ready",
-                    &format!("{}/{date}", a.id),
-                    data,
-                ));
-            }
-            if inside(day.paid_ms()) {
-                for (cur, totals) in day_totals(w, &day, day.paid_ms()) {
-                    if totals.count == 0 {
-                        continue;
-                    }
-                    let batch = w.batch_id(a.index, cur, day.date);
-                    let data =
-                        serde_json::json!({"settlement_batch_id": batch, "account_id": a.id});
-                    out.push(event(seed, day.paid_ms(), "settlement.paid", &batch, data));
-                }
-            }
-        }
+        ledger_events(w, a, t0_ms, t1_ms, &mut out);
+        payout_events(w, a, t0_ms, t1_ms, &mut out);
+        dispute_events(w, a, t0_ms, t1_ms, &mut out);
     }
     out.sort_by(|x, y| {
         (x.at_ms, x.event_type, &x.event_id).cmp(&(y.at_ms, y.event_type, &y.event_id))
     });
     out
+}
+
+/// Business days of `a` from `back` days before the local day of `t0_ms` to `ahead` days after
+/// that of `t1_ms`, within the days that have data.
+fn days_around(
+    w: &World,
+    a: &Account,
+    t0_ms: i64,
+    t1_ms: i64,
+    back: u64,
+    ahead: u64,
+) -> impl Iterator<Item = NaiveDate> {
+    let first = (local_date(a.tz, t0_ms) - chrono::Days::new(back)).max(w.p.from);
+    let last = (local_date(a.tz, t1_ms) + chrono::Days::new(ahead)).min(w.p.to);
+    first.iter_days().take_while(move |d| *d <= last)
+}
+
+/// `transaction.updated` per transaction at its day's close, `statement.ready` per day.
+fn ledger_events(w: &World, a: &Account, t0_ms: i64, t1_ms: i64, out: &mut Vec<SandboxEvent>) {
+    let seed = w.p.seed;
+    let inside = |ms: i64| (t0_ms..t1_ms).contains(&ms);
+    // A day's events fall between 00:30 and 02:00 of the next local day.
+    for d in days_around(w, a, t0_ms - 3 * 3_600_000, t1_ms, 1, 0) {
+        let day = w.day(a, d);
+        if day.n == 0 {
+            continue;
+        }
+        if inside(day.close_ms()) {
+            let updated_at = rfc3339(day.close_ms());
+            for i in 0..day.n {
+                if w.txn(&day, i).failed {
+                    continue;
+                }
+                let id = w.txn_id(a.index, day.date, i);
+                let data = serde_json::json!({
+                    "transaction_id": id, "account_id": a.id, "updated_at": updated_at,
+                });
+                out.push(event(
+                    seed,
+                    day.close_ms(),
+                    "transaction.updated",
+                    &format!("{id}@{updated_at}"),
+                    data,
+                ));
+            }
+        }
+        if inside(day.statement_ms()) {
+            let date = day.date.to_string();
+            let data = serde_json::json!({"account_id": a.id, "date": date});
+            out.push(event(
+                seed,
+                day.statement_ms(),
+                "statement.ready",
+                &format!("{}/{date}", a.id),
+                data,
+            ));
+        }
+    }
+}
+
+/// `payout.updated` per payout status change; `settlement.paid` per batch when the payout
+/// carrying it arrives.
+fn payout_events(w: &World, a: &Account, t0_ms: i64, t1_ms: i64, out: &mut Vec<SandboxEvent>) {
+    let seed = w.p.seed;
+    let mut book = PayoutBook::new(w, a.index);
+    // A payout changes from 06:00 of its day until its return, at most a week later.
+    let first = local_date(a.tz, t0_ms) - chrono::Days::new(8);
+    let last = local_date(a.tz, t1_ms);
+    for d in first.iter_days().take_while(|d| *d <= last) {
+        if !is_working_day(d) {
+            continue;
+        }
+        for p in book.payouts_on(d) {
+            let id = w.payout_id(a.index, p.currency, p.date);
+            for (at, status) in p.steps() {
+                if !(t0_ms..t1_ms).contains(&at) {
+                    continue;
+                }
+                let updated_at = rfc3339(at);
+                let data = serde_json::json!({
+                    "payout_id": id, "account_id": a.id, "status": status.as_str(),
+                    "updated_at": updated_at,
+                });
+                let key = format!("{id}@{updated_at}");
+                out.push(event(seed, at, "payout.updated", &key, data));
+                if status == PayoutStatus::Paid {
+                    for b in &p.batches {
+                        let batch = w.batch_id(a.index, p.currency, *b);
+                        let data =
+                            serde_json::json!({"settlement_batch_id": batch, "account_id": a.id});
+                        let key = format!("{batch}@{id}");
+                        out.push(event(seed, at, "settlement.paid", &key, data));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `dispute.updated` per dispute status (or kind) change.
+fn dispute_events(w: &World, a: &Account, t0_ms: i64, t1_ms: i64, out: &mut Vec<SandboxEvent>) {
+    let seed = w.p.seed;
+    let back = disputes::MAX_DAYS_AFTER_ANCHOR as u64 + 1;
+    let ahead = disputes::MAX_DAYS_BEFORE_ANCHOR as u64 + 1;
+    for d in days_around(w, a, t0_ms, t1_ms, back, ahead) {
+        for dsp in w.disputes_anchored(&w.day(a, d)) {
+            let id = w.dispute_id(a.index, dsp.anchor.0, dsp.anchor.1);
+            for step in dsp
+                .steps
+                .iter()
+                .filter(|s| (t0_ms..t1_ms).contains(&s.at_ms))
+            {
+                let updated_at = rfc3339(step.at_ms);
+                let data = serde_json::json!({
+                    "dispute_id": id, "account_id": a.id, "status": step.status.as_str(),
+                    "updated_at": updated_at,
+                });
+                let key = format!("{id}@{updated_at}");
+                out.push(event(seed, step.at_ms, "dispute.updated", &key, data));
+            }
+        }
+    }
 }
 
 /// The delivery order: indices into `events`, neighbours swapped and some events repeated a few
@@ -384,15 +453,19 @@ mod tests {
         let t0 = DateTime::parse_from_rfc3339("2026-03-02T00:00:00Z")
             .unwrap()
             .timestamp_millis();
-        let all = events_between(&w, t0, t0 + 3 * 86_400_000);
+        // Monday's batches are paid out by Friday and arrive by the next Monday.
+        let t1 = t0 + 8 * 86_400_000;
+        let all = events_between(&w, t0, t1);
         let count = |t: &str| all.iter().filter(|e| e.event_type == t).count();
         assert_eq!(count("statement.ready"), 3);
         assert!(count("settlement.paid") >= 3);
+        // Each payout is created, sent and arrives (or fails).
+        assert!(count("payout.updated") >= 3 * 3);
         assert!(count("transaction.updated") >= 3 * 10);
         // Split intervals give the same events.
         let mid = t0 + 86_400_000 + 12 * 3_600_000;
         let mut split = events_between(&w, t0, mid);
-        split.extend(events_between(&w, mid, t0 + 3 * 86_400_000));
+        split.extend(events_between(&w, mid, t1));
         split.sort_by(|x, y| x.event_id.cmp(&y.event_id));
         let mut sorted = all.clone();
         sorted.sort_by(|x, y| x.event_id.cmp(&y.event_id));

@@ -46,6 +46,9 @@ pub enum Reason {
     MalformedAmount,
     /// `net_amount != gross_amount - fee_amount`.
     NetMismatch,
+    /// An amount of a sign the contract forbids: a dispute's or payout's amount ≤ 0, a
+    /// negative fee.
+    AmountSign,
     /// A timestamp or date that does not parse.
     BadTimestamp,
     /// A required field other than the key is absent or null.
@@ -64,13 +67,14 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason.
-    pub const ALL: [Reason; 13] = [
+    pub const ALL: [Reason; 14] = [
         Reason::MissingPrimaryKey,
         Reason::UnknownCurrency,
         Reason::TooManyDigits,
         Reason::AmountOutOfRange,
         Reason::MalformedAmount,
         Reason::NetMismatch,
+        Reason::AmountSign,
         Reason::BadTimestamp,
         Reason::MissingField,
         Reason::MalformedRecord,
@@ -89,6 +93,7 @@ impl Reason {
             Reason::AmountOutOfRange => "amount_out_of_range",
             Reason::MalformedAmount => "malformed_amount",
             Reason::NetMismatch => "net_mismatch",
+            Reason::AmountSign => "amount_sign",
             Reason::BadTimestamp => "bad_timestamp",
             Reason::MissingField => "missing_field",
             Reason::MalformedRecord => "malformed_record",

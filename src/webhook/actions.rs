@@ -6,6 +6,7 @@ use chrono::NaiveDate;
 use futures::future::BoxFuture;
 
 use super::journal::DeadLetter;
+use crate::registry::Stream;
 
 /// A pull, also the coalescing key: events asking for equal actions share one run.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -17,17 +18,14 @@ pub enum Action {
         /// Business day in the account's time zone.
         date: NaiveDate,
     },
-    /// Re-pull the settlement batch that was paid (`settlement.paid`).
-    SettlementDay {
+    /// Pull what changed in one stream for one account: the event type that says so is the
+    /// stream's [`change_event`](crate::registry::StreamDef::change_event) in the registry
+    /// (`transaction.updated`, `settlement.paid`, `dispute.updated`, `payout.updated`).
+    Refresh {
         /// Account.
         account_id: String,
-        /// The paid batch.
-        settlement_batch_id: String,
-    },
-    /// Run the account's incremental ledger pull (`transaction.updated`).
-    Incremental {
-        /// Account.
-        account_id: String,
+        /// The stream that changed.
+        stream: Stream,
     },
 }
 
@@ -35,11 +33,7 @@ impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Action::Statement { account_id, date } => write!(f, "statement {account_id} {date}"),
-            Action::SettlementDay {
-                account_id,
-                settlement_batch_id,
-            } => write!(f, "settlement {account_id} {settlement_batch_id}"),
-            Action::Incremental { account_id } => write!(f, "incremental {account_id}"),
+            Action::Refresh { account_id, stream } => write!(f, "{stream} {account_id}"),
         }
     }
 }
@@ -49,11 +43,7 @@ impl Action {
     pub fn run<'a>(&'a self, actions: &'a dyn Actions) -> BoxFuture<'a, Result<(), ActionError>> {
         match self {
             Action::Statement { account_id, date } => actions.pull_statement(account_id, *date),
-            Action::SettlementDay {
-                account_id,
-                settlement_batch_id,
-            } => actions.pull_settlement_day(account_id, settlement_batch_id),
-            Action::Incremental { account_id } => actions.pull_incremental(account_id),
+            Action::Refresh { account_id, stream } => actions.pull_stream(account_id, *stream),
         }
     }
 }
@@ -114,17 +104,13 @@ pub trait Actions: Send + Sync + 'static {
         date: NaiveDate,
     ) -> BoxFuture<'a, Result<(), ActionError>>;
 
-    /// Re-pull the settlement day of the paid batch `settlement_batch_id`.
-    fn pull_settlement_day<'a>(
+    /// Pull what changed in `stream` for `account_id`: an incremental pass on its cursor for a
+    /// stream with `updated_at` windows, a re-read of its recent creation days (with its
+    /// look-back) for the others.
+    fn pull_stream<'a>(
         &'a self,
         account_id: &'a str,
-        settlement_batch_id: &'a str,
-    ) -> BoxFuture<'a, Result<(), ActionError>>;
-
-    /// Run the incremental ledger pull of `account_id` (from its cursor to now).
-    fn pull_incremental<'a>(
-        &'a self,
-        account_id: &'a str,
+        stream: Stream,
     ) -> BoxFuture<'a, Result<(), ActionError>>;
 
     /// Called once when the events of `action` become dead letters (already journaled), e.g. to

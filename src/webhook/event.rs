@@ -1,16 +1,16 @@
-//! The event body of §8 and the checks a well-signed body must still pass.
+//! The event body of §8 and the checks a well-signed body must still pass. Which pull an event
+//! asks for comes from the registry: `statement.ready` names a day of one account's statement;
+//! any other event type that is a stream's `change_event` asks for a pull of that stream for the
+//! account in `data.account_id`.
 
 use chrono::NaiveDate;
 use serde::Deserialize;
 
 use super::actions::Action;
+use crate::registry::Stream;
 
 /// `statement.ready`: a daily reconciliation file can be fetched.
 pub const STATEMENT_READY: &str = "statement.ready";
-/// `settlement.paid`: a settlement batch was paid out.
-pub const SETTLEMENT_PAID: &str = "settlement.paid";
-/// `transaction.updated`: a transaction's status or settlement changed.
-pub const TRANSACTION_UPDATED: &str = "transaction.updated";
 
 /// Why a (well-signed) body is not an event this receiver can act on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -38,7 +38,8 @@ pub enum EventError {
 pub struct Event {
     /// `evt_…`, unique per event; repeated on redelivery.
     pub event_id: String,
-    /// `statement.ready`, `settlement.paid`, `transaction.updated`; new types may be added.
+    /// `statement.ready`, `settlement.paid`, `transaction.updated`, `dispute.updated`,
+    /// `payout.updated`; new types may be added.
     pub event_type: String,
     /// When MariBank created the event (RFC 3339 text as sent).
     pub created_at: String,
@@ -77,35 +78,33 @@ impl Event {
     }
 
     /// The pull this event asks for; `None` for a type this receiver does not know (it is
-    /// recorded and acknowledged, nothing more).
+    /// recorded and acknowledged, nothing more). A change event must name its account and the
+    /// record that changed (the stream's primary key field).
     pub fn action(&self) -> Result<Option<Action>, EventError> {
-        let action = match self.event_type.as_str() {
-            STATEMENT_READY => {
-                let t = STATEMENT_READY;
-                let date = self.text(t, "date")?;
-                Action::Statement {
-                    account_id: self.text(t, "account_id")?.to_string(),
-                    date: NaiveDate::parse_from_str(date, "%Y-%m-%d").map_err(|_| {
-                        EventError::MissingField {
-                            event_type: t,
-                            field: "date",
-                        }
-                    })?,
-                }
-            }
-            SETTLEMENT_PAID => {
-                let t = SETTLEMENT_PAID;
-                Action::SettlementDay {
-                    account_id: self.text(t, "account_id")?.to_string(),
-                    settlement_batch_id: self.text(t, "settlement_batch_id")?.to_string(),
-                }
-            }
-            TRANSACTION_UPDATED => Action::Incremental {
-                account_id: self.text(TRANSACTION_UPDATED, "account_id")?.to_string(),
-            },
-            _ => return Ok(None),
+        if self.event_type == STATEMENT_READY {
+            let t = STATEMENT_READY;
+            let date = self.text(t, "date")?;
+            return Ok(Some(Action::Statement {
+                account_id: self.text(t, "account_id")?.to_string(),
+                date: NaiveDate::parse_from_str(date, "%Y-%m-%d").map_err(|_| {
+                    EventError::MissingField {
+                        event_type: t,
+                        field: "date",
+                    }
+                })?,
+            }));
+        }
+        let Some(stream) = Stream::by_change_event(&self.event_type) else {
+            return Ok(None);
         };
-        Ok(Some(action))
+        let t = stream.change_event.expect("found by its change event");
+        if let [key] = stream.primary_key {
+            self.text(t, key)?;
+        }
+        Ok(Some(Action::Refresh {
+            account_id: self.text(t, "account_id")?.to_string(),
+            stream,
+        }))
     }
 }
 
@@ -137,6 +136,40 @@ mod tests {
             Err(EventError::MissingField {
                 field: "settlement_batch_id",
                 ..
+            })
+        ));
+        // Change events map to pulls of their stream, through the registry.
+        for (event_type, key, stream) in [
+            (
+                "transaction.updated",
+                "transaction_id",
+                Stream::TRANSACTIONS,
+            ),
+            (
+                "settlement.paid",
+                "settlement_batch_id",
+                Stream::SETTLEMENTS,
+            ),
+            ("dispute.updated", "dispute_id", Stream::DISPUTES),
+            ("payout.updated", "payout_id", Stream::PAYOUTS),
+        ] {
+            let body = serde_json::json!({"event_id": "e", "event_type": event_type,
+                "created_at": "x", "data": {"account_id": "ACC-SG-0001", key: "K", "status": "PAID"}});
+            let ev = Event::parse(body.to_string().as_bytes(), "e").unwrap();
+            assert_eq!(
+                ev.action().unwrap(),
+                Some(Action::Refresh {
+                    account_id: "ACC-SG-0001".into(),
+                    stream
+                })
+            );
+        }
+        let no_account = br#"{"event_id":"e","event_type":"dispute.updated","created_at":"x","data":{"dispute_id":"D"}}"#;
+        assert!(matches!(
+            Event::parse(no_account, "e"),
+            Err(EventError::MissingField {
+                event_type: "dispute.updated",
+                field: "account_id"
             })
         ));
         assert!(matches!(

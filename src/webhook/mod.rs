@@ -13,7 +13,9 @@
 //!    answered 200 without new work — once the first copy is durable. The journal outlives
 //!    restarts, so does the dedupe.
 //! 3. [`worker`] — records the event through an [`EventSink`] (the `webhook_events` table),
-//!    coalesces it with others asking for the same pull ([`Action`]), runs the pull through
+//!    coalesces it with others asking for the same pull ([`Action`]: a day's statement, or one
+//!    stream of one account — the stream whose registry `change_event` the event is), runs the
+//!    pull through
 //!    [`Actions`], and only then marks the event done in the journal. Failed pulls are retried
 //!    with back-off up to [`RetryConfig::max_attempts`]; then, or at once for a permanent
 //!    failure, the events become [`DeadLetter`]s (journaled with the reason and attempts, one

@@ -629,21 +629,27 @@ pub fn start_moto() -> Moto {
 
 /// A pipeline TOML for tests: short timeouts, a short lease.
 pub fn pipeline_file(dir: &Path, name: &str, extra: &str) -> PathBuf {
+    pipeline_toml(
+        dir,
+        name,
+        "qps = 200\nconcurrency = 4\nread_timeout_secs = 1\nconnect_timeout_secs = 2\nmax_retries = 6\n",
+        "backfill_days = 7\nlease_secs = 30\n",
+        extra,
+    )
+}
+
+/// A pipeline TOML with these `[api]` and `[windows]` lines: `extra`'s top-level keys go first,
+/// its `[sections]` last.
+pub fn pipeline_toml(dir: &Path, name: &str, api: &str, windows: &str, extra: &str) -> PathBuf {
     let p = dir.join(format!("{name}.toml"));
-    // Top-level keys of `extra` go first, its [sections] last.
     let at = extra
         .match_indices('[')
         .map(|(i, _)| i)
         .find(|&i| i == 0 || extra.as_bytes()[i - 1] == b'\n')
         .unwrap_or(extra.len());
     let (top, sections) = extra.split_at(at);
-    std::fs::write(
-        &p,
-        format!(
-            "name = \"{name}\"\n{top}[api]\nqps = 200\nconcurrency = 4\nread_timeout_secs = 1\nconnect_timeout_secs = 2\nmax_retries = 6\n[windows]\nbackfill_days = 7\nlease_secs = 30\n{sections}"
-        ),
-    )
-    .unwrap();
+    let text = format!("name = \"{name}\"\n{top}[api]\n{api}[windows]\n{windows}{sections}");
+    std::fs::write(&p, text).unwrap();
     p
 }
 

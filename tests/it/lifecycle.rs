@@ -25,21 +25,15 @@ mod usage;
 /// A pipeline TOML: `extra`'s top-level keys first, then `[api]` (the QPS given), `[windows]`
 /// of one-day backfill windows, then `extra`'s sections.
 fn pipeline(dir: &Path, name: &str, qps: u32, extra: &str) -> PathBuf {
-    let p = dir.join(format!("{name}.toml"));
-    let at = extra
-        .match_indices('[')
-        .map(|(i, _)| i)
-        .find(|&i| i == 0 || extra.as_bytes()[i - 1] == b'\n')
-        .unwrap_or(extra.len());
-    let (top, sections) = extra.split_at(at);
-    std::fs::write(
-        &p,
-        format!(
-            "name = \"{name}\"\nstreams = [\"transactions\"]\n{top}[api]\nqps = {qps}\nconcurrency = 3\npage_size = 10\nread_timeout_secs = 5\nmax_retries = 4\n[windows]\nbackfill_days = 1\nlease_secs = 30\n{sections}"
+    crate::helpers::pipeline_toml(
+        dir,
+        name,
+        &format!(
+            "qps = {qps}\nconcurrency = 3\npage_size = 10\nread_timeout_secs = 5\nmax_retries = 4\n"
         ),
+        "backfill_days = 1\nlease_secs = 30\n",
+        &format!("streams = [\"transactions\"]\n{extra}"),
     )
-    .unwrap();
-    p
 }
 
 fn settings(config: &Path, dest: &Path) -> Settings {

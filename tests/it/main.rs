@@ -5,6 +5,7 @@ mod helpers;
 
 mod airflow;
 mod cli;
+mod disputes_payouts;
 mod extract;
 mod leases;
 mod lifecycle;
@@ -13,5 +14,6 @@ mod readers;
 mod reconcile;
 mod safety;
 mod sandbox;
+mod sandbox_lifecycles;
 mod transform_load;
 mod webhook;

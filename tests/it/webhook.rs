@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use maribank_etl::contract::signing::Secret;
+use maribank_etl::registry::Stream;
 use maribank_etl::sandbox::webhooks::{WebhookDelivery, events_between};
 use maribank_etl::sandbox::{Sandbox, SandboxConfig};
 use maribank_etl::webhook::sink::EventStatus;
@@ -21,7 +22,7 @@ use maribank_etl::webhook::{Action, Receiver, ReceiverConfig, Verification};
 
 mod dead_letters;
 mod fakes;
-mod hardening;
+pub(crate) mod hardening;
 
 use fakes::{FakeActions, MemorySink};
 
@@ -117,9 +118,23 @@ fn stmt(account: &str, date: &str) -> Action {
 }
 
 fn incr(account: &str) -> Action {
-    Action::Incremental {
+    Action::Refresh {
         account_id: account.into(),
+        stream: Stream::TRANSACTIONS,
     }
+}
+
+/// The rows of the `webhook_events` table under `wh`, and the distinct event ids among them.
+fn webhook_event_ids(wh: &Path) -> (usize, BTreeSet<String>) {
+    let mut rows = 0;
+    let mut ids = BTreeSet::new();
+    for b in crate::helpers::read_table(wh, "webhook_events") {
+        rows += b.num_rows();
+        let id = b.column_by_name("event_id").unwrap();
+        let id = arrow::array::AsArray::as_string::<i32>(id);
+        ids.extend((0..b.num_rows()).map(|i| id.value(i).to_string()));
+    }
+    (rows, ids)
 }
 
 // ---------------------------------------------------------------- tests
@@ -175,11 +190,10 @@ async fn sandbox_deliveries_are_acted_on_exactly_once_despite_duplicates_and_reo
         let acc = d["account_id"].as_str().unwrap().to_string();
         let a = match e.event_type {
             "statement.ready" => stmt(&acc, d["date"].as_str().unwrap()),
-            "settlement.paid" => Action::SettlementDay {
+            other => Action::Refresh {
                 account_id: acc,
-                settlement_batch_id: d["settlement_batch_id"].as_str().unwrap().into(),
+                stream: Stream::by_change_event(other).unwrap(),
             },
-            _ => incr(&acc),
         };
         want.insert(a, 1);
     }
@@ -192,7 +206,7 @@ async fn sandbox_deliveries_are_acted_on_exactly_once_despite_duplicates_and_reo
     assert_eq!(
         actions.succeeded(),
         want,
-        "one pull per statement, per batch, per account burst"
+        "one pull per statement, per account and stream burst"
     );
 
     // webhook_events: every event recorded, verified, with its payload.
@@ -631,7 +645,7 @@ async fn events_become_pulls_into_the_warehouse() {
     };
     let mut actions = PipelineActions::new(settings, api).with_clock(crate::helpers::at(now));
     // The events are a week older than the frozen clock: look back far enough for their batches.
-    actions.settlement_lookback = chrono::Duration::days(10);
+    actions.refresh_lookback = chrono::Duration::days(10);
     actions.first_lookback = chrono::Duration::days(10);
     let actions = Arc::new(actions);
     let sink = Arc::new(ParquetSink::new(
@@ -692,24 +706,7 @@ async fn events_become_pulls_into_the_warehouse() {
     }
     assert!(wh.join("settlements").is_dir());
     // webhook_events: one verified row per event, duplicates merged.
-    let mut rows = 0;
-    let mut ids = BTreeSet::new();
-    for e in std::fs::read_dir(wh.join("webhook_events")).unwrap() {
-        let f = e.unwrap().path().join("part-00000.parquet");
-        let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
-            std::fs::File::open(f).unwrap(),
-        )
-        .unwrap()
-        .build()
-        .unwrap();
-        for b in r {
-            let b = b.unwrap();
-            rows += b.num_rows();
-            let id = b.column_by_name("event_id").unwrap();
-            let id = arrow::array::AsArray::as_string::<i32>(id);
-            ids.extend((0..b.num_rows()).map(|i| id.value(i).to_string()));
-        }
-    }
+    let (rows, ids) = webhook_event_ids(&wh);
     assert_eq!(ids.len(), expected.len());
     assert_eq!(
         rows,

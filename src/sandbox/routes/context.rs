@@ -15,6 +15,8 @@ use crate::sandbox::envelope::{self, Answer, ApiError, Envelope};
 use crate::sandbox::faults::FaultKind;
 use crate::sandbox::gateway::{Caller, Drawn, earlier};
 use crate::sandbox::params::Params;
+use crate::sandbox::query::TimeField;
+use crate::sandbox::rng::hash_bytes;
 use crate::sandbox::tokens::{Position, Token, TokenError};
 
 /// The request context handed to a handler, gathered from what the gateway steps set.
@@ -105,6 +107,25 @@ impl Ctx {
 
     fn binding(&self) -> u64 {
         self.params.binding(&self.caller.key_id, self.stream.path())
+    }
+
+    /// The `time_field` of a window: `created_at` (the default) or `updated_at`.
+    pub(crate) fn time_field(&self) -> Result<TimeField, ApiError> {
+        match self.params.get("time_field") {
+            None | Some("created_at") => Ok(TimeField::CreatedAt),
+            Some("updated_at") => Ok(TimeField::UpdatedAt),
+            Some(other) => Err(ApiError::invalid(format!(
+                "parameter `time_field` must be created_at or updated_at, got `{other}`"
+            ))),
+        }
+    }
+
+    /// Whether the item with primary key `id` is rendered with its instants at +08:00 (the
+    /// share of items `--offset-share` asks for, drawn from the seed and the key).
+    pub(crate) fn offset_for(&self, id: &str) -> Option<i32> {
+        let w = &self.shared.world;
+        let h = hash_bytes(w.p.seed, id.as_bytes());
+        (((h >> 11) as f64 / (1u64 << 53) as f64) < w.p.offset_share).then_some(480)
     }
 
     /// A window `[start_time, end_time)` of at most 31 days, in ms.

@@ -7,8 +7,10 @@
 
 mod accounts;
 mod context;
+mod disputes;
 mod fx_rates;
 mod paging;
+mod payouts;
 mod settlements;
 mod statements;
 mod transactions;
@@ -37,6 +39,8 @@ const ROUTES: &[(Stream, Handler)] = &[
     (Stream::SETTLEMENTS, settlements::handle),
     (Stream::STATEMENTS, statements::handle),
     (Stream::FX_RATES, fx_rates::handle),
+    (Stream::DISPUTES, disputes::handle),
+    (Stream::PAYOUTS, payouts::handle),
 ];
 
 /// Every stream's handler at its path. Any method reaches it: the gateway's route step has

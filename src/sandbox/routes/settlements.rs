@@ -5,7 +5,6 @@ use super::paging::{key_after, list_body, next_after};
 use crate::sandbox::envelope::{Answer, ApiError};
 use crate::sandbox::query::{self, SortKey};
 use crate::sandbox::render;
-use crate::sandbox::rng::hash_bytes;
 
 /// A page of batches, with planted discrepancies and some timestamps at a non-UTC offset.
 pub(super) fn handle(ctx: &Ctx) -> Result<Answer, ApiError> {
@@ -27,19 +26,15 @@ pub(super) fn handle(ctx: &Ctx) -> Result<Answer, ApiError> {
     page.truncate(limit);
     let keys: Vec<&SortKey> = page.iter().map(|(k, _)| k).collect();
     let next = next_after(ctx, &keys, more);
-    let seed = w.p.seed;
-    let share = w.p.offset_share;
     let planted = &ctx.shared.discrepancies;
     Ok(Answer::Json(list_body(
         &page,
         |out, (k, b)| {
-            let h = hash_bytes(seed, k.1.as_bytes());
-            let off = ((h >> 11) as f64 / (1u64 << 53) as f64) < share;
             let delta = planted.batch_delta(w, b.account, b.currency, b.date);
             let mut b = b.clone();
             b.totals.gross += delta;
             b.totals.net += delta;
-            render::batch_json(out, w, &b, off.then_some(480));
+            render::batch_json(out, w, &b, ctx.offset_for(&k.1));
         },
         next,
     )))

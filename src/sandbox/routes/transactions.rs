@@ -3,22 +3,14 @@
 use super::Ctx;
 use super::paging::{key_after, list_body, next_after};
 use crate::sandbox::envelope::{Answer, ApiError};
-use crate::sandbox::query::{self, SortKey, TimeField, TxnWindow};
+use crate::sandbox::query::{self, SortKey, TxnWindow};
 use crate::sandbox::render;
 
 /// A page of transactions, by `created_at` or `updated_at`, optionally of one type.
 pub(super) fn handle(ctx: &Ctx) -> Result<Answer, ApiError> {
     let account = ctx.account()?;
     let (start_ms, end_ms) = ctx.window()?;
-    let field = match ctx.params.get("time_field") {
-        None | Some("created_at") => TimeField::CreatedAt,
-        Some("updated_at") => TimeField::UpdatedAt,
-        Some(other) => {
-            return Err(ApiError::invalid(format!(
-                "parameter `time_field` must be created_at or updated_at, got `{other}`"
-            )));
-        }
-    };
+    let field = ctx.time_field()?;
     let limit = ctx.params.page_size()?;
     let after = key_after(ctx.position()?)?;
     let w = &ctx.shared.world;

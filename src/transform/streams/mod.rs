@@ -1,8 +1,10 @@
-//! One decoder per JSON stream (accounts, transactions, settlements, fx rates) and the field
-//! readers they share: each decoder validates an item completely before appending anything.
+//! One decoder per JSON stream (accounts, transactions, settlements, fx rates, disputes,
+//! payouts) and the field readers they share: each decoder validates an item completely before appending anything.
 
 pub mod accounts;
+pub mod disputes;
 pub mod fx_rates;
+pub mod payouts;
 pub mod settlements;
 pub mod transactions;
 

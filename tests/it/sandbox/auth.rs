@@ -259,7 +259,10 @@ async fn oauth_tokens_are_issued_scoped_expired_and_revoked() {
     let v = a.json();
     assert_eq!(v["token_type"], "Bearer");
     assert_eq!(v["expires_in"], 1);
-    assert_eq!(v["scope"], "transactions settlements statements fx");
+    assert_eq!(
+        v["scope"],
+        "transactions settlements statements fx disputes"
+    );
     assert_eq!(a.header("cache-control").as_deref(), Some("no-store"));
     assert!(a.header("x-mb-trace-id").is_some());
     let bearer =

@@ -143,3 +143,40 @@ async fn faults_repeat_identically_for_the_same_seed() {
     assert_eq!(runs[0], runs[1]);
     assert!(runs[0].iter().any(|s| *s != 200) && runs[0].contains(&200));
 }
+
+/// The sandbox serves through the same hardened server as the webhook receiver: hundreds of
+/// connections trickling headers do not keep a signed request from being answered, and they are
+/// closed by the header timeout.
+#[tokio::test]
+async fn a_request_is_answered_while_hundreds_of_slow_connections_trickle_headers() {
+    use crate::webhook::hardening::{limits, trickle};
+    let sb = Sandbox::start(SandboxConfig {
+        server: limits(2, 2, 2, 1000),
+        ..SandboxConfig::default()
+    })
+    .await
+    .unwrap();
+    let addr: std::net::SocketAddr = sb.base_url().trim_start_matches("http://").parse().unwrap();
+    let mut slow = Vec::new();
+    for _ in 0..300 {
+        slow.push(trickle(addr).await);
+    }
+    let t0 = std::time::Instant::now();
+    let a = get(sb.base_url(), &default_creds(), "/v1/accounts", &[]).await;
+    assert_eq!(a.status, 200);
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        t0.elapsed()
+    );
+    for s in slow {
+        let closed_after = tokio::time::timeout(std::time::Duration::from_secs(10), s)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            closed_after < std::time::Duration::from_secs(8),
+            "{closed_after:?}"
+        );
+    }
+}

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use chrono::NaiveDate;
 use futures::future::BoxFuture;
+use maribank_etl::registry::Stream;
 use maribank_etl::webhook::journal::DeadLetter;
 use maribank_etl::webhook::{
     Action, ActionError, Actions, EventSink, SinkError, WebhookEventRecord,
@@ -20,6 +21,7 @@ pub(super) struct FakeActions {
     pub(super) fail_first: Mutex<BTreeMap<Action, u32>>,
     /// Actions that always fail; `true`: permanently.
     pub(super) fail_always: Mutex<BTreeMap<Action, bool>>,
+    /// Ledger pulls (`transaction.updated`) never finish.
     pub(super) hang_incremental: bool,
     /// Every `dead_lettered` call: the action and its event ids.
     pub(super) notices: Mutex<Vec<(Action, Vec<String>)>>,
@@ -28,7 +30,9 @@ pub(super) struct FakeActions {
 impl FakeActions {
     fn call(&self, a: Action) -> BoxFuture<'_, Result<(), ActionError>> {
         Box::pin(async move {
-            if self.hang_incremental && matches!(a, Action::Incremental { .. }) {
+            if self.hang_incremental
+                && matches!(a, Action::Refresh { stream, .. } if stream == Stream::TRANSACTIONS)
+            {
                 self.calls.lock().unwrap().push((a, false));
                 return futures::future::pending().await;
             }
@@ -88,22 +92,14 @@ impl Actions for FakeActions {
             date,
         })
     }
-    fn pull_settlement_day<'a>(
+    fn pull_stream<'a>(
         &'a self,
         account_id: &'a str,
-        settlement_batch_id: &'a str,
+        stream: Stream,
     ) -> BoxFuture<'a, Result<(), ActionError>> {
-        self.call(Action::SettlementDay {
+        self.call(Action::Refresh {
             account_id: account_id.into(),
-            settlement_batch_id: settlement_batch_id.into(),
-        })
-    }
-    fn pull_incremental<'a>(
-        &'a self,
-        account_id: &'a str,
-    ) -> BoxFuture<'a, Result<(), ActionError>> {
-        self.call(Action::Incremental {
-            account_id: account_id.into(),
+            stream,
         })
     }
     fn dead_lettered<'a>(

@@ -13,7 +13,7 @@ use tokio::net::TcpStream;
 
 use super::{FakeActions, MemorySink, config, post, start, statement, wait_for};
 
-fn limits(header: u64, body: u64, idle: u64, max_connections: usize) -> Limits {
+pub(crate) fn limits(header: u64, body: u64, idle: u64, max_connections: usize) -> Limits {
     Limits {
         header_timeout: Duration::from_secs(header),
         body_timeout: Duration::from_secs(body),
@@ -24,7 +24,7 @@ fn limits(header: u64, body: u64, idle: u64, max_connections: usize) -> Limits {
 
 /// Opens a connection that starts a request and then sends one more header line every
 /// 200 ms, forever; resolves to how long after opening the server closed it.
-async fn trickle(addr: std::net::SocketAddr) -> tokio::task::JoinHandle<Duration> {
+pub(crate) async fn trickle(addr: std::net::SocketAddr) -> tokio::task::JoinHandle<Duration> {
     let mut s = TcpStream::connect(addr).await.unwrap();
     let t0 = Instant::now();
     tokio::spawn(async move {

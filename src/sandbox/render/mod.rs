@@ -1,9 +1,18 @@
 //! Wire forms of the sandbox's records: JSON items (written by hand, straight into the response
-//! buffer, for speed) and statement CSV rows (§5–§7).
+//! buffer, for speed) and statement CSV rows (§5–§7); disputes and payouts in [`disputes`] and
+//! [`payouts`].
+
+mod disputes;
+mod payouts;
+
+pub use disputes::dispute_json;
+pub use payouts::payout_json;
 
 use chrono::{NaiveDate, Offset, TimeZone};
 
-use super::data::{Account, Malformed, Status, Txn, TxnType, World};
+pub use super::data::BatchTotals;
+use super::data::disputes::reason_text;
+use super::data::{Account, BatchState, Malformed, Status, Txn, TxnType, World};
 use super::odd::Odd;
 use super::rng::hash;
 
@@ -182,9 +191,11 @@ pub fn description(w: &World, t: &Txn) -> Option<String> {
                 ["damaged", "wrong size", "不想要了"][k as usize % 3]
             )
         }
-        TxnType::Chargeback => {
-            format!("Chargeback, dispute \"DSP-{p:05}\"\nreason: item not received")
-        }
+        TxnType::Chargeback => format!(
+            "Chargeback, dispute \"{}\"\nreason: {}",
+            w.dispute_id(t.day.account, t.day.date, t.index),
+            reason_text(w.dispute_reason(t.day.account, t.day.date, t.index))
+        ),
         TxnType::Fee => [
             "Monthly platform fee",
             "Cross-border fee, Q4",
@@ -196,13 +207,26 @@ pub fn description(w: &World, t: &Txn) -> Option<String> {
             format!("Conversion {} → {}", o.currency, t.currency)
         }
         TxnType::Payout => format!("Payout to bank account ****{:04}", p % 10_000),
-        TxnType::Adjustment => format!("Goodwill credit, ticket \"#{p}\"\r\nApproved by ops ✅"),
+        TxnType::Adjustment => match t.related {
+            Some((d, i)) => format!(
+                "Chargeback reversal of {}, dispute \"{}\" won",
+                w.txn_id(t.day.account, d, i),
+                w.dispute_id(t.day.account, d, i)
+            ),
+            None => format!("Goodwill credit, ticket \"#{p}\"\r\nApproved by ops ✅"),
+        },
         TxnType::ReserveRelease => "Rolling reserve release".to_string(),
     })
 }
 
-fn push_metadata(out: &mut Vec<u8>, t: &Txn) {
+fn push_metadata(out: &mut Vec<u8>, w: &World, t: &Txn) {
     let (k, p) = t.meta;
+    if let (TxnType::Adjustment, Some((d, i))) = (t.kind, t.related) {
+        out.extend_from_slice(b"{\"dispute_id\":");
+        json_str(out, &w.dispute_id(t.day.account, d, i));
+        out.push(b'}');
+        return;
+    }
     match (t.kind, k) {
         (TxnType::Payment, 0 | 1) => {
             out.extend_from_slice(b"{\"sku\":\"SKU-");
@@ -224,6 +248,45 @@ fn push_metadata(out: &mut Vec<u8>, t: &Txn) {
             );
         }
         _ => out.extend_from_slice(b"{}"),
+    }
+}
+
+/// Appends a transaction's `,"gross_amount":…` through `fx_rate` (malformed amounts included).
+fn push_txn_amounts(out: &mut Vec<u8>, t: &Txn, trim: bool) {
+    let bad = t.malformed;
+    out.extend_from_slice(b",\"gross_amount\":");
+    quoted(out, |o| {
+        push_amount(
+            o,
+            t.gross,
+            t.digits,
+            trim && bad != Some(Malformed::TooManyDigits),
+        );
+        if bad == Some(Malformed::TooManyDigits) {
+            if t.digits == 0 {
+                o.extend_from_slice(b".5");
+            } else {
+                o.push(b'5');
+            }
+        }
+    });
+    out.extend_from_slice(b",\"fee_amount\":");
+    quoted(out, |o| push_amount(o, t.fee, t.digits, trim));
+    out.extend_from_slice(b",\"net_amount\":");
+    let net = t.net() + i64::from(bad == Some(Malformed::NetMismatch));
+    quoted(out, |o| push_amount(o, net, t.digits, trim));
+    match t.original {
+        Some(o) => {
+            out.extend_from_slice(b",\"original_currency\":\"");
+            out.extend_from_slice(o.currency.as_bytes());
+            out.extend_from_slice(b"\",\"original_amount\":");
+            quoted(out, |b| push_amount(b, o.amount, o.digits, false));
+            out.extend_from_slice(b",\"fx_rate\":");
+            quoted(out, |b| push_rate(b, o.rate_e10));
+        }
+        None => out.extend_from_slice(
+            b",\"original_currency\":null,\"original_amount\":null,\"fx_rate\":null",
+        ),
     }
 }
 
@@ -265,40 +328,8 @@ pub fn txn_json(out: &mut Vec<u8>, w: &World, t: &Txn, now_ms: i64) {
         }
         _ => t.currency.as_bytes(),
     });
-    out.extend_from_slice(b"\",\"gross_amount\":");
-    quoted(out, |o| {
-        push_amount(
-            o,
-            t.gross,
-            t.digits,
-            trim && bad != Some(Malformed::TooManyDigits),
-        );
-        if bad == Some(Malformed::TooManyDigits) {
-            if t.digits == 0 {
-                o.extend_from_slice(b".5");
-            } else {
-                o.push(b'5');
-            }
-        }
-    });
-    out.extend_from_slice(b",\"fee_amount\":");
-    quoted(out, |o| push_amount(o, t.fee, t.digits, trim));
-    out.extend_from_slice(b",\"net_amount\":");
-    let net = t.net() + i64::from(bad == Some(Malformed::NetMismatch));
-    quoted(out, |o| push_amount(o, net, t.digits, trim));
-    match t.original {
-        Some(o) => {
-            out.extend_from_slice(b",\"original_currency\":\"");
-            out.extend_from_slice(o.currency.as_bytes());
-            out.extend_from_slice(b"\",\"original_amount\":");
-            quoted(out, |b| push_amount(b, o.amount, o.digits, false));
-            out.extend_from_slice(b",\"fx_rate\":");
-            quoted(out, |b| push_rate(b, o.rate_e10));
-        }
-        None => out.extend_from_slice(
-            b",\"original_currency\":null,\"original_amount\":null,\"fx_rate\":null",
-        ),
-    }
+    out.extend_from_slice(b"\"");
+    push_txn_amounts(out, t, trim);
     out.extend_from_slice(b",\"created_at\":");
     if bad == Some(Malformed::BadTimestamp) {
         out.extend_from_slice(if t.index.is_multiple_of(2) {
@@ -341,7 +372,7 @@ pub fn txn_json(out: &mut Vec<u8>, w: &World, t: &Txn, now_ms: i64) {
     out.extend_from_slice(b",\"description\":");
     json_opt_str(out, description(w, t).as_deref());
     out.extend_from_slice(b",\"metadata\":");
-    push_metadata(out, t);
+    push_metadata(out, w, t);
     match t.extra {
         Some(0) => {
             out.extend_from_slice(b",\"risk_score\":");
@@ -353,19 +384,6 @@ pub fn txn_json(out: &mut Vec<u8>, w: &World, t: &Txn, now_ms: i64) {
         None => {}
     }
     out.push(b'}');
-}
-
-/// Totals of one settlement batch.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct BatchTotals {
-    /// Transactions in the batch.
-    pub count: u64,
-    /// Sum of gross amounts (minor units).
-    pub gross: i64,
-    /// Sum of fees.
-    pub fee: i64,
-    /// Sum of net amounts.
-    pub net: i64,
 }
 
 /// One settlement batch as listed.
@@ -381,20 +399,14 @@ pub struct Batch {
     pub totals: BatchTotals,
     /// Created (local midnight of the day).
     pub created_ms: i64,
-    /// Closed, if closed.
-    pub closed_ms: Option<i64>,
-    /// Paid, if paid.
-    pub paid_ms: Option<i64>,
+    /// Closed, paid and last changed.
+    pub state: BatchState,
 }
 
 /// Writes one settlement batch item.
 pub fn batch_json(out: &mut Vec<u8>, w: &World, b: &Batch, offset_min: Option<i32>) {
     let digits = crate::contract::money::minor_units(b.currency).unwrap_or(2);
-    let status = match (b.closed_ms, b.paid_ms) {
-        (_, Some(_)) => "PAID",
-        (Some(_), None) => "CLOSED",
-        _ => "OPEN",
-    };
+    let status = b.state.status();
     out.extend_from_slice(b"{\"settlement_batch_id\":");
     json_str(out, &w.batch_id(b.account, b.currency, b.date));
     out.extend_from_slice(b",\"account_id\":");
@@ -418,14 +430,10 @@ pub fn batch_json(out: &mut Vec<u8>, w: &World, b: &Batch, offset_min: Option<i3
     out.extend_from_slice(b",\"created_at\":");
     json_instant(out, b.created_ms, offset_min);
     out.extend_from_slice(b",\"updated_at\":");
-    json_instant(
-        out,
-        b.paid_ms.or(b.closed_ms).unwrap_or(b.created_ms),
-        offset_min,
-    );
+    json_instant(out, b.state.updated_ms, offset_min);
     for (name, v) in [
-        (&b",\"closed_at\":"[..], b.closed_ms),
-        (b",\"paid_at\":", b.paid_ms),
+        (&b",\"closed_at\":"[..], b.state.closed_ms),
+        (b",\"paid_at\":", b.state.paid_ms),
     ] {
         out.extend_from_slice(name);
         match v {
