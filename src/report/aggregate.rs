@@ -297,7 +297,8 @@ mod tests {
         assert_eq!(percent(29, 1000), Some(29_000)); // 2.90 %
         assert_eq!(percent(1, 3), Some(333_300)); // 33.33 %
         assert_eq!(percent(-1, 8), Some(-125_000)); // −12.50 %
-        assert_eq!(percent(1, 80_000), Some(100)); // 0.00125 % → 0.01 %
+        assert_eq!(percent(1, 20_000), Some(100)); // 0.005 % → 0.01 %
+        assert_eq!(percent(1, 80_000), Some(0)); // 0.00125 % → 0.00 %
         assert_eq!(percent(5, 0), None);
     }
 }

@@ -500,7 +500,7 @@ fn check_columns(f: &Figure, t: &TableDef) -> Result<(), String> {
             Err(format!("`{}.{c}` is not {what}", t.name))
         }
     };
-    if !t.partition_by.first().is_some_and(|p| *p == "account_id") || ty("currency").is_err() {
+    if t.partition_by.first().is_none_or(|p| *p != "account_id") || ty("currency").is_err() {
         return Err(format!(
             "`{}` is not partitioned by account with a `currency` column",
             t.name

@@ -283,6 +283,19 @@ enum DayOf<'a> {
     ),
 }
 
+/// The account-local day of a row's `created_at`, to leave out rows created more than the
+/// lookback before the month.
+struct Created<'a>(Option<&'a TimestampMicrosecondArray>);
+
+impl Created<'_> {
+    fn recent(&self, i: usize, local: &mut LocalDays, span: &Span) -> bool {
+        match self.0 {
+            Some(a) if a.is_valid(i) => local.day(a.value(i)) >= span.first - span.lookback,
+            _ => true,
+        }
+    }
+}
+
 impl DayOf<'_> {
     /// The row's day, or `None` when it is not one of the figure's rows.
     fn day(&self, i: usize, local: &mut LocalDays, span: &Span) -> Option<i32> {
@@ -300,8 +313,7 @@ impl DayOf<'_> {
             DayOf::Open(opened, closed, end) => {
                 let o = instant(*opened)?;
                 let still_open = instant(*closed).is_none_or(|c| c >= *end);
-                let recent = local.day(o) >= span.first - span.lookback;
-                (o < *end && still_open && recent).then_some(span.last)
+                (o < *end && still_open).then_some(span.last)
             }
         }
     }
@@ -345,9 +357,10 @@ fn eval(b: &RecordBatch, f: &Figure, ctx: &Ctx<'_>, acc: &mut Accumulator) {
     };
     let sign = if f.negate { -1 } else { 1 };
     let mut local = LocalDays::new(ctx.account.tz);
+    let created = Created(instants(b, "created_at"));
     let value = Value::of(b, &f.measure);
     for i in 0..b.num_rows() {
-        if !currency.is_valid(i) || !filter.keeps(i) {
+        if !currency.is_valid(i) || !filter.keeps(i) || !created.recent(i, &mut local, ctx.span) {
             continue;
         }
         let Some(day) = day_of.day(i, &mut local, ctx.span) else {

@@ -12,6 +12,7 @@ mod lifecycle;
 mod pipeline;
 mod readers;
 mod reconcile;
+mod report;
 mod safety;
 mod sandbox;
 mod sandbox_lifecycles;

@@ -64,7 +64,7 @@ fn day_labels(s: &mut String, days: &[i32], x_of: &dyn Fn(usize) -> i128) {
     let n = days.len();
     for (k, d) in days.iter().enumerate() {
         let dom = chrono::Datelike::day(&date_of(*d));
-        if k == 0 || k + 1 == n || dom % 5 == 0 {
+        if k == 0 || k + 1 == n || dom.is_multiple_of(5) {
             let _ = write!(
                 s,
                 "<text class=\"tick\" x=\"{}\" y=\"{}\" text-anchor=\"middle\">{dom}</text>",

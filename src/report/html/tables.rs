@@ -28,11 +28,12 @@ pub(super) fn cell_parts(
         None => ("all", ""),
     };
     let cur = level.1.as_deref().unwrap_or(page.currency);
+    // `*`: the total across currencies, in the reporting currency.
     let attrs = format!(
         "data-figure=\"{}\" data-scope=\"{scope}\" data-account=\"{}\" data-currency=\"{}\" data-kind=\"{}\"",
         esc(&f.id),
         esc(account),
-        esc(cur),
+        esc(level.1.as_deref().unwrap_or("*")),
         f.kind().as_str()
     );
     if let Some(why) = page.absent(f) {
