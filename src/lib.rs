@@ -40,6 +40,22 @@ pub mod server;
 pub mod transform;
 pub mod webhook;
 
+/// The crate version (`Cargo.toml`).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The git commit this binary was built from (`+dirty` with uncommitted changes).
+pub const GIT_COMMIT: &str = env!("MB_GIT_COMMIT");
+/// The UTC date of the build.
+pub const BUILD_DATE: &str = env!("MB_BUILD_DATE");
+/// `0.1.0 (commit 1a2b3c4d5e6f, built 2026-11-26)`: what `--version` prints and run reports record.
+pub const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("MB_GIT_COMMIT"),
+    ", built ",
+    env!("MB_BUILD_DATE"),
+    ")"
+);
+
 /// Process exit codes (documented in the README).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]

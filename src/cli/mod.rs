@@ -20,7 +20,7 @@ use output::errln;
 
 /// maribank-etl — MariBank billing and reconciliation data into your warehouse.
 #[derive(Debug, Parser)]
-#[command(name = "maribank-etl", version, about, long_about = None)]
+#[command(name = "maribank-etl", version = crate::LONG_VERSION, about, long_about = None)]
 #[command(
     after_help = "Start with `maribank-etl demo`: it runs the embedded sandbox and syncs a month."
 )]

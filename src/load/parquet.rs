@@ -14,7 +14,7 @@ use crate::contract::table::{LINEAGE_COLUMNS, TableDef};
 
 /// `created_by` of every file: `maribank-etl <version>`.
 pub fn created_by() -> String {
-    format!("maribank-etl {}", env!("CARGO_PKG_VERSION"))
+    format!("maribank-etl {}", crate::VERSION)
 }
 
 /// Default rows per row group.

@@ -152,6 +152,10 @@ pub struct ApiReport {
 pub struct RunReport {
     /// Run id.
     pub run_id: String,
+    /// The maribank-etl version that wrote it (`0.1.0 (commit …, built …)`; empty in reports of
+    /// versions before it was recorded): a warehouse written by mixed versions shows here.
+    #[serde(default)]
+    pub version: String,
     /// Pipeline name.
     pub pipeline: String,
     /// `sync`, `sync --incremental` or `backfill`.

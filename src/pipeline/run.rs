@@ -206,6 +206,7 @@ impl Runner {
         let reports = ReportStore::new(dest.store.clone(), &dest.root, &settings.name);
         let recorder = Recorder::new(RunReport {
             run_id: run_id.clone(),
+            version: crate::LONG_VERSION.to_string(),
             pipeline: settings.name.clone(),
             destination: dest.url.clone(),
             environment: placement.environment(),

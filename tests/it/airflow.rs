@@ -1,6 +1,6 @@
 //! The Airflow DAGs run for real: `airflow dags test` of `maribank_backfill`, then of
 //! `maribank_daily` (Airflow 3 from the venv of `.ci/run`, a SQLite metadata database in a
-//! temporary AIRFLOW_HOME) against the sandbox, with the built binary first on PATH and one
+//! temporary AIRFLOW_HOME) against the sandbox, with the binary installed from the wheel first on PATH and one
 //! account whose id is a shell injection.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -16,7 +16,6 @@ use maribank_etl::sandbox::{DEFAULT_ACCESS_KEY_ID, DEFAULT_SECRET, Sandbox, Sand
 
 use crate::helpers::{self, Printed, airflow_venv, output_within, tail};
 
-const BIN: &str = env!("CARGO_BIN_EXE_maribank-etl");
 /// Each Airflow command's limit (a DAG run takes about 15 s on an idle 2-core machine).
 const LIMIT: Duration = Duration::from_secs(240);
 
@@ -24,8 +23,34 @@ fn midnight(d: NaiveDate) -> DateTime<Utc> {
     d.and_hms_opt(0, 0, 0).unwrap().and_utc()
 }
 
+/// The folder of the `maribank-etl` the wheel installed into the Airflow venv, after checking
+/// it is this checkout's version and commit.
+fn installed_binary(venv: &Path) -> std::path::PathBuf {
+    let bin = venv.join("bin/maribank-etl");
+    assert!(
+        bin.exists(),
+        "no maribank-etl in {}: build and install the wheel as .ci/run does:\n  maturin build --profile dev --locked --out /tmp/wheels && {}/bin/pip install --force-reinstall /tmp/wheels/maribank_etl-*.whl",
+        venv.display(),
+        venv.display()
+    );
+    let out = Command::new(&bin).arg("--version").output().unwrap();
+    let version = String::from_utf8_lossy(&out.stdout);
+    let want = format!(
+        "maribank-etl {} (commit {}",
+        maribank_etl::VERSION,
+        maribank_etl::GIT_COMMIT
+    );
+    assert!(
+        version.starts_with(&want),
+        "the wheel in {} is `{}`, not this checkout's `{want}…)`: rebuild and reinstall it",
+        venv.display(),
+        version.trim()
+    );
+    bin.parent().unwrap().to_path_buf()
+}
+
 /// The environment of every command: the sandbox's API and key, the pipeline file, Airflow's
-/// home, and PATH starting with the built binary's folder.
+/// home, and PATH starting with the installed binary's folder.
 fn command(program: impl AsRef<std::ffi::OsStr>, env: &[(&str, String)]) -> Command {
     let mut c = Command::new(program);
     c.env_remove("MARIBANK_ETL_BIN")
@@ -194,10 +219,12 @@ async fn the_dags_run_in_airflow_and_load_what_the_sandbox_serves() {
     )
     .unwrap();
     let home = dir.path().join("airflow-home");
-    let bin_dir = Path::new(BIN).parent().unwrap();
-    let path = std::env::join_paths([bin_dir.to_path_buf(), venv.join("bin")].into_iter().chain(
-        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
-    ))
+    // The binary the workers have: installed into the Airflow venv from the wheel (`.ci/run`
+    // builds it once from this checkout), found on PATH.
+    let bin_dir = installed_binary(&venv);
+    let path = std::env::join_paths([bin_dir.clone()].into_iter().chain(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    )))
     .unwrap();
     let dags = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/airflow");
     let env: Vec<(&str, String)> = vec![

@@ -186,3 +186,53 @@ fn arguments_are_validated_and_secrets_have_no_flag() {
     assert!(ok.is_ok());
     assert!(Cli::try_parse_from(["maribank-etl", "sandbox", "--faults", "429,bogus"]).is_err());
 }
+
+/// `--version` names the version, the commit and the build date, and every run report records
+/// the version that wrote it (a warehouse written by mixed versions shows in `_runs/`).
+#[test]
+fn the_version_is_printed_and_recorded_in_every_run_report() {
+    let bin = env!("CARGO_BIN_EXE_maribank-etl");
+    let out = std::process::Command::new(bin)
+        .arg("--version")
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    let want = format!(
+        "maribank-etl {} (commit {}, built {})",
+        maribank_etl::VERSION,
+        maribank_etl::GIT_COMMIT,
+        maribank_etl::BUILD_DATE
+    );
+    assert_eq!(printed.trim(), want);
+    assert!(
+        maribank_etl::GIT_COMMIT.len() >= 7,
+        "{}",
+        maribank_etl::GIT_COMMIT
+    );
+    assert!(chrono::NaiveDate::parse_from_str(maribank_etl::BUILD_DATE, "%Y-%m-%d").is_ok());
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("wh");
+    let demo = std::process::Command::new(bin)
+        .args([
+            "demo",
+            "--dest",
+            dest.to_str().unwrap(),
+            "--days",
+            "2",
+            "--txns-per-day",
+            "10",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        matches!(demo.status.code(), Some(0 | 5)),
+        "{}",
+        String::from_utf8_lossy(&demo.stderr)
+    );
+    let reports = crate::helpers::all_files(&dest.join("_runs"));
+    assert!(!reports.is_empty());
+    for r in reports {
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&r).unwrap()).unwrap();
+        assert_eq!(v["version"], maribank_etl::LONG_VERSION, "{}", r.display());
+    }
+}
