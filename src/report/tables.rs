@@ -15,7 +15,8 @@ use super::definition::Definition;
 use super::engine::Account;
 use super::recon::Recon;
 use crate::contract::table::{TableDef, amount, col, rate};
-use crate::load::{Destination, LoadError, TableWriter, WriteMode, WriterConfig};
+use crate::load::partition::encode_value;
+use crate::load::{Destination, LoadError, PartitionKey, TableWriter, WriteMode, WriterConfig};
 use crate::transform::Lineage;
 
 /// `report_monthly_figures`: every figure of the month for all accounts and per account, per
@@ -261,6 +262,20 @@ impl Output<'_> {
             (&*REPORT_MONTHLY_DAILY, self.daily_batch()?),
             (&*REPORT_MONTHLY_RECON, self.recon_batch()?),
         ] {
+            if batch.num_rows() == 0 {
+                // Nothing to write replaces nothing: the month's old file goes.
+                let mut key = vec![format!("month={}", encode_value(self.month))];
+                if table.partition_by.contains(&"reporting_currency") {
+                    key.push(format!(
+                        "reporting_currency={}",
+                        encode_value(self.currency)
+                    ));
+                }
+                let path = TableWriter::partition_path(dest, table, &PartitionKey(key));
+                crate::load::reader::delete_file(dest, &path).await?;
+                out.push((table.name, 0));
+                continue;
+            }
             let mut w = TableWriter::new(dest, table, WriteMode::Replace, WriterConfig::default());
             w.write(&batch)?;
             out.push((table.name, w.finish().await?.rows_written));

@@ -413,6 +413,20 @@ fn report_arguments_are_validated() {
     }
     let o = run(&["--month", "2026-13", "--dest", wh]);
     assert_eq!(o.status.code(), Some(2));
+    // A month without data is a report of no account, not an error.
+    let o = run(&["--month", "2026-10", "--dest", wh]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(text.contains("for 0 account(s)"), "{text}");
+    assert!(
+        dir.path()
+            .join("_reports/monthly-2026-10-USD.html")
+            .is_file()
+    );
     let toml = dir.path().join("p.toml");
     std::fs::write(&toml, "reporting_currency = \"RMB\"\n").unwrap();
     let o = run(&[
@@ -425,4 +439,46 @@ fn report_arguments_are_validated() {
     ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("RMB"));
+}
+
+/// The README's example of a new figure, added to a copy of the built-in definition and run
+/// with `--definition`: it lands in the table and on the page, equal to DuckDB's sum.
+#[test]
+fn a_team_adds_a_figure_by_editing_the_definition() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let at = readme.find("E.g. adjustments on their own:").unwrap();
+    let block = &readme[at..];
+    let toml = &block[block.find("```toml\n").unwrap() + 8..];
+    let toml = &toml[..toml.find("```").unwrap()];
+    let def = format!("{}\n{toml}", maribank_etl::report::definition::BUILT_IN);
+    let wh = copy_dir(october());
+    let file = wh.path().join("team.toml");
+    std::fs::write(&file, def).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_maribank-etl"))
+        .args(["report", "monthly", "--month", "2026-10", "--definition"])
+        .arg(&file)
+        .arg("--dest")
+        .arg(wh.path())
+        .arg("--out")
+        .arg(out.path())
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let script = r#"
+import sys, duckdb
+wh = sys.argv[1]
+con = duckdb.connect()
+want = con.execute(f"SELECT account_id, currency, sum(gross_amount) FROM read_parquet('{wh}/transactions/**/*.parquet', hive_partitioning = true) WHERE type = 'ADJUSTMENT' AND status <> 'FAILED' AND business_date BETWEEN DATE '2026-10-01' AND DATE '2026-10-31' GROUP BY ALL ORDER BY ALL").fetchall()
+got = con.execute(f"SELECT account_id, currency, amount FROM read_parquet('{wh}/report_monthly_figures/**/*.parquet', hive_partitioning = true) WHERE month = '2026-10' AND reporting_currency = 'USD' AND figure = 'adjustments' AND scope = 'account' AND currency IS NOT NULL ORDER BY ALL").fetchall()
+print(len(want), want == got)
+"#;
+    let out_text = helpers::python(script, &[wh.path().to_str().unwrap()]);
+    let (n, same) = out_text.trim().split_once(' ').unwrap();
+    assert!(n.parse::<u32>().unwrap() >= 5, "{out_text}");
+    assert_eq!(same, "True", "{out_text}");
+    let page = std::fs::read_to_string(out.path().join("monthly-2026-10-USD.html")).unwrap();
+    assert!(page.contains("data-figure=\"adjustments\""));
 }
