@@ -391,6 +391,7 @@ pub fn all_tables() -> Vec<&'static TableDef> {
         &*crate::reconcile::tables::RECON_STATEMENTS,
         &*crate::reconcile::tables::RECON_ORDERS,
         &*crate::reconcile::tables::ORDER_STATUS,
+        &*crate::reconcile::tables::RECON_PORTAL,
         &*crate::webhook::table::WEBHOOK_EVENTS,
         &*crate::pipeline::usage::USAGE,
         &*crate::report::tables::REPORT_MONTHLY_FIGURES,

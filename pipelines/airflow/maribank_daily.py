@@ -3,8 +3,7 @@
 DAG `maribank_daily` (one run per UTC day, data interval [00:00, 24:00) UTC, `catchup=True` so a
 start_date in the past replays one interval per run):
 
-    active_accounts ─► sync (mapped: one task per account) ─► catch_up ─► reconcile
-                                                                          └─► (portal export check: to come)
+    active_accounts ─► sync (mapped: one task per account) ─► catch_up ─► reconcile ─► portal_export
 
 - `active_accounts`: `maribank-etl accounts --status ACTIVE,FROZEN --format json`.
 - `sync[account]`: `maribank-etl sync --config PIPELINE --start <data_interval_start>
@@ -19,6 +18,12 @@ start_date in the past replays one interval per run):
   reconciled only after the previous run's reconcile, which ran after that run's syncs — the ledger
   of a local day spans up to three UTC intervals. A reconcile that fails (exit 5) holds the next
   ones until it is cleared or marked success.
+- `portal_export`: the same days against the merchant portal's Excel exports (后台导出报表, contract
+  §9) that finance downloads into a folder: `maribank-etl reconcile --dest DEST --start DAY
+  --end DAY+1 --portal-export FOLDER` (the other checks run again with it; they passed in
+  `reconcile`, so an exit 5 here is the exports'). The folder is the Airflow Variable
+  `MARIBANK_PORTAL_EXPORTS`, else the environment variable `MARIBANK_PORTAL_EXPORTS`; with
+  neither, the task logs that and is skipped.
 
 DAG `maribank_backfill` (triggered by hand with params `start`, `end` — UTC days, end exclusive —
 and `window_days`, default 7): `backfill[account × window]` runs
@@ -80,6 +85,7 @@ except ImportError:  # Airflow 3.0
 log = logging.getLogger("maribank_etl.airflow")
 
 BIN_SETTING = "MARIBANK_ETL_BIN"
+PORTAL_EXPORTS_SETTING = "MARIBANK_PORTAL_EXPORTS"
 BIN_NAME = "maribank-etl"
 DEFAULT_PIPELINE = "pipelines/daily.toml"
 STDERR_TAIL_LINES = 20
@@ -136,6 +142,10 @@ def incremental_argv(pipeline: str, start: datetime) -> list[str]:
 
 def reconcile_argv(dest: str, first: date, end: date) -> list[str]:
     return ["reconcile", "--dest", dest, "--start", first.isoformat(), "--end", end.isoformat()]
+
+
+def portal_export_argv(dest: str, first: date, end: date, exports: str) -> list[str]:
+    return [*reconcile_argv(dest, first, end), "--portal-export", exports]
 
 
 def backfill_argv(pipeline: str, account: str, start: str, end: str) -> list[str]:
@@ -203,6 +213,19 @@ def find_binary() -> str:
         )
     log.info("using maribank-etl at %s (found on PATH)", found)
     return found
+
+
+def portal_exports_folder() -> str | None:
+    """The folder of the portal's Excel exports: the Airflow Variable, then the environment
+    variable MARIBANK_PORTAL_EXPORTS; None when neither is set."""
+    for source, value in (
+        (f"the Airflow Variable {PORTAL_EXPORTS_SETTING}", _variable(PORTAL_EXPORTS_SETTING)),
+        (f"the environment variable {PORTAL_EXPORTS_SETTING}", os.environ.get(PORTAL_EXPORTS_SETTING)),
+    ):
+        if value:
+            log.info("portal exports in %s (set by %s)", value, source)
+            return value
+    return None
 
 
 def pipeline_file() -> str:
@@ -337,9 +360,25 @@ with DAG(
         pipeline = pipeline_file()
         run_etl(reconcile_argv(pipeline_destination(pipeline), *days))
 
-    # Portal export check (issue 17 item 5) goes here: a task after `reconcile` comparing the API's
-    # totals with the portal's Excel export (`maribank-etl reconcile --portal-export …`).
-    sync.expand(account=active_accounts()) >> catch_up() >> reconcile()
+    @task(execution_timeout=timedelta(hours=1))
+    def portal_export() -> None:
+        """The same days against the merchant portal's Excel exports (每日对比API总入账额与后台导出Excel)."""
+        folder = portal_exports_folder()
+        if folder is None:
+            log.info(
+                "no portal export folder configured (Airflow Variable or environment variable %s):"
+                " the portal-export check is skipped",
+                PORTAL_EXPORTS_SETTING,
+            )
+            raise AirflowSkipException(f"{PORTAL_EXPORTS_SETTING} is not set")
+        ctx = get_current_context()
+        first_synced = ctx["dag"].start_date.astimezone(timezone.utc).date()
+        days = reconcile_days(ctx["data_interval_start"], ctx["data_interval_end"], first_synced)
+        if days is None:
+            raise AirflowSkipException("no business day became final in every zone during this interval")
+        run_etl(portal_export_argv(pipeline_destination(pipeline_file()), *days, folder))
+
+    sync.expand(account=active_accounts()) >> catch_up() >> reconcile() >> portal_export()
 
 
 # --- Years of history, by hand.

@@ -67,11 +67,12 @@ def check_shape() -> None:
         tt,
     )
     tasks = {t.task_id: t for t in daily.tasks}
-    check("nightly tasks", set(tasks) == {"active_accounts", "sync", "catch_up", "reconcile"}, set(tasks))
+    check("nightly tasks", set(tasks) == {"active_accounts", "sync", "catch_up", "reconcile", "portal_export"}, set(tasks))
     check("sync mapped over the accounts", tasks["sync"].is_mapped and tasks["sync"].upstream_task_ids == {"active_accounts"})
     check("catch_up after every sync", tasks["catch_up"].upstream_task_ids == {"sync"})
     check("reconcile after catch_up", tasks["reconcile"].upstream_task_ids == {"catch_up"})
     check("reconcile waits for the previous run's", tasks["reconcile"].depends_on_past is True)
+    check("portal_export after reconcile", tasks["portal_export"].upstream_task_ids == {"reconcile"})
     for t in tasks.values():
         check(f"{t.task_id}: 3 retries with back-off", t.retries == 3 and t.retry_exponential_backoff, t.retries)
 
@@ -90,6 +91,7 @@ def check_commands(m) -> None:
         ("airflow-sync-command", m.sync_argv("pipelines/daily.toml", "ACC-SG-0001", s, e)),
         ("airflow-incremental-command", m.incremental_argv("pipelines/daily.toml", s)),
         ("airflow-reconcile-command", m.reconcile_argv("./warehouse", *m.reconcile_days(s, e, date(2026, 1, 1)))),
+        ("airflow-portal-command", m.portal_export_argv("./warehouse", *m.reconcile_days(s, e, date(2026, 1, 1)), "/data/portal-exports")),
         ("airflow-backfill-command", m.backfill_argv("pipelines/daily.toml", "ACC-SG-0001", "2024-01-01", "2024-01-08")),
     ]:
         check(marker, command(argv) == readme_block(marker), f"\nDAG:    {command(argv)}\nREADME: {readme_block(marker)}")
@@ -167,12 +169,30 @@ def check_exit_codes(m, tmp: Path) -> None:
     check("hostile id: nothing ran", not pwned.exists())
 
 
+def check_portal_export(m, dag_bag_task) -> None:
+    """The portal-export folder comes from the Variable or the environment; without either the task
+    logs it and is skipped before it looks at anything else."""
+    os.environ.pop(m.PORTAL_EXPORTS_SETTING, None)
+    check("no portal folder configured", m.portal_exports_folder() is None)
+    e = raises(dag_bag_task.python_callable, m.AirflowSkipException)
+    check("skipped, saying why", m.PORTAL_EXPORTS_SETTING in str(e), str(e))
+    os.environ[m.PORTAL_EXPORTS_SETTING] = "/data/portal exports $(x)"
+    check("folder from the environment", m.portal_exports_folder() == "/data/portal exports $(x)")
+    argv = m.portal_export_argv("./wh", date(2026, 11, 23), date(2026, 11, 24), m.portal_exports_folder())
+    check("the folder is one argument", argv[-2:] == ["--portal-export", "/data/portal exports $(x)"], argv)
+    os.environ.pop(m.PORTAL_EXPORTS_SETTING)
+
+
 def main() -> int:
     sys.path.insert(0, str(FOLDER))
     check_shape()
     import maribank_daily as m  # the DAG file as a module
 
     check_commands(m)
+    from airflow.models import DagBag
+
+    daily = DagBag(dag_folder=str(FOLDER)).dags["maribank_daily"]
+    check_portal_export(m, daily.get_task("portal_export"))
     with tempfile.TemporaryDirectory() as tmp:
         check_exit_codes(m, Path(tmp))
     print(f"airflow DAG check: {passed} passed, 0 failed")

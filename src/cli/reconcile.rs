@@ -1,5 +1,6 @@
 //! `maribank-etl reconcile`: check the warehouse's settlements, statements and (optionally) the
-//! seller's orders for business days `[start, end)`; exit 5 past the tolerance.
+//! seller's orders and the portal's Excel exports for business days `[start, end)`; exit 5 past
+//! the tolerance.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,10 +18,11 @@ use crate::reconcile::{DEFAULT_TIMING_DAYS, ReconcileConfig, reconcile};
 #[command(after_help = "Examples:
   maribank-etl reconcile --dest ./warehouse --start 2026-11-01 --end 2026-11-08
   maribank-etl reconcile --dest s3://bucket/maribank --start 2026-11-24 --end 2026-11-25 --orders orders.csv --tolerance 3
+  maribank-etl reconcile --dest ./warehouse --start 2026-11-01 --end 2026-12-01 --portal-export ./exports
 
 Business days are account-local; --end is exclusive. Results: tables recon_settlements,
-recon_statements, recon_orders and order_status, and a Markdown report under _reports/.
-Exit status 5 when unexplained differences exceed --tolerance.")]
+recon_statements, recon_orders, order_status and recon_portal, and a Markdown report under
+_reports/. Exit status 5 when unexplained differences exceed --tolerance.")]
 pub struct ReconcileArgs {
     /// Warehouse: `./warehouse`, `file:///data/wh` or `s3://bucket/prefix`.
     #[arg(long)]
@@ -38,6 +40,11 @@ pub struct ReconcileArgs {
     /// Account of an orders file without an account_id column.
     #[arg(long)]
     pub orders_account: Option<String>,
+    /// The merchant portal's Excel export (`.xlsx`, contract §9), or a folder of them: each
+    /// names its account and period in its workbook properties, and its download time in
+    /// `dcterms:created`.
+    #[arg(long, value_name = "FILE.xlsx|DIR")]
+    pub portal_export: Option<PathBuf>,
     /// Unexplained differences allowed before exiting with status 5 (any count).
     #[arg(long, default_value_t = 0, value_parser = crate::bounds::TOLERANCE.parser())]
     pub tolerance: u64,
@@ -66,6 +73,7 @@ impl ReconcileArgs {
             accounts: self.accounts.clone(),
             orders: self.orders.clone(),
             orders_account: self.orders_account.clone(),
+            portal_export: self.portal_export.clone(),
             tolerance: self.tolerance,
             timing_days: self.timing_days,
             now: Utc::now(),
@@ -99,6 +107,7 @@ pub async fn run(args: ReconcileArgs) -> ExitCode {
             errln!("error: {e}");
             ExitCode::from(match e {
                 crate::reconcile::ReconcileError::Orders { .. }
+                | crate::reconcile::ReconcileError::Portal { .. }
                 | crate::reconcile::ReconcileError::Config(_) => ExitStatus::Usage,
                 _ => ExitStatus::Transient,
             } as u8)

@@ -27,7 +27,8 @@ pub const DEFAULT_MIGRATION_URL: &str =
   maribank-etl sandbox --key MY-AK:my-secret:transactions|fx --key AK2:SK2:*:10.0.0.5
   maribank-etl sandbox --client MY-CLIENT:my-secret:transactions --token-ttl 300
   maribank-etl sandbox --sunset 2026-12-31T00:00:00Z --deprecated-since 2026-06-30T00:00:00Z
-  maribank-etl sandbox --webhook-url http://127.0.0.1:8787/   # events as real time passes them")]
+  maribank-etl sandbox --webhook-url http://127.0.0.1:8787/   # events as real time passes them
+  maribank-etl sandbox --now 2026-04-01T09:00:00Z --portal-export ./exports --discrepancy-rate 0.001")]
 pub struct SandboxArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
@@ -113,6 +114,22 @@ pub struct SandboxArgs {
     /// with the planted order discrepancies.
     #[arg(long)]
     pub orders_out: Option<PathBuf>,
+    /// Write the merchant portal's Excel exports (§9) into this folder: one `.xlsx` per account
+    /// and calendar month of `--portal-from..=--portal-to`, downloaded at
+    /// `--portal-downloaded-at`, with planted differences at `--discrepancy-rate` (a row
+    /// missing, an amount one minor unit off, a download just before a transaction).
+    #[arg(long, value_name = "DIR")]
+    pub portal_export: Option<PathBuf>,
+    /// First business day of the portal exports (default `--from`).
+    #[arg(long)]
+    pub portal_from: Option<NaiveDate>,
+    /// Last business day of the portal exports, inclusive (default `--to`).
+    #[arg(long)]
+    pub portal_to: Option<NaiveDate>,
+    /// When the portal exports are downloaded (RFC 3339; default the data clock, `--now`):
+    /// transactions created from then on are not in them.
+    #[arg(long)]
+    pub portal_downloaded_at: Option<DateTime<Utc>>,
     /// POST webhook events (§8) to this URL as the data clock passes them, signed with the
     /// first secret of `MARIBANK_WEBHOOK_SECRETS` (default `whsec-sandbox-0001`).
     #[arg(long)]
@@ -182,6 +199,10 @@ impl SandboxArgs {
                 rate: share("discrepancy-rate", self.discrepancy_rate)?,
                 ..Default::default()
             },
+            portal_discrepancies: crate::sandbox::PortalDiscrepancies {
+                rate: share("discrepancy-rate", self.discrepancy_rate)?,
+                ..Default::default()
+            },
             webhook: self.webhook_url.as_ref().map(|url| {
                 let mut w = crate::sandbox::webhooks::WebhookDelivery::new(url.clone());
                 if let Some(first) = std::env::var(crate::webhook::verify::ENV_SECRETS)
@@ -232,6 +253,7 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot write {}", path.display()))?;
         outln!("Seller order export: {n} orders in {}", path.display());
     }
+    write_portal_exports(&args, &cfg, &sandbox)?;
     outln!("MariBank sandbox listening on {}", sandbox.base_url());
     outln!("  MARIBANK_BASE_URL={}", sandbox.base_url());
     outln!(
@@ -280,6 +302,42 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<ExitCode> {
         })
         .await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes the portal exports `--portal-export` asks for (none without it).
+fn write_portal_exports(
+    args: &SandboxArgs,
+    cfg: &SandboxConfig,
+    sandbox: &Sandbox,
+) -> anyhow::Result<()> {
+    let Some(dir) = &args.portal_export else {
+        return Ok(());
+    };
+    let period = (
+        args.portal_from.unwrap_or(cfg.from),
+        args.portal_to.unwrap_or(cfg.to),
+    );
+    anyhow::ensure!(
+        period.0 <= period.1,
+        "--portal-from {} is after --portal-to {}",
+        period.0,
+        period.1
+    );
+    let at = args.portal_downloaded_at.unwrap_or_else(|| sandbox.now());
+    let files = crate::sandbox::portal::write_exports(
+        dir,
+        sandbox.world(),
+        period,
+        at.timestamp_millis(),
+        &cfg.portal_discrepancies,
+    )
+    .with_context(|| format!("cannot write the portal exports into {}", dir.display()))?;
+    outln!(
+        "Portal exports: {} file(s) in {}, downloaded at {at}",
+        files.len(),
+        dir.display()
+    );
+    Ok(())
 }
 
 /// Writes the seller's order export of every account of `world` for `from..=to` to `path`;

@@ -10,6 +10,7 @@ pub mod environment;
 pub mod lifecycle;
 pub mod money;
 pub mod paths;
+pub mod portal;
 pub mod signing;
 pub mod table;
 pub mod time;

@@ -278,6 +278,46 @@ pub fn fmt_amount(v: i128, currency: &str) -> String {
     }
 }
 
+/// An amount in minor units (`digits` after the point) as the IEEE double a spreadsheet's
+/// numeric cell holds (the portal export, §9): the double nearest the decimal value, exact in
+/// the sense that [`units4_of_cell`] reads it back (for up to 2^53 minor units). Cells are the
+/// only place money is a float in this project.
+pub fn cell_of_minor(minor: i64, digits: u8) -> f64 {
+    minor as f64 / 10f64.powi(i32::from(digits))
+}
+
+/// An amount read from a spreadsheet's numeric cell (an IEEE double), in warehouse units
+/// (`Decimal128(18, 4)`), rounded to `currency`'s minor unit the way Excel displays it: the
+/// double's 15 significant digits, then half away from zero to the currency's digits. The
+/// rounding is exact decimal arithmetic on those digits, so 0.1 + 0.2 (stored as
+/// 0.30000000000000004) reads as 0.30, a sum of JPY cells as whole yen, and 2.675 (stored as
+/// 2.67499999999999982…) as 2.68, as Excel shows it. `None` for NaN, infinities and amounts
+/// beyond the column's 14 integer digits.
+pub fn units4_of_cell(v: f64, currency: &str) -> Option<i128> {
+    if !v.is_finite() {
+        return None;
+    }
+    let digits = digits_or_two(currency).min(4) as i32;
+    // `d.dddddddddddddde±x`: the 15 significant digits, correctly rounded.
+    let text = format!("{:.14e}", v.abs());
+    let (mantissa, exp) = text.split_once('e')?;
+    let exp: i32 = exp.parse().ok()?;
+    let m: i128 = mantissa.replace('.', "").parse().ok()?;
+    // |v| = m × 10^(exp − 14), so in minor units m × 10^(exp − 14 + digits).
+    let k = exp - 14 + digits;
+    let minor = if k >= 0 {
+        m.checked_mul(*POW10.get(k as usize)?)?
+    } else if -k >= 19 {
+        0
+    } else {
+        div_round(m, POW10[(-k) as usize])
+    };
+    let units = minor.checked_mul(POW10[(4 - digits) as usize])?;
+    if units >= POW10[usize::from(AMOUNT_PRECISION)] {
+        return None;
+    }
+    Some(if v < 0.0 { -units } else { units })
+}
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -386,5 +426,41 @@ mod tests {
         assert_eq!(units4("1.5"), Some(15_000));
         assert_eq!(currency_digits("KWD"), Some(3));
         assert_eq!(currency_digits("usd"), None);
+    }
+
+    #[test]
+    fn cells_read_as_excel_shows_them() {
+        let cell = |v: f64, c: &str| units4_of_cell(v, c);
+        // Binary fractions of sums round away.
+        assert_eq!(0.1 + 0.2, 0.30000000000000004);
+        assert_eq!(cell(0.1 + 0.2, "USD"), Some(3_000));
+        assert_eq!(cell(-(0.1 + 0.2), "USD"), Some(-3_000));
+        assert_eq!(cell(0.1 + 0.2, "KWD"), Some(3_000));
+        assert_eq!(cell(0.001 + 0.002, "KWD"), Some(30));
+        assert_eq!(cell(1500.0000000000002, "JPY"), Some(15_000_000));
+        assert_eq!(cell(1499.9999999999998, "JPY"), Some(15_000_000));
+        // Half away from zero on the displayed digits, not on the binary value.
+        assert_eq!(cell(2.675, "USD"), Some(26_800));
+        assert_eq!(cell(-2.675, "USD"), Some(-26_800));
+        assert_eq!(cell(1.0005, "KWD"), Some(10_010));
+        assert_eq!(cell(0.5, "JPY"), Some(10_000));
+        assert_eq!(cell(0.0, "USD"), Some(0));
+        assert_eq!(cell(-0.0, "USD"), Some(0));
+        assert_eq!(cell(1e-300, "USD"), Some(0));
+        assert_eq!(cell(f64::NAN, "USD"), None);
+        assert_eq!(cell(f64::INFINITY, "USD"), None);
+        assert_eq!(cell(1e14, "USD"), None);
+        assert_eq!(cell(99_999_999_999.99, "USD"), Some(999_999_999_999_900));
+        // Written cells read back exactly for every digit count.
+        for (minor, d, c) in [
+            (1_234_567_i64, 2u8, "USD"),
+            (-1_234_567, 3, "KWD"),
+            (150_000, 0, "JPY"),
+            (1, 2, "EUR"),
+            (-999_999_999_999_999, 2, "SGD"),
+        ] {
+            let want = i128::from(minor) * 10i128.pow(4 - u32::from(d));
+            assert_eq!(cell(cell_of_minor(minor, d), c), Some(want), "{minor} {c}");
+        }
     }
 }

@@ -6,11 +6,14 @@ use std::collections::VecDeque;
 use chrono::Utc;
 use futures::Stream as FuturesStream;
 
+use serde::Deserialize;
+
 use super::client::{Call, CallError, Client, Envelope, ListData};
 use super::error::{ExtractError, RequestContext};
 use super::request::{ListRequest, Page, TimeField};
 use super::stats::inc;
 use super::window::{TimeWindow, split_windows};
+use crate::load::profile::{Stage, timed};
 
 struct ListState {
     client: Client,
@@ -185,14 +188,17 @@ impl Client {
         };
         let (answer, data) = self
             .execute(&call, |a| {
-                let env: Envelope<'_> = serde_json::from_slice(&a.body)
-                    .map_err(|e| format!("unparsable JSON body ({} bytes): {e}", a.body.len()))?;
-                if env.code != "OK" {
-                    return Err(format!("HTTP 200 with code {}", env.code));
-                }
-                let data = env.data.ok_or("HTTP 200 without data")?;
-                serde_json::from_str::<ListData>(data.get())
-                    .map_err(|e| format!("unexpected list data: {e}"))
+                timed(Stage::Parse, || {
+                    // One pass over the body; an answer it does not fit is read again step by
+                    // step for the precise error.
+                    match serde_json::from_slice::<ListAnswer>(&a.body) {
+                        Ok(ListAnswer {
+                            code,
+                            data: Some(data),
+                        }) if code == "OK" => Ok(data),
+                        _ => list_data(&a.body),
+                    }
+                })
             })
             .await?;
         let c = self.inner.stats.stream(req.stream);
@@ -221,4 +227,22 @@ impl Client {
             raw_object: answer.raw_object,
         })
     }
+}
+
+/// A list answer read in one pass: its code and list.
+#[derive(Deserialize)]
+struct ListAnswer {
+    code: String,
+    data: Option<ListData>,
+}
+
+/// The list of a 200 answer, step by step: the envelope, its code, then the list.
+fn list_data(body: &[u8]) -> Result<ListData, String> {
+    let env: Envelope<'_> = serde_json::from_slice(body)
+        .map_err(|e| format!("unparsable JSON body ({} bytes): {e}", body.len()))?;
+    if env.code != "OK" {
+        return Err(format!("HTTP 200 with code {}", env.code));
+    }
+    let data = env.data.ok_or("HTTP 200 without data")?;
+    serde_json::from_str::<ListData>(data.get()).map_err(|e| format!("unexpected list data: {e}"))
 }

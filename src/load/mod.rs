@@ -5,19 +5,25 @@
 //! as a single file with one `put` ([`parquet`] holds the writer properties) — replacing it or
 //! merging with what is stored, deduplicated on the primary key.
 
+pub mod budget;
 pub mod dedupe;
 pub mod destination;
+pub(crate) mod merge;
 pub mod migrate;
 pub mod parquet;
 pub mod partition;
+pub mod profile;
 pub mod reader;
+pub(crate) mod spill;
 pub mod writer;
 
 use thiserror::Error;
 
+pub use budget::MemoryBudget;
 pub use destination::{Destination, DestinationOptions, StoreKind};
 pub use partition::PartitionKey;
 pub use reader::{StoredPartition, list_partitions, read_columns};
+pub use spill::RowsObserver;
 pub use writer::{FILE_NAME, PartitionSummary, TableWriter, WriteMode, WriteSummary, WriterConfig};
 
 impl LoadError {

@@ -20,7 +20,7 @@ pub fn created_by() -> String {
 /// Default rows per row group.
 pub const DEFAULT_ROW_GROUP_ROWS: usize = 128 * 1024;
 /// Default zstd level.
-pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
+pub const DEFAULT_ZSTD_LEVEL: i32 = 1;
 
 /// The warehouse's writer properties of `table`: zstd, page-level statistics (so the column
 /// and offset indexes are written), an explicit row-group size, `created_by`, and the table's

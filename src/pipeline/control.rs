@@ -1,8 +1,7 @@
-//! Control totals, observed on the decoded batches as they pass: per account, currency and UTC
-//! day the count and net sum of the transactions loaded (recorded in the run report), and each
-//! CLOSED or PAID settlement batch of the window against the transactions carrying its id.
+//! Control totals: per account, currency and UTC day the count and net sum of the transactions loaded (observed on the deduplicated rows the writer encodes; recorded in the run report), and each CLOSED or PAID settlement batch of the window (observed on the decoded batches) against the transactions carrying its id.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Date32Type, Decimal128Type, Int64Type, TimestampMicrosecondType};
@@ -12,6 +11,7 @@ use super::report::{Alert, AlertKind, ControlTotal};
 use crate::contract::business_day::{date_of, local_day_bounds};
 use crate::contract::money::{fmt_amount, fmt_units4};
 use crate::extract::TimeWindow;
+use crate::load::RowsObserver;
 
 /// Totals of one settlement batch id.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -22,94 +22,123 @@ struct Sums {
     net: i128,
 }
 
-/// The latest version of one transaction seen in a window.
-#[derive(Debug, Clone)]
-struct Seen {
-    updated_us: i64,
-    currency: String,
-    date: i32,
-    gross: i128,
-    fee: i128,
-    net: i128,
-    batch: Option<String>,
-    failed: bool,
+/// Totals of what one account's ledger window wrote: count and net per currency and UTC day,
+/// and sums per settlement batch id (FAILED transactions left out), added up from the rows the
+/// writer encodes — deduplicated, the latest version of each transaction — so nothing is kept
+/// per transaction. Clones share the totals.
+#[derive(Debug, Default, Clone)]
+pub struct LedgerTotals {
+    inner: Arc<Mutex<Totals>>,
 }
 
-/// What one account's ledger window loaded, kept per transaction id (latest version wins).
 #[derive(Debug, Default)]
-pub struct LedgerTotals {
-    seen: HashMap<String, Seen>,
+struct Totals {
+    daily: BTreeMap<(String, i32), (u64, i128)>,
+    batches: HashMap<String, Sums>,
 }
+
+/// Count and net of one (currency, UTC day).
+type DaySum<'a> = ((&'a str, i32), (u64, i128));
+
+/// The columns [`LedgerTotals`] reads.
+const LEDGER_COLUMNS: &[&str] = &[
+    "currency",
+    "created_date",
+    "status",
+    "settlement_batch_id",
+    "gross_amount",
+    "fee_amount",
+    "net_amount",
+];
 
 impl LedgerTotals {
-    /// Observes a decoded batch of `transactions` rows.
-    pub fn observe(&mut self, rows: &RecordBatch) {
+    /// An observer adding the `transactions` rows a writer writes to these totals.
+    pub fn observer(&self) -> RowsObserver {
+        let me = self.clone();
+        RowsObserver {
+            columns: LEDGER_COLUMNS,
+            see: Arc::new(move |rows: &RecordBatch| me.observe(rows)),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Totals> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds written `transactions` rows (each transaction once: the writer's deduplicated rows).
+    pub fn observe(&self, rows: &RecordBatch) {
         if rows.num_rows() == 0 {
             return;
         }
         let col = |n: &str| rows.column_by_name(n).expect("transactions column");
-        let id = col("transaction_id").as_string::<i32>();
         let cur = col("currency").as_string::<i32>();
         let status = col("status").as_string::<i32>();
         let batch = col("settlement_batch_id").as_string::<i32>();
         let date = col("created_date").as_primitive::<Date32Type>();
-        let upd = col("updated_at").as_primitive::<TimestampMicrosecondType>();
         let [g, f, n] = ["gross_amount", "fee_amount", "net_amount"]
             .map(|c| col(c).as_primitive::<Decimal128Type>());
+        // A chunk holds a handful of (currency, day) pairs and batch ids: summed here first.
+        let mut days: Vec<DaySum<'_>> = Vec::new();
+        let mut batches: Vec<(&str, Sums)> = Vec::new();
         for i in 0..rows.num_rows() {
-            let u = upd.value(i);
-            if self.seen.get(id.value(i)).is_some_and(|s| s.updated_us > u) {
-                continue;
+            let day = (cur.value(i), date.value(i));
+            let d = match days.iter().position(|(k, _)| *k == day) {
+                Some(p) => p,
+                None => {
+                    days.push((day, (0, 0)));
+                    days.len() - 1
+                }
+            };
+            days[d].1.0 += 1;
+            days[d].1.1 += n.value(i);
+            if batch.is_valid(i) && status.value(i) != "FAILED" {
+                let id = batch.value(i);
+                let b = match batches.iter().position(|(k, _)| *k == id) {
+                    Some(p) => p,
+                    None => {
+                        batches.push((id, Sums::default()));
+                        batches.len() - 1
+                    }
+                };
+                let e = &mut batches[b].1;
+                e.count += 1;
+                e.gross += g.value(i);
+                e.fee += f.value(i);
+                e.net += n.value(i);
             }
-            self.seen.insert(
-                id.value(i).to_string(),
-                Seen {
-                    updated_us: u,
-                    currency: cur.value(i).to_string(),
-                    date: date.value(i),
-                    gross: g.value(i),
-                    fee: f.value(i),
-                    net: n.value(i),
-                    batch: batch.is_valid(i).then(|| batch.value(i).to_string()),
-                    failed: status.value(i) == "FAILED",
-                },
-            );
+        }
+        let mut t = self.lock();
+        for ((c, d), (count, net)) in days {
+            let e = t.daily.entry((c.to_string(), d)).or_default();
+            e.0 += count;
+            e.1 += net;
+        }
+        for (id, s) in batches {
+            let e = t.batches.entry(id.to_string()).or_default();
+            e.count += s.count;
+            e.gross += s.gross;
+            e.fee += s.fee;
+            e.net += s.net;
         }
     }
 
     /// Count and net sum per currency and UTC day, for the run report.
     pub fn daily(&self, account: &str) -> Vec<ControlTotal> {
-        let mut by: BTreeMap<(&str, i32), (u64, i128)> = BTreeMap::new();
-        for s in self.seen.values() {
-            let e = by.entry((&s.currency, s.date)).or_default();
-            e.0 += 1;
-            e.1 += s.net;
-        }
-        by.into_iter()
+        self.lock()
+            .daily
+            .iter()
             .map(|((currency, date), (count, net))| ControlTotal {
                 account_id: account.to_string(),
-                currency: currency.to_string(),
-                date: date_of(date),
-                count,
-                net_amount: fmt_units4(net),
+                currency: currency.clone(),
+                date: date_of(*date),
+                count: *count,
+                net_amount: fmt_units4(*net),
             })
             .collect()
     }
 
-    fn batch_sums(&self) -> HashMap<&str, Sums> {
-        let mut out: HashMap<&str, Sums> = HashMap::new();
-        for s in self.seen.values() {
-            if let Some(b) = &s.batch
-                && !s.failed
-            {
-                let e = out.entry(b.as_str()).or_default();
-                e.count += 1;
-                e.gross += s.gross;
-                e.fee += s.fee;
-                e.net += s.net;
-            }
-        }
-        out
+    fn batch_sums(&self) -> HashMap<String, Sums> {
+        self.lock().batches.clone()
     }
 }
 
@@ -199,7 +228,7 @@ impl BatchCheck {
             if ds < self.window.start || de > self.window.end {
                 continue;
             }
-            let got = loaded.get(id.as_str()).copied().unwrap_or_default();
+            let got = loaded.get(id).copied().unwrap_or_default();
             if got == b.sums {
                 continue;
             }

@@ -90,7 +90,7 @@ impl Runner {
     ) -> Result<u64, RunError> {
         partition_folder_fits(&a.id)?;
         let checking = field == TimeField::CreatedAt;
-        let mut ledger = LedgerTotals::default();
+        let ledger = LedgerTotals::default();
         let mut quarantined_by_batch = HashMap::new();
         let mut batches = (checking
             && self.settings.alerts.control_totals
@@ -105,14 +105,13 @@ impl Runner {
             let (req, mode) = window_request(stream, &a.id, w, field);
             let mut pull = JsonPull::new(req, mode);
             pull.zone = Some(a.tz);
-            let mut observe_ledger = |rows: &arrow::array::RecordBatch| ledger.observe(rows);
             let mut observe_batches = |rows: &arrow::array::RecordBatch| {
                 if let Some(b) = batches.as_mut() {
                     b.observe(rows);
                 }
             };
             if checking && stream == Stream::TRANSACTIONS {
-                pull.observe = Some(&mut observe_ledger);
+                pull.observe_written = Some(ledger.observer());
                 pull.group_rejects_by = Some(BATCH_FIELD);
             } else if stream == Stream::SETTLEMENTS {
                 pull.observe = Some(&mut observe_batches);

@@ -5,21 +5,25 @@ use std::collections::HashMap;
 
 use arrow::array::RecordBatch;
 use chrono::NaiveDate;
-use futures::TryStreamExt;
+use futures::{Stream as FuturesStream, StreamExt};
 
 use super::progress::Progress;
 use super::quarantine::QuarantineSink;
 use super::recorder::{Recorder, Tally};
 use super::run::{AccountInfo, RunError};
 use crate::contract::business_day::local_day_bounds;
-use crate::extract::{Client, ExtractError, ListRequest, TimeWindow};
-use crate::load::{Destination, TableWriter, WriteMode, WriterConfig};
+use crate::extract::{Client, ExtractError, ListRequest, Page, TimeWindow};
+use crate::load::profile::{self, Stage};
+use crate::load::{Destination, RowsObserver, TableWriter, WriteMode, WriterConfig};
 use crate::registry::Stream;
 use crate::transform::statements::STATEMENT_LINES;
 use crate::transform::{Lineage, QuarantineCounts, StatementFile, decode_statement};
 
 /// Rows decoded before they are handed to the writer.
 const BATCH_ROWS: usize = 8192;
+
+/// Pages fetched ahead of the one being decoded.
+const PREFETCH_PAGES: usize = 2;
 
 /// What every pull of a run shares.
 #[derive(Debug)]
@@ -47,6 +51,9 @@ pub struct JsonPull<'a> {
     pub mode: Option<WriteMode>,
     /// Sees every decoded batch before it is written.
     pub observe: Option<&'a mut (dyn FnMut(&RecordBatch) + Send)>,
+    /// Sees the rows written, deduplicated, partition by partition (control totals); see
+    /// [`TableWriter::observe_written`].
+    pub observe_written: Option<RowsObserver>,
     /// Counts quarantined items by this field's value (see `Transformer::group_rejects_by`).
     pub group_rejects_by: Option<&'static str>,
     /// The zone of the account's business day (local-day columns).
@@ -60,9 +67,47 @@ impl<'a> JsonPull<'a> {
             req,
             mode: Some(mode),
             observe: None,
+            observe_written: None,
             group_rejects_by: None,
             zone: None,
         }
+    }
+}
+
+/// Fetches the pages of a list ahead in a task of their own, so the next pages are on their way
+/// while one is decoded and written (the task ends with the list, or when the receiver goes).
+fn prefetch(
+    pages: impl FuturesStream<Item = Result<Page, ExtractError>> + Send + 'static,
+) -> Prefetched {
+    let (tx, rx) = tokio::sync::mpsc::channel(PREFETCH_PAGES);
+    let task = tokio::spawn(async move {
+        tokio::pin!(pages);
+        while let Some(p) = pages.next().await {
+            let failed = p.is_err();
+            if tx.send(p).await.is_err() || failed {
+                break;
+            }
+        }
+    });
+    Prefetched { rx, task }
+}
+
+/// The pages of a list fetched ahead; dropping it stops the fetching.
+struct Prefetched {
+    rx: tokio::sync::mpsc::Receiver<Result<Page, ExtractError>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Prefetched {
+    /// The next page; `None` once the list ended (after an error too).
+    async fn recv(&mut self) -> Option<Result<Page, ExtractError>> {
+        self.rx.recv().await
+    }
+}
+
+impl Drop for Prefetched {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 
@@ -101,6 +146,7 @@ impl PullContext {
             req,
             mode,
             mut observe,
+            observe_written,
             zone,
             group_rejects_by,
         } = p;
@@ -123,8 +169,13 @@ impl PullContext {
             let field = time_field.as_str();
             t = t.expect_window(field, w.start.timestamp_micros(), w.end.timestamp_micros());
         }
-        let mut writer =
-            mode.map(|m| TableWriter::new(&self.dest, stream.table(), m, WriterConfig::default()));
+        let mut writer = mode.map(|m| {
+            let w = TableWriter::new(&self.dest, stream.table(), m, WriterConfig::default());
+            match observe_written {
+                Some(o) => w.observe_written(o),
+                None => w,
+            }
+        });
         let mut tally = Tally::default();
         let mut emit =
             |rows: RecordBatch, writer: &mut Option<TableWriter>| -> Result<(), RunError> {
@@ -136,9 +187,12 @@ impl PullContext {
                 }
                 Ok(())
             };
-        let pages = self.client.list(req);
-        tokio::pin!(pages);
-        while let Some(page) = pages.try_next().await? {
+        let mut pages = prefetch(self.client.list(req));
+        loop {
+            let t0 = profile::start();
+            let page = pages.recv().await;
+            profile::since(Stage::Http, t0);
+            let Some(page) = page.transpose()? else { break };
             let n = page.items.len() as u64;
             tally.pages += 1;
             tally.records += n;

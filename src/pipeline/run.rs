@@ -237,6 +237,7 @@ impl Runner {
         let t0 = Instant::now();
         let result = self.run_leased(&plan).await;
         self.ctx.progress.finish();
+        crate::load::profile::report();
         self.finish(result, t0.elapsed()).await
     }
 
@@ -405,6 +406,7 @@ impl Runner {
                 .pulls(Stream::ACCOUNTS)
                 .then_some(WriteMode::Replace),
             observe: Some(&mut observe),
+            observe_written: None,
             group_rejects_by: None,
             zone: None,
         };

@@ -26,6 +26,15 @@ pub enum ReconcileError {
         /// What is wrong.
         message: String,
     },
+    /// A portal export (§9) is unusable: unreadable, or without the sheets, columns or
+    /// properties an export has.
+    #[error("portal export {path}: {message}")]
+    Portal {
+        /// The file or folder.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
     /// A local spill file failed.
     #[error("spill file {path}: {source}")]
     Spill {
@@ -60,6 +69,9 @@ pub struct ReconcileConfig {
     pub orders: Option<PathBuf>,
     /// Account of orders whose file has no `account_id` column.
     pub orders_account: Option<String>,
+    /// The merchant portal's Excel exports (§9): one `.xlsx` or a folder of them; the
+    /// portal-export check runs only with it.
+    pub portal_export: Option<PathBuf>,
     /// Unexplained differences allowed before the run is an alert.
     pub tolerance: u64,
     /// Days after the window searched for late payments of the window's orders.
@@ -81,6 +93,7 @@ impl ReconcileConfig {
             accounts: None,
             orders: None,
             orders_account: None,
+            portal_export: None,
             tolerance: 0,
             timing_days: DEFAULT_TIMING_DAYS,
             report_limit: DEFAULT_REPORT_LIMIT,

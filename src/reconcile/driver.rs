@@ -1,8 +1,8 @@
 //! Owns the run: wires the reader, the checks and the writers, and writes the report.
 //!
-//! It reads what every check needs once (zones, accounts, quarantine, the orders file), walks
-//! each account's ledger feeding the checks, joins the orders, writes the result tables and the
-//! Markdown report.
+//! It reads what every check needs once (zones, accounts, quarantine, the orders file, the
+//! portal exports' properties), walks each account's ledger feeding the checks, joins the
+//! orders, writes the result tables and the Markdown report.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -14,13 +14,15 @@ use object_store::{ObjectStoreExt, PutPayload};
 use super::config::{ReconcileConfig, ReconcileError};
 use super::findings::Findings;
 use super::orders::{JoinedRows, OrderJoin};
+use super::portal::{PortalCheck, PortalExports};
 use super::reader::{self, AccountFiles, DailyStatement, LedgerPass, Quarantined, Zones};
 use super::report::{self, Summary};
 use super::settlements::SettlementCheck;
 use super::spill::SpillDir;
 use super::statements::StatementCheck;
 use super::writers::{
-    OrderStatusBuilder, OrdersBuilder, SettlementsBuilder, StatementsBuilder, TableOut,
+    OrderStatusBuilder, OrdersBuilder, PortalBuilder, SettlementsBuilder, StatementsBuilder,
+    TableOut,
 };
 use crate::ExitStatus;
 use crate::load::{Destination, LoadError};
@@ -56,12 +58,22 @@ pub async fn reconcile(
         }
         None => None,
     };
-    let mut settlements = TableOut::<SettlementsBuilder>::new(dest, &run.lineage);
-    let mut statements = TableOut::<StatementsBuilder>::new(dest, &run.lineage);
+    let portal = match &cfg.portal_export {
+        Some(path) => {
+            let p = PortalExports::open(path)?;
+            p.note_unreconciled(&run.accounts, cfg.days(), &mut findings);
+            Some(p)
+        }
+        None => None,
+    };
+    let mut outs = Outs {
+        settlements: TableOut::new(dest, &run.lineage),
+        statements: TableOut::new(dest, &run.lineage),
+        portal: portal.as_ref().map(|_| TableOut::new(dest, &run.lineage)),
+    };
     for a in &run.accounts {
-        let mut outs = (&mut settlements, &mut statements);
-        run.account(a, join.as_mut(), &mut findings, &mut outs)
-            .await?;
+        let checks = (join.as_mut(), portal.as_ref());
+        run.account(a, checks, &mut findings, &mut outs).await?;
         let secs = started.elapsed().as_secs_f64();
         tracing::info!(account = %a, secs, "account reconciled");
     }
@@ -75,7 +87,7 @@ pub async fn reconcile(
         }
         None => None,
     };
-    let rows = run.write(settlements, statements, joined).await?;
+    let rows = run.write(outs, joined).await?;
     drop(staging);
     let secs = started.elapsed().as_secs_f64();
     tracing::info!(secs, "result tables written");
@@ -94,10 +106,15 @@ struct Run<'a> {
 }
 
 /// The result tables written account by account.
-type AccountOuts<'o> = (
-    &'o mut TableOut<SettlementsBuilder>,
-    &'o mut TableOut<StatementsBuilder>,
-);
+struct Outs {
+    settlements: TableOut<SettlementsBuilder>,
+    statements: TableOut<StatementsBuilder>,
+    /// With portal exports only.
+    portal: Option<TableOut<PortalBuilder>>,
+}
+
+/// The optional checks an account feeds: the orders join and the portal exports.
+type Optional<'j> = (Option<&'j mut OrderJoin>, Option<&'j PortalExports>);
 
 impl<'a> Run<'a> {
     async fn open(dest: &'a Destination, cfg: &'a ReconcileConfig) -> Result<Run<'a>, LoadError> {
@@ -116,13 +133,13 @@ impl<'a> Run<'a> {
     /// Reconciles one account: reads its ledger partitions of the window (plus a day before,
     /// and after it as far as the orders check looks), checks each business day's statement as
     /// soon as every partition it spans is read, then its settlement batches; feeds the orders
-    /// join.
+    /// join; compares its portal exports.
     async fn account(
         &self,
         account: &str,
-        mut join: Option<&mut OrderJoin>,
+        (mut join, exports): Optional<'_>,
         findings: &mut Findings,
-        (settlements_out, statements_out): &mut AccountOuts<'_>,
+        outs: &mut Outs,
     ) -> Result<(), ReconcileError> {
         let (dest, window) = (self.dest, self.cfg.days());
         let extra = if join.is_some() {
@@ -135,12 +152,19 @@ impl<'a> Run<'a> {
         let has_statement = |d: i32| files.statements.contains_key(&d);
         let mut statements = StatementCheck::new(account, tz, window, has_statement, findings);
         let mut settlements = SettlementCheck::new(account, window);
+        let mut portal = match (exports, outs.portal.as_mut()) {
+            (Some(x), Some(out)) => Some(PortalCheck::load(account, tz, window, x, findings, out)?),
+            _ => None,
+        };
         let utc_days = (window.0 - 1)..=(window.1 + extra);
         let mut pass = LedgerPass::new(dest, &files.transactions, tz, utc_days);
         while let Some(part) = pass.next().await? {
             part.try_for_each(|t| -> Result<(), ReconcileError> {
                 settlements.observe(t);
                 statements.observe(t, findings);
+                if let (Some(p), Some(out)) = (portal.as_mut(), outs.portal.as_mut()) {
+                    p.observe(t, findings, out)?;
+                }
                 match join.as_deref_mut() {
                     Some(j) => j.observe(account, t),
                     None => Ok(()),
@@ -149,33 +173,38 @@ impl<'a> Run<'a> {
             for d in statements.due(part.complete_through()) {
                 let statement = DailyStatement::read(dest, &files.statements[&d]).await?;
                 let q = &self.quarantine;
-                statements.check_day(d, &statement, q, findings, statements_out)?;
+                statements.check_day(d, &statement, q, findings, &mut outs.statements)?;
             }
         }
         for d in statements.due(i32::MAX) {
             let statement = DailyStatement::read(dest, &files.statements[&d]).await?;
             let q = &self.quarantine;
-            statements.check_day(d, &statement, q, findings, statements_out)?;
+            statements.check_day(d, &statement, q, findings, &mut outs.statements)?;
         }
         let stored =
             reader::settlement_batches(dest, &files.settlements, (window.0 - 1)..=window.1).await?;
-        settlements.finish(&stored, &self.quarantine, findings, settlements_out)?;
+        settlements.finish(&stored, &self.quarantine, findings, &mut outs.settlements)?;
+        if let (Some(p), Some(out)) = (portal, outs.portal.as_mut()) {
+            p.finish(&self.quarantine, findings, out)?;
+        }
         Ok(())
     }
 
     /// Writes the result tables; returns the rows written per table.
     async fn write(
         &self,
-        settlements: TableOut<SettlementsBuilder>,
-        statements: TableOut<StatementsBuilder>,
+        outs: Outs,
         joined: Option<JoinedRows>,
     ) -> Result<BTreeMap<&'static str, u64>, LoadError> {
         let (dest, accounts, days) = (self.dest, &self.accounts, self.cfg.days());
         let mut rows = BTreeMap::new();
-        let n = settlements.finish(dest, accounts, days).await?;
+        let n = outs.settlements.finish(dest, accounts, days).await?;
         rows.insert("recon_settlements", n);
-        let n = statements.finish(dest, accounts, days).await?;
+        let n = outs.statements.finish(dest, accounts, days).await?;
         rows.insert("recon_statements", n);
+        if let Some(portal) = outs.portal {
+            rows.insert("recon_portal", portal.finish(dest, accounts, days).await?);
+        }
         if let Some(j) = joined {
             let orders = TableOut::<OrdersBuilder>::new(dest, &self.lineage);
             let n = orders.finish_staged(j.orders, dest, accounts, days).await?;

@@ -16,6 +16,8 @@ pub enum Check {
     Statements,
     /// Seller orders against payments.
     Orders,
+    /// The merchant portal's Excel exports against the ledger.
+    Portal,
 }
 
 impl Check {
@@ -25,6 +27,7 @@ impl Check {
             Check::Settlements => "settlements",
             Check::Statements => "statements",
             Check::Orders => "orders",
+            Check::Portal => "portal",
         }
     }
 }
@@ -120,6 +123,8 @@ pub struct Findings {
     pub statements_not_loaded: Vec<(String, NaiveDate)>,
     /// Accounts without a time zone in `accounts` (read as UTC).
     pub unknown_zones: Vec<String>,
+    /// What the portal-export check read and compared (`None` when it did not run).
+    pub portal: Option<super::portal::PortalFindings>,
     /// Totals while running: day → account → currency (looked up without allocating).
     acc: HashMap<NaiveDate, HashMap<String, HashMap<String, DayTotals>>>,
     limit: usize,

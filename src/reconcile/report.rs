@@ -1,7 +1,7 @@
 //! Owns the outcome of a reconciliation: the [`Summary`] and the Markdown report.
 //!
-//! The report is written under `_reports/`: totals per day, account and currency, and the
-//! unexplained differences.
+//! The report is written under `_reports/`: totals per day, account and currency, the
+//! unexplained differences, and what the portal-export check compared.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -9,6 +9,7 @@ use std::fmt::Write;
 use chrono::NaiveDate;
 
 use super::findings::{Check, Findings};
+use super::portal::PortalFindings;
 use crate::ExitStatus;
 use crate::contract::money::fmt_amount;
 
@@ -79,6 +80,17 @@ impl Summary {
             self.tolerance,
             self.explained()
         );
+        if let Some(p) = &self.findings.portal {
+            let matched = p.days.values().filter(|d| d.matched).count();
+            let _ = writeln!(
+                s,
+                "  portal exports: {} read, {} not compared; days × currencies matching the ledger: {matched}/{}; days no export covers: {}",
+                p.files.len(),
+                p.skipped.len(),
+                p.days.len(),
+                p.uncovered.len()
+            );
+        }
         if !self.findings.statements_not_loaded.is_empty() {
             let _ = writeln!(
                 s,
@@ -194,6 +206,9 @@ pub fn markdown(s: &Summary) -> String {
             );
         }
     }
+    if let Some(p) = &f.portal {
+        portal_section(&mut m, p);
+    }
     if !f.statements_not_loaded.is_empty() {
         let _ = writeln!(m, "\n## Statements not in the warehouse\n");
         for (a, d) in &f.statements_not_loaded {
@@ -212,4 +227,94 @@ pub fn markdown(s: &Summary) -> String {
         let _ = writeln!(m, "- `{t}`: {n} row(s)");
     }
     m
+}
+
+fn instant_text(us: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(us)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_else(|| us.to_string())
+}
+
+/// The portal-export section: exports read and skipped, each day and currency against the
+/// ledger, the days no export covers.
+fn portal_section(m: &mut String, p: &PortalFindings) {
+    let _ = writeln!(m, "\n## Portal exports (后台导出报表)\n");
+    if p.files.is_empty() {
+        let _ = writeln!(m, "No export covers the days reconciled.");
+    } else {
+        let _ = writeln!(
+            m,
+            "| file | account | period | downloaded | rows |\n|---|---|---|---|---:|"
+        );
+    }
+    for x in &p.files {
+        let stated = if x.download_stated {
+            ""
+        } else {
+            " (end of period: not stated)"
+        };
+        let _ = writeln!(
+            m,
+            "| {} | {} | {} .. {} | {}{stated} | {} |",
+            cell(&x.name),
+            cell(&x.account),
+            x.from,
+            x.to,
+            instant_text(x.downloaded_us),
+            x.rows
+        );
+    }
+    for (name, why) in &p.skipped {
+        let _ = writeln!(m, "\nNot compared: {} — {}", cell(name), cell(why));
+    }
+    if !p.days.is_empty() {
+        let _ = writeln!(
+            m,
+            "\n| business day | account | currency | export rows | ledger rows | export net | ledger net | result |\n|---|---|---|---:|---:|---:|---:|---|"
+        );
+    }
+    for ((d, a, c), x) in &p.days {
+        let _ = writeln!(
+            m,
+            "| {d} | {} | {} | {} | {} | {} | {} | {} |",
+            cell(a),
+            cell(c),
+            x.export_count,
+            x.api_count,
+            fmt_amount(x.export_net, c),
+            fmt_amount(x.api_net, c),
+            if x.matched { "match" } else { "**mismatch**" }
+        );
+    }
+    if !p.uncovered.is_empty() {
+        let _ = writeln!(m, "\nDays no export covers (not compared):\n");
+        let mut by: BTreeMap<&str, Vec<NaiveDate>> = BTreeMap::new();
+        for (a, d) in &p.uncovered {
+            by.entry(a).or_default().push(*d);
+        }
+        for (a, days) in by {
+            let _ = writeln!(m, "- {}: {}", cell(a), day_ranges(&days));
+        }
+    }
+}
+
+/// Sorted days as `a .. b` runs (inclusive), comma-separated.
+fn day_ranges(days: &[NaiveDate]) -> String {
+    let mut runs: Vec<(NaiveDate, NaiveDate)> = Vec::new();
+    for &d in days {
+        match runs.last_mut() {
+            Some((_, end)) if end.succ_opt() == Some(d) => *end = d,
+            _ => runs.push((d, d)),
+        }
+    }
+    runs.iter()
+        .map(|(a, b)| {
+            if a == b {
+                a.to_string()
+            } else {
+                format!("{a} .. {b}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }

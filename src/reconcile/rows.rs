@@ -1,6 +1,6 @@
 //! Owns the result rows: one struct per result table, one field per column.
 //!
-//! `recon_settlements`, `recon_statements`, `recon_orders` and `order_status` (see
+//! `recon_settlements`, `recon_statements`, `recon_orders`, `order_status` and `recon_portal` (see
 //! [`super::tables`]): fields in the table's column order, lineage aside. Amounts are
 //! `Decimal128(18, 4)` units, rates `Decimal128(20, 10)` units, days `Date32`, instants UTC
 //! microseconds.
@@ -152,6 +152,62 @@ pub struct OrderStatusRow<'a> {
     pub payment_transaction_id: Option<&'a str>,
     /// `created_at` of the order's last transaction.
     pub last_transaction_at: Option<i64>,
+}
+
+/// A row of `recon_portal`: a business day and currency of a portal export against the ledger,
+/// or one difference (see [`super::tables::RECON_PORTAL`]). Unset fields are `None`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PortalRow<'a> {
+    /// Account.
+    pub account_id: &'a str,
+    /// Business day.
+    pub business_date: i32,
+    /// `day`, `transaction`, `total_row` or `summary_row`.
+    pub scope: &'a str,
+    /// Currency.
+    pub currency: Option<&'a str>,
+    /// Transaction (scope `transaction`).
+    pub transaction_id: Option<&'a str>,
+    /// `match`, `mismatch`, `missing_in_export`, `missing_in_api`, `amount_mismatch`, …
+    pub result: &'a str,
+    /// `none`, `rows`, `timing`, `quarantined` or `unexplained`.
+    pub classification: &'a str,
+    /// Whether the classification explains the result.
+    pub explained: bool,
+    /// Fields that differ, comma-separated.
+    pub fields: Option<&'a str>,
+    /// Their export values, `; `-separated.
+    pub export_values: Option<&'a str>,
+    /// Their ledger values, `; `-separated.
+    pub api_values: Option<&'a str>,
+    /// Rows the export counts (day and Summary rows).
+    pub export_count: Option<i64>,
+    /// Ledger transactions.
+    pub api_count: Option<i64>,
+    /// Export gross (a row's, or a day's, a total row's).
+    pub export_gross_amount: Option<i128>,
+    /// Ledger gross.
+    pub api_gross_amount: Option<i128>,
+    /// Export fee.
+    pub export_fee_amount: Option<i128>,
+    /// Ledger fee.
+    pub api_fee_amount: Option<i128>,
+    /// Export net.
+    pub export_net_amount: Option<i128>,
+    /// Ledger net.
+    pub api_net_amount: Option<i128>,
+    /// The export row's time, read in the account's zone.
+    pub export_time: Option<i64>,
+    /// The ledger's `created_at`.
+    pub api_created_at: Option<i64>,
+    /// The export's download time.
+    pub downloaded_at: Option<i64>,
+    /// The export's file name.
+    pub export_file: Option<&'a str>,
+    /// The row's number in its sheet.
+    pub export_row: Option<i64>,
+    /// Human detail.
+    pub detail: Option<&'a str>,
 }
 
 impl<'a> StagedRow<'a> for OrderRow<'a> {

@@ -1,6 +1,6 @@
 //! Owns the definitions of the reconciliation result tables.
 //!
-//! `recon_settlements`, `recon_statements`, `recon_orders` and `order_status`.
+//! `recon_settlements`, `recon_statements`, `recon_orders`, `order_status` and `recon_portal`.
 
 use std::sync::LazyLock;
 
@@ -126,4 +126,63 @@ pub static ORDER_STATUS: LazyLock<TableDef> = LazyLock::new(|| {
         None,
     )
     .hints(&["external_order_id"], &["currency", "status", "channel"])
+});
+
+/// `recon_portal`: the merchant portal's Excel exports against the ledger — one row per
+/// business day and currency an export covers (`scope = day`: counts and sums, matches
+/// included), and one per difference: a transaction (`transaction`), a total row or a Summary
+/// row that disagrees with the export's own rows (`total_row`, `summary_row`).
+pub static RECON_PORTAL: LazyLock<TableDef> = LazyLock::new(|| {
+    TableDef::new(
+        "recon_portal",
+        vec![
+            col("account_id", DataType::Utf8, false),
+            col("business_date", DataType::Date32, false),
+            col("scope", DataType::Utf8, false),
+            col("currency", DataType::Utf8, true),
+            col("transaction_id", DataType::Utf8, true),
+            col("result", DataType::Utf8, false),
+            col("classification", DataType::Utf8, false),
+            col("explained", DataType::Boolean, false),
+            col("fields", DataType::Utf8, true),
+            col("export_values", DataType::Utf8, true),
+            col("api_values", DataType::Utf8, true),
+            col("export_count", DataType::Int64, true),
+            col("api_count", DataType::Int64, true),
+            col("export_gross_amount", amount(), true),
+            col("api_gross_amount", amount(), true),
+            col("export_fee_amount", amount(), true),
+            col("api_fee_amount", amount(), true),
+            col("export_net_amount", amount(), true),
+            col("api_net_amount", amount(), true),
+            col("export_time", instant(), true),
+            col("api_created_at", instant(), true),
+            col("downloaded_at", instant(), true),
+            col("export_file", DataType::Utf8, true),
+            col("export_row", DataType::Int64, true),
+            col("detail", DataType::Utf8, true),
+        ],
+        &["account_id", "business_date"],
+        &[
+            "account_id",
+            "business_date",
+            "scope",
+            "currency",
+            "transaction_id",
+            "result",
+            "export_file",
+            "export_row",
+        ],
+        None,
+    )
+    .hints(
+        &["transaction_id"],
+        &[
+            "scope",
+            "currency",
+            "result",
+            "classification",
+            "export_file",
+        ],
+    )
 });

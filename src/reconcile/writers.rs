@@ -20,9 +20,11 @@ use arrow::array::{
 use arrow::error::ArrowError;
 use chrono::NaiveDate;
 
-use super::rows::{OrderRow, OrderStatusRow, SettlementRow, StatementRow};
+use super::rows::{OrderRow, OrderStatusRow, PortalRow, SettlementRow, StatementRow};
 use super::stage::{self, StagedRow};
-use super::tables::{ORDER_STATUS, RECON_ORDERS, RECON_SETTLEMENTS, RECON_STATEMENTS};
+use super::tables::{
+    ORDER_STATUS, RECON_ORDERS, RECON_PORTAL, RECON_SETTLEMENTS, RECON_STATEMENTS,
+};
 use crate::contract::business_day::day_number;
 use crate::contract::money::{AMOUNT_PRECISION, AMOUNT_SCALE, RATE_PRECISION, RATE_SCALE};
 use crate::contract::table::TableDef;
@@ -360,6 +362,104 @@ impl RowBuilder for OrderStatusBuilder {
     }
 }
 
+/// Builders of `recon_portal`.
+#[derive(Default)]
+pub struct PortalBuilder {
+    account_id: StringBuilder,
+    business_date: Date32Builder,
+    scope: StringBuilder,
+    currency: StringBuilder,
+    transaction_id: StringBuilder,
+    result: StringBuilder,
+    classification: StringBuilder,
+    explained: BooleanBuilder,
+    fields: StringBuilder,
+    export_values: StringBuilder,
+    api_values: StringBuilder,
+    counts: [Int64Builder; 2],
+    amounts: [Decimal128Builder; 6],
+    times: [TimestampMicrosecondBuilder; 3],
+    export_file: StringBuilder,
+    export_row: Int64Builder,
+    detail: StringBuilder,
+}
+
+impl RowBuilder for PortalBuilder {
+    type Row<'r> = PortalRow<'r>;
+    fn table() -> &'static TableDef {
+        &RECON_PORTAL
+    }
+    fn append(&mut self, r: &PortalRow<'_>) {
+        self.account_id.append_value(r.account_id);
+        self.business_date.append_value(r.business_date);
+        self.scope.append_value(r.scope);
+        self.currency.append_option(r.currency);
+        self.transaction_id.append_option(r.transaction_id);
+        self.result.append_value(r.result);
+        self.classification.append_value(r.classification);
+        self.explained.append_value(r.explained);
+        self.fields.append_option(r.fields);
+        self.export_values.append_option(r.export_values);
+        self.api_values.append_option(r.api_values);
+        for (b, v) in self.counts.iter_mut().zip([r.export_count, r.api_count]) {
+            b.append_option(v);
+        }
+        let amounts = [
+            r.export_gross_amount,
+            r.api_gross_amount,
+            r.export_fee_amount,
+            r.api_fee_amount,
+            r.export_net_amount,
+            r.api_net_amount,
+        ];
+        for (b, v) in self.amounts.iter_mut().zip(amounts) {
+            b.append_option(v);
+        }
+        let times = [r.export_time, r.api_created_at, r.downloaded_at];
+        for (b, v) in self.times.iter_mut().zip(times) {
+            b.append_option(v);
+        }
+        self.export_file.append_option(r.export_file);
+        self.export_row.append_option(r.export_row);
+        self.detail.append_option(r.detail);
+    }
+    fn rows(&self) -> usize {
+        self.account_id.len()
+    }
+    fn finish(&mut self) -> Vec<(&'static str, ArrayRef)> {
+        let [ec, ac] = &mut self.counts;
+        let [eg, ag, ef, af, en, an] = &mut self.amounts;
+        let [et, at, dl] = &mut self.times;
+        vec![
+            ("account_id", text(&mut self.account_id)),
+            ("business_date", Arc::new(self.business_date.finish())),
+            ("scope", text(&mut self.scope)),
+            ("currency", text(&mut self.currency)),
+            ("transaction_id", text(&mut self.transaction_id)),
+            ("result", text(&mut self.result)),
+            ("classification", text(&mut self.classification)),
+            ("explained", Arc::new(self.explained.finish())),
+            ("fields", text(&mut self.fields)),
+            ("export_values", text(&mut self.export_values)),
+            ("api_values", text(&mut self.api_values)),
+            ("export_count", Arc::new(ec.finish())),
+            ("api_count", Arc::new(ac.finish())),
+            ("export_gross_amount", amounts(eg)),
+            ("api_gross_amount", amounts(ag)),
+            ("export_fee_amount", amounts(ef)),
+            ("api_fee_amount", amounts(af)),
+            ("export_net_amount", amounts(en)),
+            ("api_net_amount", amounts(an)),
+            ("export_time", instants(et)),
+            ("api_created_at", instants(at)),
+            ("downloaded_at", instants(dl)),
+            ("export_file", text(&mut self.export_file)),
+            ("export_row", Arc::new(self.export_row.finish())),
+            ("detail", text(&mut self.detail)),
+        ]
+    }
+}
+
 /// Rows buffered before a batch goes to the table writer.
 const FLUSH_ROWS: usize = 64 * 1024;
 
@@ -535,6 +635,39 @@ mod tests {
         assert_eq!(st.schema(), ORDER_STATUS.schema);
         assert_eq!(t.schema(), RECON_STATEMENTS.schema);
         assert_eq!(s.schema(), RECON_SETTLEMENTS.schema);
+        let p = batch_of::<PortalBuilder>(&[PortalRow {
+            account_id: "A",
+            business_date: 1,
+            scope: "transaction",
+            transaction_id: Some("TXN-1"),
+            result: "amount_mismatch",
+            classification: "unexplained",
+            export_gross_amount: Some(10_100),
+            api_gross_amount: Some(10_000),
+            export_time: Some(7),
+            downloaded_at: Some(9),
+            export_row: Some(2),
+            ..Default::default()
+        }]);
+        assert_eq!(p.schema(), RECON_PORTAL.schema);
+        // Each value lands in its own column.
+        use arrow::array::{Array, AsArray};
+        use arrow::datatypes::{Decimal128Type, TimestampMicrosecondType};
+        let col = |n: &str| p.column_by_name(n).unwrap().clone();
+        let dec = |n: &str| col(n).as_primitive::<Decimal128Type>().value(0);
+        let ts = |n: &str| col(n).as_primitive::<TimestampMicrosecondType>().value(0);
+        assert_eq!(dec("export_gross_amount"), 10_100);
+        assert_eq!(dec("api_gross_amount"), 10_000);
+        assert_eq!((ts("export_time"), ts("downloaded_at")), (7, 9));
+        for n in [
+            "api_created_at",
+            "export_fee_amount",
+            "api_net_amount",
+            "export_count",
+        ] {
+            assert!(col(n).is_null(0), "{n}");
+        }
+        assert_eq!(col("scope").as_string::<i32>().value(0), "transaction");
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub mod oauth;
 pub mod odd;
 pub mod orders;
 mod params;
+pub mod portal;
 pub mod query;
 pub mod render;
 pub mod rng;
@@ -48,6 +49,7 @@ pub use data::{World, WorldParams};
 pub use discrepancies::{Discrepancies, DiscrepancyKind, Plant};
 pub use faults::FaultKind;
 pub use oauth::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET};
+pub use portal::{PortalDiscrepancies, PortalDiscrepancyKind, PortalPlant};
 
 /// Everything the sandbox can be told.
 #[derive(Debug, Clone)]
@@ -99,6 +101,9 @@ pub struct SandboxConfig {
     /// Discrepancies planted in statements and settlement batches (and the seller's order
     /// export, [`orders::export`]); none by default.
     pub discrepancies: Discrepancies,
+    /// Differences planted in the merchant portal's Excel exports ([`portal::write_exports`]);
+    /// none by default.
+    pub portal_discrepancies: PortalDiscrepancies,
     /// Deliver webhook events to a receiver (§8); `None` sends none.
     pub webhook: Option<webhooks::WebhookDelivery>,
     /// Connection limits and timeouts of the HTTP server.
@@ -132,6 +137,7 @@ impl Default for SandboxConfig {
             token_ttl: Duration::from_secs(oauth::DEFAULT_TOKEN_TTL_SECS),
             deprecation: None,
             discrepancies: Discrepancies::none(),
+            portal_discrepancies: PortalDiscrepancies::none(),
             webhook: None,
             extra_account_ids: Vec::new(),
             server: crate::server::Limits::default(),

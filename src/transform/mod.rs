@@ -18,6 +18,7 @@ use arrow::array::RecordBatch;
 use chrono::{DateTime, Utc};
 
 use crate::contract::table::TableDef;
+use crate::load::profile::{self, Stage};
 pub use quarantine::{QuarantineCounts, Reason, Reject};
 pub use statements::{StatementError, StatementFile, decode_statement};
 use streams::RowDecoder;
@@ -114,7 +115,7 @@ impl Transformer {
                 .0
                 .iter()
                 .find(|(k, _)| k.0 == name)
-                .and_then(|(_, v)| match json::as_str(v) {
+                .and_then(|(_, v)| match json::as_str(*v) {
                     json::JsonStr::Str(s) => Some(s),
                     _ => None,
                 })
@@ -169,6 +170,7 @@ impl Transformer {
     /// Decodes one item (its raw JSON text); a contract-breaking one is quarantined.
     /// Returns whether the item was accepted.
     pub fn push_item(&mut self, raw: &str) -> bool {
+        let t = profile::start();
         let fields = match streams::fields(raw) {
             Ok(f) => f,
             Err(rej) => {
@@ -176,15 +178,18 @@ impl Transformer {
                 return false;
             }
         };
-        match self
+        profile::since(Stage::Parse, t);
+        let t = profile::start();
+        let pushed = self
             .check_expected(&fields)
-            .and_then(|()| self.decoder.push(&fields, &self.lineage))
-        {
+            .and_then(|()| self.decoder.push(&fields, &self.lineage));
+        profile::since(Stage::Decode, t);
+        match pushed {
             Ok(()) => true,
             Err(rej) => {
                 if let Some(name) = self.group_rejects_by
                     && let Some((_, v)) = fields.0.iter().find(|(k, _)| k.0 == name)
-                    && let json::JsonStr::Str(s) = json::as_str(v)
+                    && let json::JsonStr::Str(s) = json::as_str(*v)
                 {
                     *self.rejected_groups.entry(s.into_owned()).or_default() += 1;
                 }
@@ -213,7 +218,7 @@ impl Transformer {
 
     /// The decoded rows so far (possibly empty); the transformer starts a new batch.
     pub fn take_rows(&mut self) -> RecordBatch {
-        self.decoder.finish()
+        profile::timed(Stage::Decode, || self.decoder.finish())
     }
 
     /// The quarantined records so far (possibly empty).

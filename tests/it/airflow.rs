@@ -218,6 +218,17 @@ async fn the_dags_run_in_airflow_and_load_what_the_sandbox_serves() {
         ),
     )
     .unwrap();
+    // The merchant portal's exports of the day the nightly run reconciles, for `portal_export`.
+    let exports = dir.path().join("portal exports");
+    let files = maribank_etl::sandbox::portal::write_exports(
+        &exports,
+        sb.world(),
+        (recon_day, recon_day),
+        sb.now().timestamp_millis(),
+        &maribank_etl::sandbox::PortalDiscrepancies::none(),
+    )
+    .unwrap();
+    assert_eq!(files.len(), 3);
     let home = dir.path().join("airflow-home");
     // The binary the workers have: installed into the Airflow venv from the wheel (`.ci/run`
     // builds it once from this checkout), found on PATH.
@@ -233,6 +244,7 @@ async fn the_dags_run_in_airflow_and_load_what_the_sandbox_serves() {
         ("MARIBANK_ACCESS_KEY_ID", DEFAULT_ACCESS_KEY_ID.to_string()),
         ("MARIBANK_SECRET_ACCESS_KEY", DEFAULT_SECRET.to_string()),
         ("MARIBANK_PIPELINE", pipeline.display().to_string()),
+        ("MARIBANK_PORTAL_EXPORTS", exports.display().to_string()),
         ("AIRFLOW_HOME", home.display().to_string()),
         (
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
@@ -338,7 +350,8 @@ async fn the_dags_run_in_airflow_and_load_what_the_sandbox_serves() {
             );
         }
 
-        // maribank_daily: the accounts, one sync per account, the catch-up pass, the reconciliation.
+        // maribank_daily: the accounts, one sync per account, the catch-up pass, the
+        // reconciliation, the portal-export check.
         let log = dag_test(&["dags", "test", "maribank_daily", &end_day.to_string()]);
         let seen = succeeded_tasks(&states("maribank_daily", &end.to_rfc3339()), &log);
         assert_eq!(
@@ -346,6 +359,7 @@ async fn the_dags_run_in_airflow_and_load_what_the_sandbox_serves() {
             tasks(&[
                 ("active_accounts", ""),
                 ("catch_up", ""),
+                ("portal_export", ""),
                 ("reconcile", ""),
                 ("sync", "0"),
                 ("sync", "1"),
@@ -393,5 +407,30 @@ async fn the_dags_run_in_airflow_and_load_what_the_sandbox_serves() {
             .starts_with(&report)),
         "no {report}*: {reports:?}"
     );
+    // The portal-export check compared that day of every account (the hostile one too) with
+    // its export: every currency's count and sums match, and no row differs.
+    let mut days = BTreeSet::new();
+    for (p, b) in helpers::read_table_files(&wh, "recon_portal") {
+        let b = helpers::with_hive_columns(&p, &b);
+        let col = |c: &str| helpers::strings(&b, c);
+        let (a, d, scope, result) = (
+            col("account_id"),
+            col("business_date"),
+            col("scope"),
+            col("result"),
+        );
+        for i in 0..b.num_rows() {
+            assert_eq!(
+                (scope[i].as_deref(), result[i].as_deref()),
+                (Some("day"), Some("match"))
+            );
+            days.insert((a[i].clone().unwrap(), d[i].clone().unwrap()));
+        }
+    }
+    let want: BTreeSet<(String, String)> = truth
+        .keys()
+        .map(|a| (a.clone(), recon_day.to_string()))
+        .collect();
+    assert_eq!(days, want);
     sb.shutdown().await;
 }

@@ -592,15 +592,16 @@ pub fn start_moto() -> Moto {
         .local_addr()
         .unwrap()
         .port();
+    // One request at a time: moto checks `If-None-Match: *` and then writes, without a lock, so
+    // a threaded moto lets two conditional creates of one key both succeed — something S3 itself
+    // never does (the lease race tests rely on the store's atomic create).
+    let script = "import os, sys\n\
+        from werkzeug.serving import run_simple\n\
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app\n\
+        os.environ['MOTO_PORT'] = sys.argv[1]\n\
+        run_simple('127.0.0.1', int(sys.argv[1]), DomainDispatcherApplication(create_backend_app), threaded=False)\n";
     let child = std::process::Command::new("python3")
-        .args([
-            "-m",
-            "moto.server",
-            "-H",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-        ])
+        .args(["-c", script, &port.to_string()])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -681,4 +682,22 @@ pub async fn run(sb: &Sandbox, config: &Path, dest: &Path, plan: Plan) -> Outcom
         .unwrap()
         .run(plan)
         .await
+}
+
+/// Syncs every stream of every account that is not CLOSED for the UTC window `[start, end)`,
+/// the clock pinned to the sandbox's data clock; panics when the run fails.
+pub async fn sync_window(sb: &Sandbox, dest: &Path, start: DateTime<Utc>, end: DateTime<Utc>) {
+    let settings = Settings::resolve(&Overrides {
+        destination: Some(dest.display().to_string()),
+        name: Some("sync-test".into()),
+        qps: Some(1000.0),
+        no_raw: true,
+        ..Default::default()
+    })
+    .unwrap();
+    let outcome = Runner::with_clock(settings, api(sb), at(sb.now()))
+        .unwrap()
+        .run(Plan::Sync { start, end })
+        .await;
+    assert!(outcome.error.is_none(), "{:?}", outcome.error);
 }

@@ -1036,7 +1036,7 @@ fn crash_leaves_whole_partitions() {
     // Kill until at least three kills landed in the middle of a write (a staging file left
     // behind), within bounds.
     for kill in 0.. {
-        if kills_mid_write >= 3 || kill >= 30 || started.elapsed().as_secs() > 15 {
+        if kills_mid_write >= 3 || kill >= 60 || started.elapsed().as_secs() > 40 {
             break;
         }
         rng = rng

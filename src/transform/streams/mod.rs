@@ -13,10 +13,9 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, RecordBatch, StringBuilder, TimestampMicrosecondBuilder};
-use serde_json::value::RawValue;
 
 use super::Lineage;
-use super::json::{Fields, JsonStr, as_str};
+use super::json::{Fields, JsonStr, Raw, as_str};
 use super::quarantine::{Reason, Reject};
 use crate::contract::money::currency_digits;
 use crate::contract::money::{AMOUNT_PRECISION, AMOUNT_SCALE, DecimalError, parse_decimal};
@@ -95,9 +94,9 @@ impl Tail {
 /// An item's fields sorted into the decoder's known names, plus the unknown ones.
 pub struct Slots<'a, const N: usize> {
     /// Raw values of the known fields, by position in the names list.
-    pub known: [Option<&'a RawValue>; N],
+    pub known: [Option<Raw<'a>>; N],
     /// Fields the contract does not know (kept in `_extra`).
-    pub extra: Vec<(&'a str, &'a RawValue)>,
+    pub extra: Vec<(&'a str, Raw<'a>)>,
 }
 
 impl<'a, const N: usize> Slots<'a, N> {
@@ -126,7 +125,7 @@ impl<'a, const N: usize> Slots<'a, N> {
     }
 }
 
-pub(crate) fn req_str<'a>(v: Option<&'a RawValue>, name: &str) -> Result<Cow<'a, str>, Reject> {
+pub(crate) fn req_str<'a>(v: Option<Raw<'a>>, name: &str) -> Result<Cow<'a, str>, Reject> {
     match v.map(as_str) {
         Some(JsonStr::Str(s)) => Ok(s),
         None | Some(JsonStr::Null) => Err(Reject::new(
@@ -140,10 +139,7 @@ pub(crate) fn req_str<'a>(v: Option<&'a RawValue>, name: &str) -> Result<Cow<'a,
     }
 }
 
-pub(crate) fn opt_str<'a>(
-    v: Option<&'a RawValue>,
-    name: &str,
-) -> Result<Option<Cow<'a, str>>, Reject> {
+pub(crate) fn opt_str<'a>(v: Option<Raw<'a>>, name: &str) -> Result<Option<Cow<'a, str>>, Reject> {
     match v.map(as_str) {
         Some(JsonStr::Str(s)) => Ok(Some(s)),
         None | Some(JsonStr::Null) => Ok(None),
@@ -154,7 +150,7 @@ pub(crate) fn opt_str<'a>(
     }
 }
 
-pub(crate) fn pk_str<'a>(v: Option<&'a RawValue>, name: &str) -> Result<Cow<'a, str>, Reject> {
+pub(crate) fn pk_str<'a>(v: Option<Raw<'a>>, name: &str) -> Result<Cow<'a, str>, Reject> {
     match v.map(as_str) {
         Some(JsonStr::Str(s)) if !s.is_empty() => Ok(s),
         Some(JsonStr::Other(t)) => Err(Reject::new(
@@ -169,10 +165,7 @@ pub(crate) fn pk_str<'a>(v: Option<&'a RawValue>, name: &str) -> Result<Cow<'a, 
 }
 
 /// A currency code and its minor-unit digits.
-pub(crate) fn currency<'a>(
-    v: Option<&'a RawValue>,
-    name: &str,
-) -> Result<(Cow<'a, str>, u8), Reject> {
+pub(crate) fn currency<'a>(v: Option<Raw<'a>>, name: &str) -> Result<(Cow<'a, str>, u8), Reject> {
     let c = match v.map(as_str) {
         Some(JsonStr::Str(s)) => s,
         None | Some(JsonStr::Null) => {
@@ -219,7 +212,7 @@ pub(crate) fn amount_text(text: &str, digits: u8, name: &str) -> Result<i128, Re
         .map_err(|e| decimal_reject(name, e))
 }
 
-fn decimal_value<'a>(v: Option<&'a RawValue>, name: &str) -> Result<Option<Cow<'a, str>>, Reject> {
+fn decimal_value<'a>(v: Option<Raw<'a>>, name: &str) -> Result<Option<Cow<'a, str>>, Reject> {
     match v.map(as_str) {
         Some(JsonStr::Str(s)) => Ok(Some(s)),
         None | Some(JsonStr::Null) => Ok(None),
@@ -230,7 +223,7 @@ fn decimal_value<'a>(v: Option<&'a RawValue>, name: &str) -> Result<Option<Cow<'
     }
 }
 
-pub(crate) fn req_amount(v: Option<&RawValue>, digits: u8, name: &str) -> Result<i128, Reject> {
+pub(crate) fn req_amount(v: Option<Raw<'_>>, digits: u8, name: &str) -> Result<i128, Reject> {
     match decimal_value(v, name)? {
         Some(s) => amount_text(&s, digits, name),
         None => Err(Reject::new(
@@ -241,7 +234,7 @@ pub(crate) fn req_amount(v: Option<&RawValue>, digits: u8, name: &str) -> Result
 }
 
 pub(crate) fn opt_decimal(
-    v: Option<&RawValue>,
+    v: Option<Raw<'_>>,
     precision: u8,
     scale: i8,
     digits: u32,
@@ -260,7 +253,7 @@ pub const MIN_INSTANT_US: i64 = 0;
 /// First instant past what the warehouse accepts: 2100-01-01T00:00:00Z.
 pub const END_INSTANT_US: i64 = 4_102_444_800_000_000;
 
-pub(crate) fn opt_instant(v: Option<&RawValue>, name: &str) -> Result<Option<i64>, Reject> {
+pub(crate) fn opt_instant(v: Option<Raw<'_>>, name: &str) -> Result<Option<i64>, Reject> {
     match v.map(as_str) {
         None | Some(JsonStr::Null) => Ok(None),
         Some(JsonStr::Str(s)) => match parse_instant_us(&s) {
@@ -292,13 +285,13 @@ pub(crate) fn versions_in_order(created: i64, updated: i64) -> Result<(), Reject
     Ok(())
 }
 
-pub(crate) fn req_instant(v: Option<&RawValue>, name: &str) -> Result<i64, Reject> {
+pub(crate) fn req_instant(v: Option<Raw<'_>>, name: &str) -> Result<i64, Reject> {
     opt_instant(v, name)?
         .ok_or_else(|| Reject::new(Reason::MissingField, format!("{name} is missing")))
 }
 
 pub(crate) fn req_date(
-    v: Option<&RawValue>,
+    v: Option<Raw<'_>>,
     name: &str,
     reason_if_missing: Reason,
 ) -> Result<i32, Reject> {
@@ -321,6 +314,6 @@ pub(crate) fn req_date(
 
 /// Parses one raw item into its fields.
 pub(crate) fn fields(raw: &str) -> Result<Fields<'_>, Reject> {
-    serde_json::from_str::<Fields<'_>>(raw)
+    super::json::fields(raw)
         .map_err(|e| Reject::new(Reason::MalformedRecord, format!("not a JSON object: {e}")))
 }

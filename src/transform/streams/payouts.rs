@@ -18,7 +18,7 @@ use super::{
 use crate::contract::table::{TableDef, amount, col, instant, string_list};
 use crate::contract::time::DAY_US;
 use crate::transform::Lineage;
-use crate::transform::json::{Fields, JsonStr, as_str, extra_json};
+use crate::transform::json::{Fields, JsonStr, Raw, as_str, extra_json};
 use crate::transform::quarantine::{Reason, Reject};
 
 /// `payouts`: transfers to the merchant's bank, latest version.
@@ -103,7 +103,7 @@ impl Default for PayoutsDecoder {
 }
 
 /// The batch ids of `settlement_batch_ids`: a JSON array of strings.
-fn batch_ids(v: Option<&RawValue>) -> Result<Vec<String>, Reject> {
+fn batch_ids(v: Option<Raw<'_>>) -> Result<Vec<String>, Reject> {
     let v = match v {
         Some(v) if v.get() != "null" => v,
         _ => {
