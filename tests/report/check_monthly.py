@@ -1,7 +1,8 @@
 """Recomputes the monthly finance pack with DuckDB straight from the warehouse — its own SQL,
 nothing taken from the Rust code or the report definition — and compares every figure with
-the report_monthly_* tables and with every value the HTML page shows (its data-* attributes,
-including the charts' marks and the reconciliation table).
+the report_monthly_* tables and with every value the HTML page shows (its data-* attributes
+and the text a reader sees, including the charts' marks and the reconciliation table), and
+that the page leaves none of DuckDB's values out.
 
 usage: check_monthly.py WAREHOUSE MONTH CURRENCY LOOKBACK_DAYS HTML_FILE
 prints one JSON object: {"checked": {...}, "mismatches": [...], "totals": {...}}.
@@ -275,18 +276,57 @@ for k in daily_left[:5]:
 
 # 3. Every value on the page.
 class Cells(html.parser.HTMLParser):
+    """Collects the value cells (their attributes and the text a reader sees), chart marks and
+    reconciliation rows."""
+
     def __init__(self):
         super().__init__()
         self.cells, self.marks, self.recon = [], [], []
+        self.open = None  # (tag, nesting depth, text parts) of the value cell being read
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
+        if self.open is not None and tag == self.open[0]:
+            self.open[1] += 1
         if "data-figure" in a:
+            a["_text"] = []
             self.cells.append(a)
+            self.open = [tag, 0, a["_text"]]
         elif "data-day" in a or ("data-currency" in a and tag == "rect"):
             self.marks.append((tag, a))
         elif tag == "tr" and "data-unexplained" in a:
             self.recon.append(a)
+
+    def handle_endtag(self, tag):
+        if self.open is not None and tag == self.open[0]:
+            if self.open[1] == 0:
+                self.open = None
+            else:
+                self.open[1] -= 1
+
+    def handle_data(self, data):
+        if self.open is not None:
+            self.open[2].append(data)
+
+
+def grouped(value):
+    """The shown form of a plain decimal: thousands separators, U+2212 for a minus."""
+    sign, v = ("\u2212", value[1:]) if value.startswith("-") else ("", value)
+    i, _, f = v.partition(".")
+    i = f"{int(i):,}"
+    return sign + i + ("." + f if f else "")
+
+
+def shown_ok(a, kind, value):
+    """Whether the cell's visible text says what its data-value holds."""
+    text = "".join(a["_text"]).strip()
+    if value == "":
+        if a.get("data-missing"):
+            return text == f"no rate ({a['data-missing']})"
+        return text in ("\u2014", "absent")
+    if kind == "percent":
+        return text == grouped(value) + " %"
+    return text == grouped(value)
 
 
 page = Cells()
@@ -299,6 +339,8 @@ for a in page.cells:
                                          a["data-currency"], a["data-kind"], a.get("data-value", ""))
     key = (scope, acc, cur, fig)
     checked["html"] += 1
+    if not shown_ok(a, kind, value):
+        miss("html.text", key, value, "".join(a["_text"]).strip())
     if fig in absent_figs:
         if a.get("title", "").find("table") < 0 or value != "":
             miss("html: absent table shown with a value", key, "absent", value)
@@ -327,6 +369,11 @@ for a in page.cells:
         miss("html.digits", key, digits(shown_cur), value)
     if w is None and int(a.get("data-missing", "0")) != want["missing"]:
         miss("html.missing", key, want["missing"], a.get("data-missing"))
+
+# Every value DuckDB has is on the page (a section or currency column left out would show).
+on_page = {(a["data-scope"], a["data-account"], a["data-currency"], a["data-figure"]) for a in page.cells}
+for key in sorted(k for k in duck if k not in on_page)[:5]:
+    miss("html: missing from the page", key, duck[key], None)
 
 # Charts: daily gross sales and fee rate over all accounts, the currency mix.
 day_tot = {}
