@@ -439,6 +439,74 @@ fn report_arguments_are_validated() {
     ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("RMB"));
+    // Without --currency the pipeline's reporting_currency decides; --currency overrides it.
+    std::fs::write(&toml, "reporting_currency = \"CNY\"\n").unwrap();
+    for (extra, cur) in [(None, "CNY"), (Some("JPY"), "JPY")] {
+        let mut args = vec![
+            "--month",
+            "2026-10",
+            "--dest",
+            wh,
+            "--config",
+            toml.to_str().unwrap(),
+        ];
+        if let Some(c) = extra {
+            args.extend(["--currency", c]);
+        }
+        let o = run(&args);
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(o.status.success(), "{args:?}: {text}");
+        let page = dir
+            .path()
+            .join(format!("_reports/monthly-2026-10-{cur}.html"));
+        assert!(
+            text.contains(&format!("Report: {}", page.display())),
+            "{text}"
+        );
+    }
+}
+
+/// The demo ends by writing the monthly finance pack of the month it synced and printing its
+/// path, the page's figures being those DuckDB computes from the demo's warehouse.
+#[test]
+fn the_demo_ends_with_the_monthly_report_and_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("warehouse");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_maribank-etl"))
+        .args(["demo", "--days", "3", "--txns-per-day", "20", "--dest"])
+        .arg(&dest)
+        .env("RUST_LOG", "warn")
+        .env_remove("MARIBANK_PIPELINE")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    let at = lines
+        .iter()
+        .rposition(|l| l.starts_with("Report: "))
+        .unwrap_or_else(|| panic!("no report path printed: {text}"));
+    assert!(
+        lines[at + 1..].iter().all(|l| l.starts_with("Rerun it: ")),
+        "the report is the demo's last step: {:?}",
+        &lines[at..]
+    );
+    let page = Path::new(&lines[at]["Report: ".len()..]);
+    assert!(
+        page.starts_with(dest.join("_reports")),
+        "{}",
+        page.display()
+    );
+    let name = page.file_name().unwrap().to_string_lossy().into_owned();
+    let month = name
+        .strip_prefix("monthly-")
+        .and_then(|n| n.strip_suffix("-USD.html"))
+        .unwrap_or_else(|| panic!("{name}"));
+    duckdb_check(&dest, month, "USD", page).assert_equal(&[("figures", 20), ("html", 20)]);
 }
 
 /// The README's example of a new figure, added to a copy of the built-in definition and run
