@@ -1,5 +1,6 @@
 //! The month's reconciliation status, read from the result tables `reconcile` wrote
-//! (`recon_settlements`, `recon_statements`, `recon_orders`): per account and check, the
+//! (`recon_settlements`, `recon_statements`, `recon_orders`, `recon_portal`): per account and
+//! check, the
 //! business days reconciled, the differences explained and unexplained, the first unexplained
 //! ones in detail, and the Markdown reports covering the month.
 
@@ -15,7 +16,7 @@ use crate::contract::business_day::day_number;
 use crate::contract::paths::encode_segment;
 use crate::contract::table::TableDef;
 use crate::load::{Destination, LoadError, list_partitions, read_columns};
-use crate::reconcile::tables::{RECON_ORDERS, RECON_SETTLEMENTS, RECON_STATEMENTS};
+use crate::reconcile::tables::{RECON_ORDERS, RECON_PORTAL, RECON_SETTLEMENTS, RECON_STATEMENTS};
 
 /// Unexplained differences kept per account for the page (the counts hold them all).
 pub const DETAIL_LIMIT: usize = 50;
@@ -25,9 +26,10 @@ pub const DETAIL_LIMIT: usize = 50;
 pub struct CheckCounts {
     /// Business days of the month with rows of this check.
     pub days: BTreeSet<i32>,
-    /// Rows (a settlements row per batch, matches included; a row per difference otherwise).
+    /// Rows (a settlements row per batch and a portal row per day and currency, matches
+    /// included; a row per difference otherwise).
     pub rows: u64,
-    /// Differences (rows other than a matching or open batch).
+    /// Differences (rows other than a matching or open batch, or a matching portal day).
     pub differences: u64,
     /// Differences with an explanation.
     pub explained: u64,
@@ -38,13 +40,13 @@ pub struct CheckCounts {
 /// One unexplained difference.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReconDiff {
-    /// `settlements`, `statements` or `orders`.
+    /// `settlements`, `statements`, `orders` or `portal`.
     pub check: &'static str,
     /// Business day.
     pub day: i32,
     /// Currency (API text).
     pub currency: Option<String>,
-    /// Batch, transaction or order id (API text).
+    /// Batch, transaction or order id (API text; empty for a portal day or total row).
     pub key: String,
     /// What differs.
     pub result: String,
@@ -55,7 +57,7 @@ pub struct ReconDiff {
 /// One account's status.
 #[derive(Debug, Clone, Default)]
 pub struct AccountRecon {
-    /// Per check, in the order settlements, statements, orders.
+    /// Per check (settlements, statements, orders, portal).
     pub checks: BTreeMap<&'static str, CheckCounts>,
     /// The first [`DETAIL_LIMIT`] unexplained differences, by day.
     pub unexplained: Vec<ReconDiff>,
@@ -78,18 +80,26 @@ pub struct Recon {
 }
 
 /// The checks, their tables and the column holding each row's key.
-const CHECKS: [(&str, &str); 3] = [
+const CHECKS: [(&str, &str); 4] = [
     ("settlements", "settlement_batch_id"),
     ("statements", "transaction_id"),
     ("orders", "external_order_id"),
+    ("portal", "transaction_id"),
 ];
 
 fn table(check: &str) -> &'static TableDef {
     match check {
         "settlements" => &RECON_SETTLEMENTS,
         "statements" => &RECON_STATEMENTS,
+        "portal" => &RECON_PORTAL,
         _ => &RECON_ORDERS,
     }
+}
+
+/// Keeps the first [`DETAIL_LIMIT`] differences by day, check and key.
+fn keep_first(diffs: &mut Vec<ReconDiff>) {
+    diffs.sort_by(|x, y| (x.day, x.check, &x.key).cmp(&(y.day, y.check, &y.key)));
+    diffs.truncate(DETAIL_LIMIT);
 }
 
 /// Reads the status of `accounts` for the month of `span`.
@@ -108,9 +118,7 @@ pub async fn read(
             let counts = read_check(dest, a, check, key, span, &mut acc.unexplained).await?;
             acc.checks.insert(check, counts);
         }
-        acc.unexplained
-            .sort_by(|x, y| (x.day, x.check, &x.key).cmp(&(y.day, y.check, &y.key)));
-        acc.unexplained.truncate(DETAIL_LIMIT);
+        keep_first(&mut acc.unexplained);
         out.accounts.insert(a.clone(), acc);
     }
     Ok(out)
@@ -137,6 +145,9 @@ async fn read_check(
         "fields",
         "statement_values",
         "ledger_values",
+        "export_values",
+        "api_values",
+        "scope",
     ];
     for p in list_partitions(dest, t, &[under.as_str()]).await? {
         let day = p
@@ -151,6 +162,9 @@ async fn read_check(
             .unwrap_or_default()
         {
             count_batch(&b, check, key, &mut counts, diffs);
+            if diffs.len() > 4 * DETAIL_LIMIT {
+                keep_first(diffs);
+            }
         }
     }
     Ok(counts)
@@ -180,7 +194,9 @@ fn count_batch(
         counts.rows += 1;
         counts.days.insert(days.value(i));
         let r = result.value(i);
-        if check == "settlements" && matches!(r, "match" | "open") {
+        if (check == "settlements" && matches!(r, "match" | "open"))
+            || (check == "portal" && r == "match")
+        {
             continue;
         }
         counts.differences += 1;
@@ -189,26 +205,32 @@ fn count_batch(
             continue;
         }
         counts.unexplained += 1;
-        if diffs.len() < 4 * DETAIL_LIMIT {
-            let detail = text(s("detail"), i).unwrap_or_else(|| {
-                let f = text(s("fields"), i).unwrap_or_default();
-                let sv = text(s("statement_values"), i).unwrap_or_default();
-                let lv = text(s("ledger_values"), i).unwrap_or_default();
-                if f.is_empty() {
-                    String::new()
-                } else {
-                    format!("{f}: statement {sv}, ledger {lv}")
-                }
-            });
-            diffs.push(ReconDiff {
-                check,
-                day: days.value(i),
-                currency: text(s("currency"), i),
-                key: text(s(key), i).unwrap_or_default(),
-                result: r.to_string(),
-                detail,
-            });
-        }
+        let detail = text(s("detail"), i).unwrap_or_else(|| {
+            let f = text(s("fields"), i).unwrap_or_default();
+            let (theirs, ours) = if check == "portal" {
+                ("export", ("export_values", "api_values"))
+            } else {
+                ("statement", ("statement_values", "ledger_values"))
+            };
+            let sv = text(s(ours.0), i).unwrap_or_default();
+            let lv = text(s(ours.1), i).unwrap_or_default();
+            if f.is_empty() {
+                String::new()
+            } else {
+                format!("{f}: {theirs} {sv}, ledger {lv}")
+            }
+        });
+        diffs.push(ReconDiff {
+            check,
+            day: days.value(i),
+            currency: text(s("currency"), i),
+            // A portal day or total row has no id: its scope stands in.
+            key: text(s(key), i)
+                .or_else(|| text(s("scope"), i))
+                .unwrap_or_default(),
+            result: r.to_string(),
+            detail,
+        });
     }
 }
 

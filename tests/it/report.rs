@@ -116,7 +116,7 @@ async fn monthly_figures_equal_duckdb_to_the_cent() {
         ("daily", 2000),
         ("html", 500),
         ("charts", 31),
-        ("recon", 20),
+        ("recon", 25),
     ]);
     // A complete month with its rates: no gaps; the planted discrepancies show.
     assert_eq!(c.totals["gaps"], 0);
@@ -139,6 +139,10 @@ async fn monthly_figures_equal_duckdb_to_the_cent() {
     assert!(
         html.contains("reconcile-2026-10-01-2026-11-01-"),
         "links the reconcile report"
+    );
+    assert!(
+        html.contains("<tr><td>portal</td><td>2026-10-14</td>"),
+        "the portal export's planted differences are listed"
     );
     assert!(
         !html.contains("no figures are made up"),

@@ -54,7 +54,7 @@ def view(table):
     )
 
 
-for t in ["transactions", "fx_rates", "accounts", "recon_settlements", "recon_statements", "recon_orders",
+for t in ["transactions", "fx_rates", "accounts", "recon_settlements", "recon_statements", "recon_orders", "recon_portal",
           "report_monthly_figures", "report_monthly_daily", "report_monthly_recon", "payouts", "disputes"]:
     if present(t):
         view(t)
@@ -402,10 +402,11 @@ for tag, a in page.marks:
 
 # 4. Reconciliation status, from the result tables.
 recon = {}
-for name, check in [("recon_settlements", "settlements"), ("recon_statements", "statements"), ("recon_orders", "orders")]:
+for name, check in [("recon_settlements", "settlements"), ("recon_statements", "statements"),
+                    ("recon_orders", "orders"), ("recon_portal", "portal")]:
     if not present(name):
         continue
-    diff = "result NOT IN ('match', 'open')" if check == "settlements" else "true"
+    diff = {"settlements": "result NOT IN ('match', 'open')", "portal": "result <> 'match'"}.get(check, "true")
     for acc, days, n, d, e, u in con.execute(f"""
         SELECT account_id, count(DISTINCT business_date), count(*), count(*) FILTER (WHERE {diff}),
                count(*) FILTER (WHERE {diff} AND explained), count(*) FILTER (WHERE {diff} AND NOT explained)

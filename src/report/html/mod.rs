@@ -251,7 +251,7 @@ fn chart_section(page: &Page<'_>) -> String {
 
 fn reconciliation(page: &Page<'_>) -> String {
     let mut s = String::from(
-        "<section id=\"reconciliation\"><h2>Reconciliation (对账)</h2><p class=\"about\">From the result tables of <code>maribank-etl reconcile</code> for the month's business days: settlement batches, daily statements and seller orders against the ledger.</p><table><thead><tr><th>Account</th><th>Status</th><th class=\"num\">Days reconciled</th><th class=\"num\">Batches checked</th><th class=\"num\">Explained</th><th class=\"num\">Unexplained</th><th>Details</th></tr></thead><tbody>",
+        "<section id=\"reconciliation\"><h2>Reconciliation (对账)</h2><p class=\"about\">From the result tables of <code>maribank-etl reconcile</code> for the month's business days: settlement batches, daily statements, seller orders and the portal's exports against the ledger.</p><table><thead><tr><th>Account</th><th>Status</th><th class=\"num\">Days reconciled</th><th class=\"num\">Batches checked</th><th class=\"num\">Explained</th><th class=\"num\">Unexplained</th><th>Details</th></tr></thead><tbody>",
     );
     for (a, acc) in page.accounts.iter().enumerate() {
         let Some(r) = page.recon.accounts.get(&acc.id) else {

@@ -1,5 +1,5 @@
 //! Warehouses for the report tests: October 2026 of five sandbox accounts (synced, reconciled
-//! with one planted discrepancy of each kind; built once per test process and copied by the
+//! with one planted discrepancy of each kind, portal exports included; built once per test process and copied by the
 //! tests that change it), and small warehouses written row by row; plus the DuckDB checker.
 
 use std::path::{Path, PathBuf};
@@ -14,7 +14,11 @@ use maribank_etl::reconcile::{ReconcileConfig, reconcile};
 use maribank_etl::registry::Stream;
 use maribank_etl::report::definition::Definition;
 use maribank_etl::report::{MonthlyConfig, MonthlyReport, monthly};
-use maribank_etl::sandbox::{Discrepancies, Sandbox, SandboxConfig, World};
+use maribank_etl::sandbox::portal::write_exports;
+use maribank_etl::sandbox::{
+    Discrepancies, PortalDiscrepancies, PortalDiscrepancyKind, PortalPlant, Sandbox, SandboxConfig,
+    World,
+};
 use maribank_etl::transform::Lineage;
 
 use crate::helpers::{self, date, instant};
@@ -64,8 +68,8 @@ pub fn october() -> &'static Path {
 }
 
 /// Syncs 2026-09-29 .. 11-03 UTC (every business day of October in every zone, with its fx
-/// rates) and reconciles October against the seller's orders, one discrepancy of each kind
-/// planted on 10-14.
+/// rates) and reconciles October against the seller's orders and the portal's exports, one
+/// discrepancy of each kind planted on 10-14 (two in the exports).
 async fn build_october(dest: &Path) {
     let mut config = october_sandbox();
     let world = World::new(config.world_params());
@@ -101,9 +105,28 @@ async fn build_october(dest: &Path) {
         csv.push_str(one.split_once("\r\n").unwrap().1);
     }
     std::fs::write(&orders, csv).unwrap();
+    // The portal's October exports, one row amount off and one row left out.
+    let exports = dest.join("portal");
+    let plant = |kind, account, index| PortalPlant {
+        kind,
+        account,
+        date: date("2026-10-14"),
+        index,
+    };
+    let planted = PortalDiscrepancies {
+        plants: vec![
+            plant(PortalDiscrepancyKind::AmountOff, 0, 0),
+            plant(PortalDiscrepancyKind::RowMissing, 1, 1),
+        ],
+        ..PortalDiscrepancies::none()
+    };
+    let asked = config.now.unwrap().timestamp_millis();
+    let period = (date("2026-10-01"), date("2026-10-31"));
+    write_exports(&exports, &world, period, asked, &planted).unwrap();
     let d = Destination::local(dest).unwrap();
     let cfg = ReconcileConfig {
         orders: Some(orders),
+        portal_export: Some(exports),
         ..ReconcileConfig::new(date("2026-10-01"), date("2026-11-01"))
     };
     let s = reconcile(&d, &cfg).await.unwrap();
