@@ -105,6 +105,20 @@ pub const CONSECUTIVE_FAILURES: Bound<usize> =
 /// `[alerts] sunset_warning_days`: up to ten years; 0 never alerts.
 pub const SUNSET_WARNING_DAYS: Bound<u32> = Bound::whole("alerts.sunset_warning_days", 0, 3_650);
 
+/// `[orders] lookback_days`.
+pub const ORDERS_LOOKBACK_DAYS: Bound<u32> = Bound::whole("orders.lookback_days", 1, 3_650);
+/// `[orders] batch_size`.
+pub const ORDERS_BATCH_SIZE: Bound<usize> = Bound::whole("orders.batch_size", 1, 1_000);
+/// `[orders] timeout_secs`.
+pub const ORDERS_TIMEOUT_SECS: Bound<u64> = Bound::whole("orders.timeout_secs", 1, 300);
+/// `[orders] backoff_base_ms`.
+pub const ORDERS_BACKOFF_BASE_MS: Bound<u64> = Bound::whole("orders.backoff_base_ms", 1, 60_000);
+/// `[orders] backoff_max_secs`.
+pub const ORDERS_BACKOFF_MAX_SECS: Bound<u64> = Bound::whole("orders.backoff_max_secs", 1, 3_600);
+/// `[orders] push_deadline_secs`.
+pub const ORDERS_PUSH_DEADLINE_SECS: Bound<u64> =
+    Bound::whole("orders.push_deadline_secs", 1, 86_400);
+
 // ---- `sandbox` (and `demo`)
 
 /// `sandbox --seed`: any 64-bit value.
@@ -165,6 +179,9 @@ pub const MAX_BODY_BYTES: Bound<usize> = Bound::whole("--max-body-bytes", 1024, 
 /// `--coalesce-ms`: up to a minute.
 pub const COALESCE_MS: Bound<u64> = Bound::whole("--coalesce-ms", 0, 60_000);
 
+/// `orders replay --seq`: a change's sequence number.
+pub const ORDERS_SEQ: Bound<i64> = Bound::whole("--seq", 1, i64::MAX);
+
 /// The pipeline TOML's numeric keys with their ranges.
 pub fn toml_ranges() -> Vec<(&'static str, String)> {
     let key = |name: &'static str| name.split(' ').next().unwrap_or(name);
@@ -183,6 +200,18 @@ pub fn toml_ranges() -> Vec<(&'static str, String)> {
         (TRAILING_RUNS.name, TRAILING_RUNS.range()),
         (CONSECUTIVE_FAILURES.name, CONSECUTIVE_FAILURES.range()),
         (SUNSET_WARNING_DAYS.name, SUNSET_WARNING_DAYS.range()),
+        (ORDERS_LOOKBACK_DAYS.name, ORDERS_LOOKBACK_DAYS.range()),
+        (ORDERS_BATCH_SIZE.name, ORDERS_BATCH_SIZE.range()),
+        (ORDERS_TIMEOUT_SECS.name, ORDERS_TIMEOUT_SECS.range()),
+        (ORDERS_BACKOFF_BASE_MS.name, ORDERS_BACKOFF_BASE_MS.range()),
+        (
+            ORDERS_BACKOFF_MAX_SECS.name,
+            ORDERS_BACKOFF_MAX_SECS.range(),
+        ),
+        (
+            ORDERS_PUSH_DEADLINE_SECS.name,
+            ORDERS_PUSH_DEADLINE_SECS.range(),
+        ),
     ]
 }
 
@@ -219,6 +248,7 @@ pub fn flag_ranges() -> Vec<(&'static str, &'static str, String)> {
         ("webhook serve", MAX_ATTEMPTS.name, MAX_ATTEMPTS.range()),
         ("webhook serve", MAX_BODY_BYTES.name, MAX_BODY_BYTES.range()),
         ("webhook serve", COALESCE_MS.name, COALESCE_MS.range()),
+        ("orders replay", ORDERS_SEQ.name, ORDERS_SEQ.range()),
     ]
 }
 

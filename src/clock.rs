@@ -66,6 +66,29 @@ impl Clock for FixedClock {
     }
 }
 
+/// A clock that moves only when told to (tests: an hour-long outage in milliseconds).
+#[derive(Debug, Default)]
+pub struct ManualClock(std::sync::atomic::AtomicI64);
+
+impl ManualClock {
+    /// A clock reading `at`.
+    pub fn new(at: DateTime<Utc>) -> ManualClock {
+        ManualClock(std::sync::atomic::AtomicI64::new(at.timestamp_millis()))
+    }
+
+    /// Moves it forward by `d`.
+    pub fn advance(&self, d: std::time::Duration) {
+        self.0
+            .fetch_add(d.as_millis() as i64, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

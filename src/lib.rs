@@ -11,6 +11,8 @@
 //! - [`reconcile`]: the warehouse checked against statements, settlements and seller orders.
 //! - [`finance`]: the reporting currency, reference rates of a business day, FX impact.
 //! - [`report`]: the monthly finance pack (an HTML page and `report_monthly_*` tables).
+//! - [`orders`]: each order's payment status kept from the ledger, its change feed, and the
+//!   signed push to the seller's order system.
 //! - [`sandbox`]: an embedded server implementing the whole contract with deterministic data.
 //! - [`server`]: serving an HTTP router with timeouts and a connection cap (webhook receiver).
 //! - [`webhook`]: the receiver of MariBank's event pushes, journaled and turned into pulls.
@@ -29,6 +31,7 @@ pub mod finance;
 pub mod host;
 pub mod load;
 pub mod logging;
+pub mod orders;
 pub mod pipeline;
 pub mod reconcile;
 pub mod redact;

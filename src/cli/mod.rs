@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod check;
 pub mod demo;
 pub mod migrate;
+pub mod orders;
 pub mod output;
 pub mod reconcile;
 pub mod report;
@@ -55,6 +56,8 @@ pub enum Command {
     Usage(usage::UsageArgs),
     /// Reports of the warehouse: the monthly finance pack (an HTML page and BI tables).
     Report(report::ReportArgs),
+    /// The order system feed: push order status changes to the OMS, show and replay dead letters.
+    Orders(orders::OrdersArgs),
 }
 
 /// Parses the command line and runs it.
@@ -81,6 +84,7 @@ pub fn main() -> ExitCode {
             Command::Sandbox(args) => sandbox::run(args).await,
             Command::Reconcile(args) => Ok(reconcile::run(args).await),
             Command::Webhook(args) => webhook::run(args).await,
+            Command::Orders(args) => Ok(orders::run(args).await),
             Command::Migrate(args) => Ok(migrate::run(args).await),
             Command::Usage(args) => Ok(usage::run(args).await),
             Command::Report(args) => Ok(report::run(args).await),

@@ -72,6 +72,81 @@ pub struct PipelineFile {
     /// Object-store settings of the destination.
     #[serde(default)]
     pub storage: StorageConfig,
+    /// The order system feed.
+    #[serde(default)]
+    pub orders: OrdersConfig,
+}
+
+/// `[orders]`: keeping `order_status` and pushing its changes to the seller's order system.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OrdersConfig {
+    /// The OMS endpoint: when set, each run ends by pushing the changes (signed with
+    /// `MARIBANK_OMS_SECRET`).
+    pub endpoint: Option<String>,
+    /// Days around a touched day searched for an order's row before looking further back.
+    pub lookback_days: u32,
+    /// Changes per POST.
+    pub batch_size: usize,
+    /// Seconds to wait for one POST's answer.
+    pub timeout_secs: u64,
+    /// First back-off after a failed POST, milliseconds (doubling).
+    pub backoff_base_ms: u64,
+    /// Longest back-off, seconds.
+    pub backoff_max_secs: u64,
+    /// How long one push retries a failing OMS before leaving the changes pending.
+    pub push_deadline_secs: u64,
+    /// Accept a plain `http://` endpoint on another machine.
+    pub allow_insecure_http: bool,
+}
+
+impl Default for OrdersConfig {
+    fn default() -> Self {
+        OrdersConfig {
+            endpoint: None,
+            lookback_days: crate::orders::keep::DEFAULT_LOOKBACK_DAYS,
+            batch_size: 100,
+            timeout_secs: 30,
+            backoff_base_ms: 1_000,
+            backoff_max_secs: 300,
+            push_deadline_secs: 600,
+            allow_insecure_http: false,
+        }
+    }
+}
+
+impl OrdersConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        use crate::bounds::*;
+        ORDERS_LOOKBACK_DAYS.check(self.lookback_days)?;
+        ORDERS_BATCH_SIZE.check(self.batch_size)?;
+        ORDERS_TIMEOUT_SECS.check(self.timeout_secs)?;
+        ORDERS_BACKOFF_BASE_MS.check(self.backoff_base_ms)?;
+        ORDERS_BACKOFF_MAX_SECS.check(self.backoff_max_secs)?;
+        ORDERS_PUSH_DEADLINE_SECS.check(self.push_deadline_secs)?;
+        if let Some(e) = &self.endpoint {
+            crate::orders::oms::check_endpoint(e, self.allow_insecure_http).map_err(bad)?;
+        }
+        Ok(())
+    }
+
+    /// The push settings for `endpoint` with the secret from the environment.
+    pub fn push_config(
+        &self,
+        endpoint: &str,
+        get: impl Fn(&str) -> Option<String>,
+    ) -> Result<crate::orders::PushConfig, ConfigError> {
+        crate::orders::oms::check_endpoint(endpoint, self.allow_insecure_http).map_err(bad)?;
+        Ok(crate::orders::PushConfig {
+            endpoint: endpoint.to_string(),
+            secret: crate::orders::oms::secret_from(get).map_err(bad)?,
+            batch_size: self.batch_size,
+            timeout: Duration::from_secs(self.timeout_secs),
+            backoff_base: Duration::from_millis(self.backoff_base_ms),
+            backoff_max: Duration::from_secs(self.backoff_max_secs),
+            deadline: Duration::from_secs(self.push_deadline_secs),
+        })
+    }
 }
 
 /// Default `[api] qps`: requests per second for the key (the contract's production limit).
@@ -342,6 +417,8 @@ pub struct Settings {
     pub alerts: AlertConfig,
     /// `[storage]`.
     pub storage: StorageConfig,
+    /// `[orders]`.
+    pub orders: OrdersConfig,
 }
 
 /// Overrides from the command line (flags beat the file).
@@ -410,6 +487,7 @@ impl Settings {
         f.api.validate()?;
         f.windows.validate()?;
         f.alerts.validate()?;
+        f.orders.validate()?;
         let reporting_currency = f.reporting_currency()?;
         let name = o
             .name
@@ -436,6 +514,7 @@ impl Settings {
             windows: f.windows,
             alerts: f.alerts,
             storage: f.storage,
+            orders: f.orders,
         })
     }
 

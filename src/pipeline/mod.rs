@@ -12,12 +12,14 @@
 //! - [`recorder`], [`report`], [`alerts`], [`progress`]: bookkeeping and what a run tells.
 //! - [`usage`]: call volume summed over the run reports, and the `usage` table.
 //! - [`actions`]: webhook-triggered pulls.
+//! - [`orders`]: the step after each run: `order_status` kept, its changes pushed.
 
 pub mod actions;
 pub mod alerts;
 pub mod config;
 pub mod control;
 pub mod leases;
+pub mod orders;
 pub mod passes;
 pub mod progress;
 pub mod pull;

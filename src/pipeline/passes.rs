@@ -97,6 +97,7 @@ impl Runner {
             && self.settings.pulls(Stream::TRANSACTIONS))
         .then(|| BatchCheck::new(&a.id, a.tz, w));
         let mut records = 0;
+        let mut dirty = crate::orders::Dirty::default();
         for stream in self.account_streams() {
             if stream.scope == Scope::AccountDay {
                 records += self.statements(a, w, field).await?;
@@ -118,6 +119,10 @@ impl Runner {
             }
             let pulled = self.ctx.pull(pull).await?;
             records += pulled.tally.records;
+            dirty.add(&crate::orders::dirty_days(
+                stream.table().name,
+                &pulled.partitions,
+            ));
             if stream == Stream::TRANSACTIONS {
                 quarantined_by_batch = pulled.rejected_groups;
             }
@@ -130,6 +135,8 @@ impl Runner {
         if let Some(alert) = batches.and_then(|b| b.alert(&ledger, &quarantined_by_batch)) {
             self.ctx.recorder.alert(alert);
         }
+        // Before the caller saves a cursor: a crash after it leaves the days pending.
+        self.orders_feed().mark_dirty(&a.id, &dirty).await?;
         Ok(records)
     }
 

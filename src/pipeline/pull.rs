@@ -118,6 +118,8 @@ pub struct Pulled {
     pub tally: Tally,
     /// Quarantined items per value of the `group_rejects_by` field.
     pub rejected_groups: HashMap<String, u64>,
+    /// Object paths of the partitions written.
+    pub partitions: Vec<String>,
 }
 
 impl PullContext {
@@ -177,6 +179,7 @@ impl PullContext {
             }
         });
         let mut tally = Tally::default();
+        let mut partitions = Vec::new();
         let mut emit =
             |rows: RecordBatch, writer: &mut Option<TableWriter>| -> Result<(), RunError> {
                 if let Some(f) = observe.as_mut() {
@@ -206,7 +209,9 @@ impl PullContext {
         let d = t.finish();
         emit(d.rows, &mut writer)?;
         if let Some(w) = writer {
-            tally.rows_written = w.finish().await?.rows_written;
+            let summary = w.finish().await?;
+            tally.rows_written = summary.rows_written;
+            partitions = summary.partitions.into_iter().map(|p| p.path).collect();
             self.write_quarantine(d.quarantine, &d.counts).await?;
             self.recorder.written(stream, tally.rows_written);
         }
@@ -216,6 +221,7 @@ impl PullContext {
         Ok(Pulled {
             tally,
             rejected_groups: t.rejected_groups().clone(),
+            partitions,
         })
     }
 

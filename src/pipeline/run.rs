@@ -52,6 +52,9 @@ pub enum RunError {
         /// The exit status: transient when any failure may heal, else the permanent one.
         exit: ExitStatus,
     },
+    /// Keeping `order_status` failed.
+    #[error("order status: {0}")]
+    Orders(#[from] crate::orders::OrdersError),
     /// A statement file broke the contract.
     #[error("statement of {account} for {date}: {message}")]
     Statement {
@@ -153,6 +156,7 @@ pub struct Runner {
     pub(super) clock: SharedClock,
     reports: ReportStore,
     run_id: String,
+    pub(super) push: Option<crate::orders::PushConfig>,
 }
 
 fn new_run_id(now: DateTime<Utc>) -> String {
@@ -204,6 +208,10 @@ impl Runner {
             clock.clone(),
         );
         let reports = ReportStore::new(dest.store.clone(), &dest.root, &settings.name);
+        let push = match &settings.orders.endpoint {
+            Some(e) => Some(settings.orders.push_config(e, |k| std::env::var(k).ok())?),
+            None => None,
+        };
         let recorder = Recorder::new(RunReport {
             run_id: run_id.clone(),
             version: crate::LONG_VERSION.to_string(),
@@ -222,6 +230,7 @@ impl Runner {
             clock,
             reports,
             run_id,
+            push,
         })
     }
 
@@ -257,6 +266,8 @@ impl Runner {
         let ttl = self.settings.windows.lease_ttl();
         leases::hold(&self.state, &ids, &self.run_id, ttl, async {
             self.execute(plan, &accounts).await?;
+            self.keep_orders(&accounts).await?;
+            self.push_orders(&accounts).await;
             self.failed_accounts(accounts.len())
         })
         .await

@@ -170,6 +170,107 @@ impl StateStore {
             .map_err(Self::store_err(&path))
     }
 
+    /// The state under `name` (`_state/<pipeline>/<name>/`): its own objects and leases.
+    pub fn sub(&self, name: &str) -> StateStore {
+        StateStore {
+            store: self.store.clone(),
+            base: self.base.clone().join(name),
+            pipeline: self.pipeline.clone(),
+            clock: self.clock.clone(),
+        }
+    }
+
+    /// The pipeline name.
+    pub fn pipeline(&self) -> &str {
+        &self.pipeline
+    }
+
+    /// Writes a JSON object only if none exists at `rel` (`PutMode::Create`); `Ok(false)` when
+    /// one does.
+    pub async fn create_json<T: Serialize>(
+        &self,
+        rel: &str,
+        value: &T,
+    ) -> Result<bool, StateError> {
+        let path = self.path(rel);
+        let body = serde_json::to_vec(value).expect("state serialises");
+        self.create_bytes(&path, body).await
+    }
+
+    /// Writes bytes only if nothing exists at `rel` (`PutMode::Create`); `Ok(false)` when
+    /// something does.
+    pub async fn create_raw(&self, rel: &str, body: Vec<u8>) -> Result<bool, StateError> {
+        let path = self.path(rel);
+        self.create_bytes(&path, body).await
+    }
+
+    async fn create_bytes(&self, path: &Path, body: Vec<u8>) -> Result<bool, StateError> {
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        match self
+            .store
+            .put_opts(path, PutPayload::from(body), opts)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(
+                object_store::Error::AlreadyExists { .. }
+                | object_store::Error::Precondition { .. },
+            ) => Ok(false),
+            Err(e) => Err(Self::store_err(path)(e)),
+        }
+    }
+
+    /// The bytes at `rel`, `None` when absent.
+    pub async fn get_raw(&self, rel: &str) -> Result<Option<bytes::Bytes>, StateError> {
+        let path = self.path(rel);
+        match self.store.get(&path).await {
+            Ok(r) => Ok(Some(r.bytes().await.map_err(Self::store_err(&path))?)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(Self::store_err(&path)(e)),
+        }
+    }
+
+    /// Names of the objects directly under the folder `rel`, sorted; with `after`, only those
+    /// sorting after it (a listing that starts there on S3).
+    pub async fn list_names(
+        &self,
+        rel: &str,
+        after: Option<&str>,
+    ) -> Result<Vec<String>, StateError> {
+        use futures::TryStreamExt;
+        let prefix = self.path(rel);
+        let metas: Vec<_> = match after {
+            Some(a) => {
+                let offset = self.path(&format!("{rel}/{a}"));
+                self.store
+                    .list_with_offset(Some(&prefix), &offset)
+                    .try_collect()
+                    .await
+            }
+            None => self.store.list(Some(&prefix)).try_collect().await,
+        }
+        .map_err(Self::store_err(&prefix))?;
+        let mut names: Vec<String> = metas
+            .into_iter()
+            .filter_map(|m| m.location.filename().map(str::to_string))
+            .filter(|n| after.is_none_or(|a| n.as_str() > a))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// Deletes the object at `rel`; a missing one is fine.
+    pub async fn delete(&self, rel: &str) -> Result<(), StateError> {
+        let path = self.path(rel);
+        match self.store.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(Self::store_err(&path)(e)),
+        }
+    }
+
     fn lease_dir(scope: &str) -> String {
         format!("leases/{}", bounded_segment(scope))
     }

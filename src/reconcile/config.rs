@@ -47,6 +47,9 @@ pub enum ReconcileError {
     /// The settings are unusable.
     #[error("{0}")]
     Config(String),
+    /// Annotating `order_status` failed.
+    #[error(transparent)]
+    Status(#[from] crate::orders::OrdersError),
 }
 
 /// Default number of days after the window in which a payment of an order of the window is

@@ -21,8 +21,7 @@ use super::settlements::SettlementCheck;
 use super::spill::SpillDir;
 use super::statements::StatementCheck;
 use super::writers::{
-    OrderStatusBuilder, OrdersBuilder, PortalBuilder, SettlementsBuilder, StatementsBuilder,
-    TableOut,
+    OrdersBuilder, PortalBuilder, SettlementsBuilder, StatementsBuilder, TableOut,
 };
 use crate::ExitStatus;
 use crate::load::{Destination, LoadError};
@@ -195,7 +194,7 @@ impl<'a> Run<'a> {
         &self,
         outs: Outs,
         joined: Option<JoinedRows>,
-    ) -> Result<BTreeMap<&'static str, u64>, LoadError> {
+    ) -> Result<BTreeMap<&'static str, u64>, ReconcileError> {
         let (dest, accounts, days) = (self.dest, &self.accounts, self.cfg.days());
         let mut rows = BTreeMap::new();
         let n = outs.settlements.finish(dest, accounts, days).await?;
@@ -209,8 +208,7 @@ impl<'a> Run<'a> {
             let orders = TableOut::<OrdersBuilder>::new(dest, &self.lineage);
             let n = orders.finish_staged(j.orders, dest, accounts, days).await?;
             rows.insert("recon_orders", n);
-            let status = TableOut::<OrderStatusBuilder>::new(dest, &self.lineage);
-            let n = status.finish_staged(j.status, dest, accounts, days).await?;
+            let n = super::orders::annotate_staged(j.status, dest, &self.lineage).await?;
             rows.insert("order_status", n);
         }
         Ok(rows)

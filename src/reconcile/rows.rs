@@ -121,7 +121,8 @@ pub struct OrderRow<'a> {
     pub detail: Option<&'a str>,
 }
 
-/// A row of `order_status`: the payment status of one seller order.
+/// What reconcile tells `order_status` of one seller order (the seller's figures and the
+/// result), applied by [`crate::orders::annotate`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderStatusRow<'a> {
     /// Account.
@@ -152,6 +153,12 @@ pub struct OrderStatusRow<'a> {
     pub payment_transaction_id: Option<&'a str>,
     /// `created_at` of the order's last transaction.
     pub last_transaction_at: Option<i64>,
+    /// `matched`, `amount_difference`, `ordered_not_paid`, …
+    pub reconciliation: &'a str,
+    /// The difference's classification.
+    pub classification: Option<&'a str>,
+    /// Expected minus ledger, in the payment currency.
+    pub difference_amount: Option<i128>,
 }
 
 /// A row of `recon_portal`: a business day and currency of a portal export against the ledger,
@@ -281,6 +288,9 @@ impl<'a> StagedRow<'a> for OrderStatusRow<'a> {
         e.opt_i128(self.disputed_amount);
         e.opt_str(self.payment_transaction_id);
         e.opt_i64(self.last_transaction_at);
+        e.str(self.reconciliation);
+        e.opt_str(self.classification);
+        e.opt_i128(self.difference_amount);
     }
     fn decode(d: &mut Dec<'a>) -> Self {
         OrderStatusRow {
@@ -298,6 +308,9 @@ impl<'a> StagedRow<'a> for OrderStatusRow<'a> {
             disputed_amount: d.opt_i128(),
             payment_transaction_id: d.opt_str(),
             last_transaction_at: d.opt_i64(),
+            reconciliation: d.str(),
+            classification: d.opt_str(),
+            difference_amount: d.opt_i128(),
         }
     }
 }
@@ -345,6 +358,9 @@ mod tests {
             disputed_amount: None,
             payment_transaction_id: None,
             last_transaction_at: Some(-1),
+            reconciliation: "ordered_not_paid",
+            classification: Some("unexplained"),
+            difference_amount: None,
         };
         let mut b = Vec::new();
         o.encode(&mut Enc(&mut b));

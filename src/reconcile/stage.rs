@@ -133,6 +133,9 @@ mod tests {
             disputed_amount: None,
             payment_transaction_id: None,
             last_transaction_at: None,
+            reconciliation: "matched",
+            classification: None,
+            difference_amount: None,
         }
     }
 

@@ -101,32 +101,8 @@ pub static RECON_ORDERS: LazyLock<TableDef> = LazyLock::new(|| {
     )
 });
 
-/// `order_status`: the payment status of every seller order, for the order system.
-pub static ORDER_STATUS: LazyLock<TableDef> = LazyLock::new(|| {
-    TableDef::new(
-        "order_status",
-        vec![
-            col("account_id", DataType::Utf8, false),
-            col("business_date", DataType::Date32, false),
-            col("external_order_id", DataType::Utf8, false),
-            col("channel", DataType::Utf8, true),
-            col("order_currency", DataType::Utf8, false),
-            col("order_amount", amount(), false),
-            col("order_time", instant(), true),
-            col("status", DataType::Utf8, false),
-            col("currency", DataType::Utf8, true),
-            col("paid_amount", amount(), true),
-            col("refunded_amount", amount(), true),
-            col("disputed_amount", amount(), true),
-            col("payment_transaction_id", DataType::Utf8, true),
-            col("last_transaction_at", instant(), true),
-        ],
-        &["account_id", "business_date"],
-        &["account_id", "external_order_id"],
-        None,
-    )
-    .hints(&["external_order_id"], &["currency", "status", "channel"])
-});
+/// `order_status` is owned by the order feed ([`crate::orders`]); reconcile annotates it.
+pub use crate::orders::table::ORDER_STATUS;
 
 /// `recon_portal`: the merchant portal's Excel exports against the ledger — one row per
 /// business day and currency an export covers (`scope = day`: counts and sums, matches

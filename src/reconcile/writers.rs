@@ -20,11 +20,9 @@ use arrow::array::{
 use arrow::error::ArrowError;
 use chrono::NaiveDate;
 
-use super::rows::{OrderRow, OrderStatusRow, PortalRow, SettlementRow, StatementRow};
+use super::rows::{OrderRow, PortalRow, SettlementRow, StatementRow};
 use super::stage::{self, StagedRow};
-use super::tables::{
-    ORDER_STATUS, RECON_ORDERS, RECON_PORTAL, RECON_SETTLEMENTS, RECON_STATEMENTS,
-};
+use super::tables::{RECON_ORDERS, RECON_PORTAL, RECON_SETTLEMENTS, RECON_STATEMENTS};
 use crate::contract::business_day::day_number;
 use crate::contract::money::{AMOUNT_PRECISION, AMOUNT_SCALE, RATE_PRECISION, RATE_SCALE};
 use crate::contract::table::TableDef;
@@ -287,77 +285,6 @@ impl RowBuilder for OrdersBuilder {
             ("fx_rate", rates(&mut self.fx_rate)),
             ("difference_amount", amounts(&mut self.difference_amount)),
             ("detail", text(&mut self.detail)),
-        ]
-    }
-}
-
-/// Builders of `order_status`.
-#[derive(Default)]
-pub struct OrderStatusBuilder {
-    account_id: StringBuilder,
-    business_date: Date32Builder,
-    external_order_id: StringBuilder,
-    channel: StringBuilder,
-    order_currency: StringBuilder,
-    order_amount: Decimal128Builder,
-    order_time: TimestampMicrosecondBuilder,
-    status: StringBuilder,
-    currency: StringBuilder,
-    paid_amount: Decimal128Builder,
-    refunded_amount: Decimal128Builder,
-    disputed_amount: Decimal128Builder,
-    payment_transaction_id: StringBuilder,
-    last_transaction_at: TimestampMicrosecondBuilder,
-}
-
-impl RowBuilder for OrderStatusBuilder {
-    type Row<'r> = OrderStatusRow<'r>;
-    fn table() -> &'static TableDef {
-        &ORDER_STATUS
-    }
-    fn append(&mut self, r: &OrderStatusRow<'_>) {
-        self.account_id.append_value(r.account_id);
-        self.business_date.append_value(r.business_date);
-        self.external_order_id.append_value(r.external_order_id);
-        self.channel.append_option(r.channel);
-        self.order_currency.append_value(r.order_currency);
-        self.order_amount.append_value(r.order_amount);
-        self.order_time.append_option(r.order_time);
-        self.status.append_value(r.status);
-        self.currency.append_option(r.currency);
-        self.paid_amount.append_option(r.paid_amount);
-        self.refunded_amount.append_option(r.refunded_amount);
-        self.disputed_amount.append_option(r.disputed_amount);
-        self.payment_transaction_id
-            .append_option(r.payment_transaction_id);
-        self.last_transaction_at
-            .append_option(r.last_transaction_at);
-    }
-    fn rows(&self) -> usize {
-        self.account_id.len()
-    }
-    fn finish(&mut self) -> Vec<(&'static str, ArrayRef)> {
-        vec![
-            ("account_id", text(&mut self.account_id)),
-            ("business_date", Arc::new(self.business_date.finish())),
-            ("external_order_id", text(&mut self.external_order_id)),
-            ("channel", text(&mut self.channel)),
-            ("order_currency", text(&mut self.order_currency)),
-            ("order_amount", amounts(&mut self.order_amount)),
-            ("order_time", instants(&mut self.order_time)),
-            ("status", text(&mut self.status)),
-            ("currency", text(&mut self.currency)),
-            ("paid_amount", amounts(&mut self.paid_amount)),
-            ("refunded_amount", amounts(&mut self.refunded_amount)),
-            ("disputed_amount", amounts(&mut self.disputed_amount)),
-            (
-                "payment_transaction_id",
-                text(&mut self.payment_transaction_id),
-            ),
-            (
-                "last_transaction_at",
-                instants(&mut self.last_transaction_at),
-            ),
         ]
     }
 }
@@ -631,8 +558,6 @@ mod tests {
         assert_eq!(t.num_rows(), 0);
         let o = batch_of::<OrdersBuilder>(&[]);
         assert_eq!(o.schema(), RECON_ORDERS.schema);
-        let st = batch_of::<OrderStatusBuilder>(&[]);
-        assert_eq!(st.schema(), ORDER_STATUS.schema);
         assert_eq!(t.schema(), RECON_STATEMENTS.schema);
         assert_eq!(s.schema(), RECON_SETTLEMENTS.schema);
         let p = batch_of::<PortalBuilder>(&[PortalRow {

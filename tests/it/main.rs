@@ -9,6 +9,7 @@ mod disputes_payouts;
 mod extract;
 mod leases;
 mod lifecycle;
+mod orders;
 mod pipeline;
 mod portal;
 mod readers;

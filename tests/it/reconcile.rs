@@ -213,15 +213,44 @@ async fn clean_data_has_no_difference_beyond_fx_conversions() {
         "{batches:?}"
     );
     assert!(rows(&wh, "recon_statements", &["transaction_id"]).is_empty());
-    let status = rows(&wh, "order_status", &["external_order_id", "status"]);
+    // `order_status` holds one row per order any sync saw (kept from the ledger: failed
+    // payments and orders of the synced days outside the window too); reconcile annotates
+    // the seller's orders: one per payment of the window, matched or explained by the rate.
+    let status = rows(
+        &wh,
+        "order_status",
+        &[
+            "account_id",
+            "external_order_id",
+            "status",
+            "reconciliation",
+            "reconciliation_classification",
+        ],
+    );
+    let keys: std::collections::BTreeSet<(&str, &str)> = status
+        .iter()
+        .map(|r| (r[0].as_str(), r[1].as_str()))
+        .collect();
+    assert_eq!(keys.len(), status.len(), "one row per order");
+    let annotated: Vec<&Vec<String>> = status.iter().filter(|r| !r[3].is_empty()).collect();
     let payments = ts
         .iter()
         .filter(|t| t.kind == TxnType::Payment && !t.failed)
         .count();
-    assert_eq!(status.len(), payments);
+    assert_eq!(annotated.len(), payments);
+    let mut results: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+    for r in &annotated {
+        *results.entry((r[3].as_str(), r[4].as_str())).or_default() += 1;
+    }
+    let want = BTreeMap::from([
+        (("amount_difference", "fx_conversion"), fx),
+        (("matched", ""), payments as u64 - fx),
+    ]);
+    assert_eq!(results, want);
+    assert!(status.iter().all(|r| r[2] != "missing"));
     let mut by: BTreeMap<&str, usize> = BTreeMap::new();
-    for r in &status {
-        *by.entry(r[1].as_str()).or_default() += 1;
+    for r in &annotated {
+        *by.entry(r[2].as_str()).or_default() += 1;
     }
     assert!(
         by["paid"] > 0 && by["refunded"] > 0 && by["partially_refunded"] > 0,

@@ -79,10 +79,13 @@ pub(super) fn join_one(
             detail,
         })
     };
+    let note = verdict.as_ref().map_or(("matched", None, None), |v| {
+        (v.result, Some(v.classification), v.difference)
+    });
     if let Some(v) = verdict {
         j.difference(o.account, o.order, v, findings, sink)?;
     }
-    j.status(o, sink)
+    j.status(o, note, sink)
 }
 
 /// The transactions of one (account, order id), summed.
@@ -244,7 +247,12 @@ impl Joined<'_, '_, '_> {
     }
 
     /// Stages the order's `order_status` row.
-    fn status(&self, o: &OrderRec<'_>, sink: &mut Sink) -> Result<(), ReconcileError> {
+    fn status(
+        &self,
+        o: &OrderRec<'_>,
+        note: (&str, Option<&str>, Option<i128>),
+        sink: &mut Sink,
+    ) -> Result<(), ReconcileError> {
         let (first, paid) = (self.paid.first(), &self.paid);
         sink.status.push(&OrderStatusRow {
             account_id: o.account,
@@ -261,6 +269,9 @@ impl Joined<'_, '_, '_> {
             disputed_amount: paid.has_chargeback.then_some(-paid.disputed),
             payment_transaction_id: first.map(|p| p.transaction_id),
             last_transaction_at: paid.ts.last().map(|t| t.created_us),
+            reconciliation: note.0,
+            classification: note.1,
+            difference_amount: note.2,
         })?;
         Ok(())
     }

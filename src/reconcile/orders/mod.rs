@@ -7,7 +7,8 @@
 //! Per order of the window: matched (maybe with an explained amount difference: `fee`,
 //! `partial_refund`, `fx_conversion` at the stored `fx_rate`), paid after the window
 //! (`timing`), sold but not paid, or paid but unknown to the seller — and its payment status
-//! (`paid`, `refunded`, `partially_refunded`, `disputed`, `missing`) in `order_status`.
+//! — the seller's figures and the result, and `missing` for an order without payment — added to
+//! the ledger-kept `order_status` through [`crate::orders::annotate`].
 
 mod buckets;
 mod classify;
@@ -217,4 +218,44 @@ fn join_bucket(
         join_one(None, ts, window, quarantine, findings, sink)?;
     }
     Ok(())
+}
+
+/// Adds the staged seller notes to `order_status` ([`crate::orders::annotate`]), one staging
+/// group at a time; returns the rows annotated or added.
+pub(crate) async fn annotate_staged(
+    mut files: Vec<PathBuf>,
+    dest: &crate::load::Destination,
+    lineage: &crate::transform::Lineage,
+) -> Result<u64, ReconcileError> {
+    use super::rows::OrderStatusRow;
+    use super::stage::{self, StagedRow};
+    use crate::orders::annotate::{SellerNote, apply};
+    use crate::orders::rows::Seller;
+    stage::replay_order(&mut files);
+    let mut total = 0;
+    for p in files {
+        let mut notes = Vec::new();
+        stage::replay(&p, |d| {
+            let r = OrderStatusRow::decode(d);
+            notes.push(SellerNote {
+                account_id: r.account_id.to_string(),
+                business_date: r.business_date,
+                external_order_id: r.external_order_id.to_string(),
+                channel: r.channel.map(str::to_string),
+                seller: Seller {
+                    order_currency: Some(r.order_currency.to_string()),
+                    order_amount: Some(r.order_amount),
+                    order_time: r.order_time,
+                    reconciliation: Some(r.reconciliation.to_string()),
+                    classification: r.classification.map(str::to_string),
+                    difference: r.difference_amount,
+                },
+                missing: r.status == "missing",
+            });
+            Ok(())
+        })?;
+        let (annotated, missing) = apply(dest, notes, lineage).await?;
+        total += annotated + missing;
+    }
+    Ok(total)
 }

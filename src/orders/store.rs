@@ -1,0 +1,256 @@
+//! Owns reading and writing `order_status` partitions of one account: finding the rows of
+//! given orders (searching the partitions around their days), reading partitions whole, and
+//! writing back the ones that changed.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use object_store::path::Path;
+
+use super::OrdersError;
+use super::rows::{StatusRow, read_status, status_batch};
+use super::table::ORDER_STATUS;
+use crate::contract::business_day::day_number;
+use crate::contract::paths::encode_segment;
+use crate::load::partition::date_text;
+use crate::load::reader::delete_file;
+use crate::load::{
+    Destination, PartitionKey, TableWriter, WriteMode, WriterConfig, list_partitions, read_columns,
+};
+use crate::transform::Lineage;
+
+/// One account's `order_status` partitions.
+pub struct AccountStatus<'a> {
+    dest: &'a Destination,
+    account: String,
+    /// Stored partitions by business day.
+    parts: BTreeMap<i32, Path>,
+}
+
+/// What to look for: order id → (earliest, latest) day it is expected around, and whether
+/// it must be searched for beyond that (no payment seen, so it may be old).
+pub type Wanted = BTreeMap<String, (i32, i32, bool)>;
+
+impl<'a> AccountStatus<'a> {
+    /// Lists the account's partitions.
+    pub async fn open(
+        dest: &'a Destination,
+        account: &str,
+    ) -> Result<AccountStatus<'a>, OrdersError> {
+        let under = format!("account_id={}", encode_segment(account));
+        let mut parts = BTreeMap::new();
+        for p in list_partitions(dest, &ORDER_STATUS, &[under.as_str()]).await? {
+            if p.value("account_id") != Some(account) {
+                continue;
+            }
+            if let Some(d) = p
+                .value("business_date")
+                .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+            {
+                parts.insert(day_number(d), p.path);
+            }
+        }
+        Ok(AccountStatus {
+            dest,
+            account: account.to_string(),
+            parts,
+        })
+    }
+
+    async fn ids(&self, day: i32) -> Result<Vec<String>, OrdersError> {
+        let Some(path) = self.parts.get(&day) else {
+            return Ok(vec![]);
+        };
+        let cols = ["external_order_id"];
+        let Some(batches) = read_columns(self.dest, &ORDER_STATUS, path, &cols).await? else {
+            return Ok(vec![]);
+        };
+        let mut out = Vec::new();
+        for b in &batches {
+            let a = arrow::array::AsArray::as_string::<i32>(b.column(0));
+            out.extend(a.iter().flatten().map(str::to_string));
+        }
+        Ok(out)
+    }
+
+    /// The days whose partitions hold each wanted order: the partitions within `lookback`
+    /// days of its expected days first, then, for orders flagged to search further and not
+    /// found yet, every older partition (newest first) until they are.
+    pub async fn locate(
+        &self,
+        wanted: &Wanted,
+        lookback: i32,
+    ) -> Result<BTreeMap<String, Vec<i32>>, OrdersError> {
+        let mut found: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+        let (Some(lo), Some(hi)) = (
+            wanted.values().map(|w| w.0).min(),
+            wanted.values().map(|w| w.1).max(),
+        ) else {
+            return Ok(found);
+        };
+        let near: Vec<i32> = self
+            .parts
+            .range(lo - lookback..=hi + lookback)
+            .map(|(d, _)| *d)
+            .collect();
+        for d in near.iter().rev() {
+            for id in self.ids(*d).await? {
+                if wanted.contains_key(&id) {
+                    found.entry(id).or_default().push(*d);
+                }
+            }
+        }
+        let mut far: BTreeSet<&String> = wanted
+            .iter()
+            .filter(|(id, w)| w.2 && !found.contains_key(*id))
+            .map(|(id, _)| id)
+            .collect();
+        let older: Vec<i32> = self.parts.range(..lo - lookback).map(|(d, _)| *d).collect();
+        for d in older.iter().rev() {
+            if far.is_empty() {
+                break;
+            }
+            for id in self.ids(*d).await? {
+                if far.remove(&id) {
+                    found.entry(id).or_default().push(*d);
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Every row of the partition of `day` (none when it does not exist).
+    pub async fn read_day(&self, day: i32) -> Result<Vec<StatusRow>, OrdersError> {
+        let Some(path) = self.parts.get(&day) else {
+            return Ok(vec![]);
+        };
+        let Some(batches) = read_columns(self.dest, &ORDER_STATUS, path, &[]).await? else {
+            return Ok(vec![]);
+        };
+        let mut out = Vec::new();
+        for b in &batches {
+            out.extend(read_status(b)?);
+        }
+        Ok(out)
+    }
+
+    /// Writes `rows` (each into its `business_date`'s partition). `read` are the partitions
+    /// the caller read whole: they become exactly the rows given (a day left without rows
+    /// loses its file). A row landing in a partition the caller did not read is added to it:
+    /// that partition's other orders are read back and kept (only an older row of the same
+    /// order is dropped), so no order's row is ever lost by being written next to it.
+    /// Returns the rows written.
+    pub async fn write_days(
+        &mut self,
+        read: &BTreeSet<i32>,
+        mut rows: Vec<StatusRow>,
+        lineage: &Lineage,
+    ) -> Result<u64, OrdersError> {
+        let filled: BTreeSet<i32> = rows.iter().map(|r| r.business_date).collect();
+        let unread: Vec<i32> = filled
+            .difference(read)
+            .filter(|d| self.parts.contains_key(d))
+            .copied()
+            .collect();
+        if !unread.is_empty() {
+            let ids: HashSet<String> = rows.iter().map(|r| r.external_order_id.clone()).collect();
+            for d in unread {
+                let others = self.read_day(d).await?;
+                rows.extend(
+                    others
+                        .into_iter()
+                        .filter(|r| !ids.contains(&r.external_order_id)),
+                );
+            }
+        }
+        let mut writer = TableWriter::new(
+            self.dest,
+            &ORDER_STATUS,
+            WriteMode::Replace,
+            WriterConfig::default(),
+        );
+        for chunk in rows.chunks(8192) {
+            writer.write(&status_batch(chunk, lineage)?)?;
+        }
+        let summary = writer.finish().await?;
+        for d in read.difference(&filled) {
+            if let Some(p) = self.parts.remove(d) {
+                delete_file(self.dest, &p).await?;
+            }
+        }
+        for d in &filled {
+            let key = PartitionKey(vec![
+                format!("account_id={}", encode_segment(&self.account)),
+                format!("business_date={}", date_text(*d)),
+            ]);
+            self.parts.insert(
+                *d,
+                TableWriter::partition_path(self.dest, &ORDER_STATUS, &key),
+            );
+        }
+        Ok(summary.rows_written)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::orders::keep::empty_row;
+
+    fn ids(rows: &[StatusRow]) -> Vec<&str> {
+        let mut v: Vec<&str> = rows.iter().map(|r| r.external_order_id.as_str()).collect();
+        v.sort_unstable();
+        v
+    }
+
+    #[tokio::test]
+    async fn a_row_written_into_a_partition_not_read_keeps_its_other_orders() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = Destination::local(dir.path()).unwrap();
+        let lineage = Lineage::new("t", chrono::DateTime::from_timestamp(0, 0).unwrap());
+        let (d1, d2) = (20518, 20519);
+        let mut s = AccountStatus::open(&dest, "A").await.unwrap();
+        let rows = vec![
+            empty_row("A", "O1", d1),
+            empty_row("A", "O2", d1),
+            empty_row("A", "O3", d2),
+        ];
+        s.write_days(&BTreeSet::new(), rows, &lineage)
+            .await
+            .unwrap();
+        // O4 lands in d1 unread; O3 (read from d2) moves to d1 too: d1 keeps O1 and O2, d2
+        // loses its file.
+        let mut s = AccountStatus::open(&dest, "A").await.unwrap();
+        let mut o3 = s.read_day(d2).await.unwrap().pop().unwrap();
+        o3.business_date = d1;
+        let read = BTreeSet::from([d2]);
+        let n = s
+            .write_days(&read, vec![empty_row("A", "O4", d1), o3], &lineage)
+            .await
+            .unwrap();
+        assert_eq!(n, 4);
+        let s = AccountStatus::open(&dest, "A").await.unwrap();
+        assert_eq!(
+            ids(&s.read_day(d1).await.unwrap()),
+            ["O1", "O2", "O3", "O4"]
+        );
+        assert!(s.read_day(d2).await.unwrap().is_empty());
+        assert!(!s.parts.contains_key(&d2));
+        // A newer row of an order stored in a partition not read replaces it there.
+        let mut s = s;
+        let mut o1 = empty_row("A", "O1", d1);
+        o1.version = 2;
+        s.write_days(&BTreeSet::new(), vec![o1], &lineage)
+            .await
+            .unwrap();
+        let s = AccountStatus::open(&dest, "A").await.unwrap();
+        let rows = s.read_day(d1).await.unwrap();
+        assert_eq!(ids(&rows), ["O1", "O2", "O3", "O4"]);
+        assert_eq!(
+            rows.iter()
+                .find(|r| r.external_order_id == "O1")
+                .unwrap()
+                .version,
+            2
+        );
+    }
+}
