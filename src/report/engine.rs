@@ -31,16 +31,14 @@ pub struct Span {
 }
 
 impl Span {
-    /// The span of the month starting `first`.
-    pub fn month(first: NaiveDate, lookback_days: u32) -> Span {
-        let next = first
-            .checked_add_months(chrono::Months::new(1))
-            .expect("month in range");
-        Span {
+    /// The span of the month starting `first` (`None` past chrono's last month).
+    pub fn month(first: NaiveDate, lookback_days: u32) -> Option<Span> {
+        let next = first.checked_add_months(chrono::Months::new(1))?;
+        Some(Span {
             first: day_number(first),
             last: day_number(next) - 1,
             lookback: lookback_days as i32,
-        }
+        })
     }
 
     /// Whether `day` is in the month.

@@ -53,6 +53,9 @@ pub enum ReportError {
         #[source]
         source: std::io::Error,
     },
+    /// The month asked for is not a calendar month chrono can count to its end.
+    #[error("{0} is not a month the report can cover")]
+    Month(Month),
 }
 
 /// What to report.
@@ -114,8 +117,9 @@ pub async fn monthly(
 ) -> Result<MonthlyReport, ReportError> {
     let started = Instant::now();
     let def = &cfg.definition;
-    let first = NaiveDate::from_ymd_opt(cfg.month.year, cfg.month.month, 1).expect("a month");
-    let span = Span::month(first, def.lookback_days);
+    let span = NaiveDate::from_ymd_opt(cfg.month.year, cfg.month.month, 1)
+        .and_then(|first| Span::month(first, def.lookback_days))
+        .ok_or(ReportError::Month(cfg.month))?;
     let accounts = accounts(dest, cfg.accounts.as_deref(), &span).await?;
     let rates = RateBook::read(dest, (span.first - span.lookback - 1)..=(span.last + 1)).await?;
     let mut cells: Vec<Cells> = Vec::with_capacity(accounts.len());
