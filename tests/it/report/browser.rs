@@ -136,4 +136,10 @@ async fn the_page_renders_in_headless_chromium() {
     if let Ok(keep) = std::env::var("MB_REPORT_SCREENSHOT") {
         std::fs::copy(&shot, keep).unwrap();
     }
+    // The README shows the screenshot kept in the repository.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    assert!(readme.contains("](docs/monthly-report.png)"));
+    let kept = std::fs::read(root.join("docs/monthly-report.png")).unwrap();
+    assert!(kept.starts_with(b"\x89PNG") && kept.len() > 20_000);
 }
