@@ -53,6 +53,17 @@ pub enum ReportError {
         #[source]
         source: std::io::Error,
     },
+    /// Reading one account's rows of the month failed.
+    #[error("month {month}, account {account}: {source}")]
+    Account {
+        /// The month.
+        month: Month,
+        /// The account.
+        account: String,
+        /// Cause (it names the table's file).
+        #[source]
+        source: Box<LoadError>,
+    },
     /// The month asked for is not a calendar month chrono can count to its end.
     #[error("{0} is not a month the report can cover")]
     Month(Month),
@@ -124,7 +135,12 @@ pub async fn monthly(
     let rates = RateBook::read(dest, (span.first - span.lookback - 1)..=(span.last + 1)).await?;
     let mut cells: Vec<Cells> = Vec::with_capacity(accounts.len());
     for a in &accounts {
-        cells.push(engine::account_cells(dest, def, &span, a, &rates).await?);
+        let one = engine::account_cells(dest, def, &span, a, &rates).await;
+        cells.push(one.map_err(|source| ReportError::Account {
+            month: cfg.month,
+            account: a.id.clone(),
+            source: Box::new(source),
+        })?);
         tracing::info!(account = %a.id, secs = started.elapsed().as_secs_f64(), "account figures");
     }
     let mut present = BTreeSet::new();

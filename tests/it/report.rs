@@ -554,3 +554,34 @@ print(len(want), want == got)
     let page = std::fs::read_to_string(out.path().join("monthly-2026-10-USD.html")).unwrap();
     assert!(page.contains("data-figure=\"adjustments\""));
 }
+
+/// A file the report cannot read is an error naming the month, the account and the table's
+/// file — no page, no partial figures.
+#[test]
+fn an_unreadable_file_names_month_account_and_table() {
+    let wh = copy_dir(october());
+    let part = wh
+        .path()
+        .join("transactions/account_id=ACC-JP-0003/created_date=2026-10-20");
+    let file = helpers::parquet_files(&part).pop().unwrap();
+    std::fs::write(&file, b"not parquet").unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_maribank-etl"))
+        .args(["report", "monthly", "--month", "2026-10", "--dest"])
+        .arg(wh.path())
+        .arg("--out")
+        .arg(out.path())
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    for says in [
+        "month 2026-10",
+        "account ACC-JP-0003",
+        "transactions/account_id=ACC-JP-0003/created_date=2026-10-20/",
+    ] {
+        assert!(err.contains(says), "{says}: {err}");
+    }
+    assert!(!out.path().join("monthly-2026-10-USD.html").exists());
+}
