@@ -9,6 +9,8 @@
 //! - [`pipeline`]: runs (sync, incremental, backfill) driving the three stages, with state,
 //!   leases, run reports and alerts kept in the destination.
 //! - [`reconcile`]: the warehouse checked against statements, settlements and seller orders.
+//! - [`finance`]: the reporting currency, reference rates of a business day, FX impact.
+//! - [`report`]: the monthly finance pack (an HTML page and `report_monthly_*` tables).
 //! - [`orders`]: each order's payment status kept from the ledger, its change feed, and the
 //!   signed push to the seller's order system.
 //! - [`sandbox`]: an embedded server implementing the whole contract with deterministic data.
@@ -26,6 +28,7 @@ pub mod cli;
 pub mod clock;
 pub mod contract;
 pub mod extract;
+pub mod finance;
 pub mod host;
 pub mod load;
 pub mod logging;
@@ -34,6 +37,7 @@ pub mod pipeline;
 pub mod reconcile;
 pub mod redact;
 pub mod registry;
+pub mod report;
 pub mod sandbox;
 pub mod secret_file;
 pub mod server;

@@ -406,8 +406,8 @@ impl FromStr for Stream {
 }
 
 /// Every warehouse table the project writes, in a fixed order: the streams' tables, then
-/// quarantine, reconciliation results, webhook events, call volume, the dispute and payout
-/// reconciliation results, the trace index and the cash position.
+/// quarantine, reconciliation results, webhook events, call volume, the monthly report, the
+/// dispute and payout reconciliation results, the trace index and the cash position.
 pub fn all_tables() -> Vec<&'static TableDef> {
     let mut out: Vec<&'static TableDef> = Stream::ALL.iter().map(|s| s.table()).collect();
     out.extend([
@@ -420,6 +420,9 @@ pub fn all_tables() -> Vec<&'static TableDef> {
         &*crate::reconcile::tables::RECON_PORTAL,
         &*crate::webhook::table::WEBHOOK_EVENTS,
         &*crate::pipeline::usage::USAGE,
+        &*crate::report::tables::REPORT_MONTHLY_FIGURES,
+        &*crate::report::tables::REPORT_MONTHLY_DAILY,
+        &*crate::report::tables::REPORT_MONTHLY_RECON,
         &*crate::reconcile::tables::RECON_DISPUTES,
         &*crate::reconcile::tables::RECON_PAYOUTS,
         &*crate::pipeline::lineage::TRACE_INDEX,

@@ -1,9 +1,10 @@
 //! `maribank-etl demo`: the first command a newcomer runs — the sandbox in-process on a free
-//! port, a month synced for every account, a summary and a DuckDB query to paste.
+//! port, a month synced for every account, a summary and a DuckDB query to paste, a
+//! reconciliation, and the monthly finance pack of the month synced most.
 
 use std::process::ExitCode;
 
-use chrono::{Duration, Utc};
+use chrono::{Duration, NaiveDate, Utc};
 use clap::Args;
 
 use super::output::{errln, outln};
@@ -12,6 +13,7 @@ use crate::ExitStatus;
 use crate::contract::signing::Credentials;
 use crate::pipeline::config::{ApiEnv, Overrides, Settings};
 use crate::pipeline::run::{Plan, Runner};
+use crate::pipeline::usage::Month;
 use crate::sandbox::{FaultKind, Sandbox, SandboxConfig};
 
 /// Options of `demo`.
@@ -103,6 +105,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         );
         outln!("More questions finance asks: pipelines/duckdb/finance.sql");
         reconcile_step(&args.dest, &world, &config, recon_start, recon_end).await;
+        report_step(&args.dest, recon_start, recon_end).await;
     }
     // The demo's job is to show the run: alerts are printed above, only a failure fails it.
     Ok(match outcome.error {
@@ -165,4 +168,50 @@ async fn reconcile_step(
         "Rerun it: maribank-etl reconcile --dest {dest} --start {start} --end {end} --orders {}",
         orders.display()
     );
+}
+
+/// The month with the most business days in `[start, end)` (the later one on a tie).
+fn busiest_month(start: NaiveDate, end: NaiveDate) -> Month {
+    let mut counts: std::collections::BTreeMap<Month, i64> = Default::default();
+    let mut d = start;
+    while d < end {
+        *counts.entry(Month::of(d)).or_default() += 1;
+        d = d.succ_opt().expect("date in range");
+    }
+    counts
+        .into_iter()
+        .max_by_key(|(m, n)| (*n, *m))
+        .map_or(Month::of(start), |(m, _)| m)
+}
+
+/// Writes the monthly finance pack of the month synced most and prints where it is.
+async fn report_step(dest: &str, start: NaiveDate, end: NaiveDate) {
+    if start >= end {
+        return;
+    }
+    let month = busiest_month(start, end);
+    outln!();
+    outln!(
+        "Writing the monthly finance pack of {month} (business days synced: {start} .. {end}, end exclusive) …"
+    );
+    let d = match crate::load::Destination::parse(dest, &Default::default()) {
+        Ok(d) => d,
+        Err(e) => {
+            errln!("error: {e}");
+            return;
+        }
+    };
+    let cfg = crate::report::MonthlyConfig {
+        month,
+        currency: crate::finance::DEFAULT_REPORTING_CURRENCY.to_string(),
+        accounts: None,
+        definition: crate::report::definition::Definition::built_in(),
+        out_dir: None,
+        now: Utc::now(),
+    };
+    match crate::report::monthly(&d, &cfg).await {
+        Ok(r) => super::report::print_report(&r, &cfg),
+        Err(e) => errln!("error: report: {e}"),
+    }
+    outln!("Rerun it: maribank-etl report monthly --month {month} --dest {dest} [--currency CNY]");
 }

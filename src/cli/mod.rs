@@ -7,6 +7,7 @@ pub mod migrate;
 pub mod orders;
 pub mod output;
 pub mod reconcile;
+pub mod report;
 pub mod run;
 pub mod sandbox;
 pub mod trace;
@@ -56,6 +57,8 @@ pub enum Command {
     Usage(usage::UsageArgs),
     /// One transaction's story: related records, batch, payout, disputes, statements, raw responses.
     Trace(trace::TraceArgs),
+    /// Reports of the warehouse: the monthly finance pack (an HTML page and BI tables).
+    Report(report::ReportArgs),
     /// The order system feed: push order status changes to the OMS, show and replay dead letters.
     Orders(orders::OrdersArgs),
 }
@@ -88,6 +91,7 @@ pub fn main() -> ExitCode {
             Command::Migrate(args) => Ok(migrate::run(args).await),
             Command::Usage(args) => Ok(usage::run(args).await),
             Command::Trace(args) => Ok(trace::run(args).await),
+            Command::Report(args) => Ok(report::run(args).await),
         }
     });
     match result {

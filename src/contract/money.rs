@@ -224,10 +224,37 @@ pub fn round_to_currency(units4: i128, currency: &str) -> i128 {
     div_round(units4, unit) * unit
 }
 
+/// `10^10`: one unit of a `Decimal128(20, 10)` rate.
+pub const RATE_ONE: i128 = 10_000_000_000;
+
 /// An amount in warehouse units converted at `rate_e10` (a `Decimal128(20, 10)` rate: units of
-/// the target per one unit of the source), rounded to `to_currency`'s minor unit.
+/// the target per one unit of the source), rounded once, half away from zero, to
+/// `to_currency`'s minor unit (never first to four digits and then again). `None` when the
+/// product does not fit an `i128`.
+pub fn try_convert_units4(units4: i128, rate_e10: i128, to_currency: &str) -> Option<i128> {
+    let unit = 10i128.pow(4 - digits_or_two(to_currency).min(4));
+    let minor = div_round(units4.checked_mul(rate_e10)?, RATE_ONE.checked_mul(unit)?);
+    minor.checked_mul(unit)
+}
+
+/// [`try_convert_units4`] for amounts and rates the warehouse types bound (18 and 20 digits
+/// of which a day's or a month's sums use far fewer); panics on an `i128` overflow.
 pub fn convert_units4(units4: i128, rate_e10: i128, to_currency: &str) -> i128 {
-    round_to_currency(div_round(units4 * rate_e10, 10_000_000_000), to_currency)
+    try_convert_units4(units4, rate_e10, to_currency).expect("amount × rate fits an i128")
+}
+
+/// The cross rate of two currencies quoted against one base (`from_per_base_e10` and
+/// `to_per_base_e10`: units of each per one unit of the base, scaled by 10^10, as `fx_rates`
+/// stores them): units of `to` per one unit of `from`, rounded half away from zero to ten
+/// decimals (the `Decimal128(20, 10)` scale). `None` for a non-positive `from` rate.
+pub fn cross_rate_e10(from_per_base_e10: i128, to_per_base_e10: i128) -> Option<i128> {
+    if from_per_base_e10 <= 0 {
+        return None;
+    }
+    Some(div_round(
+        to_per_base_e10.checked_mul(RATE_ONE)?,
+        from_per_base_e10,
+    ))
 }
 
 /// A decimal string in warehouse units (`Decimal128(18, 4)`), any digits up to 4.
@@ -378,6 +405,20 @@ mod tests {
             convert_units4(1_000_000, 1_500_000_000_000, "JPY"),
             150_000_000
         );
+        // Rounded once: 0.004950 USD is 0.00, not 0.0050 and then 0.01.
+        assert_eq!(convert_units4(495, 1_000_000_000, "USD"), 0);
+        assert_eq!(convert_units4(-500, 1_000_000_000, "USD"), -100);
+        assert_eq!(try_convert_units4(i128::MAX / 2, RATE_ONE, "USD"), None);
+        // 7.21 CNY and 0.92 EUR per USD: 7.8369565217 CNY per EUR; the inverse 0.1276005548.
+        assert_eq!(
+            cross_rate_e10(9_200_000_000, 72_100_000_000),
+            Some(78_369_565_217)
+        );
+        assert_eq!(
+            cross_rate_e10(72_100_000_000, 9_200_000_000),
+            Some(1_276_005_548)
+        );
+        assert_eq!(cross_rate_e10(0, RATE_ONE), None);
         assert_eq!(fmt_amount(-123_000, "USD"), "-12.30");
         assert_eq!(fmt_amount(15_000_000, "JPY"), "1500");
         assert_eq!(fmt_amount(12_345, "USD"), "1.2345");

@@ -57,6 +57,9 @@ pub struct PipelineFile {
     /// The environment the pipeline must run in (`sandbox` or `production`): a credential or
     /// base URL of the other one fails the run before any call.
     pub environment: Option<Environment>,
+    /// The currency the books are kept in (ISO 4217; default USD): `report monthly` converts
+    /// every amount into it at the business day's reference rate.
+    pub reporting_currency: Option<String>,
     /// API client settings.
     #[serde(default)]
     pub api: ApiConfig,
@@ -373,6 +376,14 @@ impl PipelineFile {
         })
     }
 
+    /// The validated `reporting_currency` (the default when unset).
+    pub fn reporting_currency(&self) -> Result<String, ConfigError> {
+        match &self.reporting_currency {
+            None => Ok(crate::finance::DEFAULT_REPORTING_CURRENCY.to_string()),
+            Some(c) => crate::finance::reporting_currency(c).map_err(ConfigError),
+        }
+    }
+
     /// Whether the pipeline at `path` (if any) sets `[api] allow_insecure_http = true`: for the
     /// commands that read no other setting (`check`, `accounts`).
     pub fn allows_insecure_http(path: Option<&Path>) -> Result<bool, ConfigError> {
@@ -396,6 +407,8 @@ pub struct Settings {
     pub accounts: Option<Vec<String>>,
     /// The pinned environment, if any.
     pub environment: Option<Environment>,
+    /// The reporting currency (validated ISO 4217).
+    pub reporting_currency: String,
     /// `[api]`.
     pub api: ApiConfig,
     /// `[windows]`.
@@ -475,6 +488,7 @@ impl Settings {
         f.windows.validate()?;
         f.alerts.validate()?;
         f.orders.validate()?;
+        let reporting_currency = f.reporting_currency()?;
         let name = o
             .name
             .clone()
@@ -495,6 +509,7 @@ impl Settings {
             streams,
             accounts,
             environment: f.environment,
+            reporting_currency,
             api: f.api,
             windows: f.windows,
             alerts: f.alerts,
@@ -827,6 +842,15 @@ mod tests {
         let s = resolve("environment = \"production\"\n").unwrap();
         assert_eq!(s.environment, Some(Environment::Production));
         assert_eq!(s.alerts.sunset_warning_days, DEFAULT_SUNSET_WARNING_DAYS);
+        assert_eq!(s.reporting_currency, "USD");
+        assert_eq!(
+            resolve("reporting_currency = \"CNY\"\n")
+                .unwrap()
+                .reporting_currency,
+            "CNY"
+        );
+        let e = resolve("reporting_currency = \"rmb\"\n").unwrap_err();
+        assert!(e.to_string().contains("ISO 4217"), "{e}");
         let e = resolve("environment = \"prod\"\n").unwrap_err();
         assert!(e.to_string().contains("production"), "{e}");
         let e = resolve("[alerts]\nsunset_warning_days = 5000\n").unwrap_err();

@@ -200,7 +200,8 @@ pub struct LedgerTxn<'a> {
     pub fx_rate: Option<i128>,
     /// `created_at`, UTC microseconds.
     pub created_us: i64,
-    /// Account-local business day of `created_at` (`Date32`).
+    /// Account-local business day of `created_at` (`Date32`): the stored `business_date`,
+    /// or worked out in the account's zone where a file has none (written before the column).
     pub local_day: i32,
     /// `settlement_batch_id`.
     pub batch: Option<&'a str>,
@@ -228,6 +229,7 @@ const LEDGER_COLUMNS: &[&str] = &[
     "settlement_batch_id",
     "external_order_id",
     "channel",
+    "business_date",
 ];
 
 /// The ordered pass over one account's ledger: its UTC `created_date` partitions of a range of
@@ -242,7 +244,7 @@ pub struct LedgerPass<'a> {
 
 impl<'a> LedgerPass<'a> {
     /// The pass over `files` (from [`AccountFiles::transactions`]) for UTC days `days`, rows
-    /// assigned to their business day in `tz`.
+    /// assigned to their business day (the stored `business_date`, else worked out in `tz`).
     pub fn new(
         dest: &'a Destination,
         files: &'a BTreeMap<i32, Path>,
@@ -328,8 +330,13 @@ impl LedgerPartition {
             let rate = dec_col(b, "fx_rate");
             let channel = str_col(b, "channel");
             let related = str_col(b, "related_transaction_id");
+            let stored_day = date_col(b, "business_date");
             for i in 0..b.num_rows() {
                 let created_us = created.value(i);
+                let local_day = match stored_day.filter(|d| d.is_valid(i)) {
+                    Some(d) => d.value(i),
+                    None => days.day(created_us),
+                };
                 f(&LedgerTxn {
                     id: id.value(i),
                     kind: kind.value(i),
@@ -342,7 +349,7 @@ impl LedgerPartition {
                     original_amount: opt_dec(oamt, i),
                     fx_rate: opt_dec(rate, i),
                     created_us,
-                    local_day: days.day(created_us),
+                    local_day,
                     batch: opt(batch, i),
                     order: opt(order, i),
                     channel: opt(channel, i),

@@ -104,9 +104,19 @@ async fn demo_syncs_a_small_month_into_a_fresh_folder() {
         "accounts",
         "fx_rates",
         "_runs/demo",
+        "report_monthly_figures",
+        "report_monthly_daily",
+        "report_monthly_recon",
     ] {
         assert!(dest.join(table).is_dir(), "{table} missing");
     }
+    // The demo ends with the monthly finance pack of the month it synced.
+    let pages: Vec<_> = std::fs::read_dir(dest.join("_reports"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("monthly-") && n.ends_with("-USD.html"))
+        .collect();
+    assert_eq!(pages.len(), 1, "{pages:?}");
     // The finance queries shipped in pipelines/duckdb run against it with a real DuckDB.
     let sql = concat!(env!("CARGO_MANIFEST_DIR"), "/pipelines/duckdb/finance.sql");
     let script = r#"
@@ -141,9 +151,10 @@ print(",".join(map(str, counts)))
         .split(',')
         .map(|x| x.parse().unwrap())
         .collect();
-    // Three views, then five questions: daily net per currency and fees by channel have rows.
-    assert_eq!(n.len(), 8, "{counts}");
-    assert!(n[3] > 0 && n[4] > 0, "{counts}");
+    // Four views, then six questions: daily net per business day, fees by channel and the FX
+    // impact per month have rows.
+    assert_eq!(n.len(), 10, "{counts}");
+    assert!(n[4] > 0 && n[5] > 0 && n[9] > 0, "{counts}");
 }
 
 #[test]

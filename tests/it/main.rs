@@ -15,6 +15,7 @@ mod pipeline;
 mod portal;
 mod readers;
 mod reconcile;
+mod report;
 mod safety;
 mod sandbox;
 mod sandbox_lifecycles;
