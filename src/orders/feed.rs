@@ -2,13 +2,20 @@
 //! recompute (`dirty/`), the sequence (`sequence/`), the committed changes (`feed/`), how far
 //! `order_status` reflects them (`applied/`), and the pusher's cursor and dead letters.
 //!
-//! A step commits its changes by creating one segment object `feed/<account>/<first seq>.jsonl`
+//! A step commits its changes by creating one segment object
+//! `feed/<account>/<first seq>.jsonl.gz` (gzip'd JSON lines: a tenth of the plain size; plain
+//! `.jsonl` segments are read too)
 //! (`PutMode::Create`): before that nothing happened, after it the changes exist exactly once
 //! whatever follows. Sequences come from generation objects written with `PutMode::Create`, so
 //! concurrent runs of different accounts never share one; within an account (whose runs hold
 //! its lease) segments are committed in sequence order.
 
 use std::collections::BTreeSet;
+use std::io::{Read, Write};
+
+use flate2::Compression;
+use flate2::read::GzDecoder;
+use flate2::write::GzEncoder;
 
 use serde::{Deserialize, Serialize};
 
@@ -202,14 +209,15 @@ impl Feed {
         let Some(first) = changes.first() else {
             return Ok(());
         };
-        let mut body = Vec::new();
+        let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
         for c in changes {
-            serde_json::to_writer(&mut body, c).expect("a change serialises");
-            body.push(b'\n');
+            serde_json::to_writer(&mut gz, c).expect("a change serialises");
+            gz.write_all(b"\n").expect("writing to memory");
         }
+        let body = gz.finish().expect("writing to memory");
         let known = format!("accounts/{}.json", seg(account));
         self.state.create_json(&known, &account).await?;
-        let rel = format!("feed/{}/{:020}.jsonl", seg(account), first.sequence);
+        let rel = format!("feed/{}/{:020}{SEGMENT}", seg(account), first.sequence);
         if self.state.create_raw(&rel, body).await? {
             Ok(())
         } else {
@@ -242,6 +250,35 @@ impl Feed {
         Ok(self.state.get_json(&rel).await?.unwrap_or_default())
     }
 
+    /// Removes the facts of `account`'s segments that `order_status` fully reflects: a segment
+    /// followed by one starting at or below the `applied` mark (segments are applied in order,
+    /// so every change of the earlier one is applied). The facts serve only to repair a step
+    /// that crashed between its commit and `order_status`; kept forever they would grow the
+    /// state by about the feed's own size. The newest segment's facts stay. Returns how many
+    /// were removed.
+    pub async fn prune_facts(&self, account: &str) -> Result<u64, OrdersError> {
+        let applied = self.applied(account).await?;
+        let starts = self.segment_starts(account).await?;
+        let dir = format!("facts/{}", seg(account));
+        let kept: BTreeSet<i64> = self
+            .state
+            .list_names(&dir, None)
+            .await?
+            .iter()
+            .filter_map(|n| n.strip_suffix(".json")?.parse().ok())
+            .collect();
+        let mut removed = 0;
+        for w in starts.windows(2) {
+            if w[1] <= applied && kept.contains(&w[0]) {
+                self.state
+                    .delete(&format!("{dir}/{:020}.json", w[0]))
+                    .await?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     /// The first sequences of `account`'s segments, in order.
     pub async fn segment_starts(&self, account: &str) -> Result<Vec<i64>, OrdersError> {
         let dir = format!("feed/{}", seg(account));
@@ -250,7 +287,7 @@ impl Feed {
             .list_names(&dir, None)
             .await?
             .iter()
-            .filter_map(|n| n.strip_suffix(".jsonl")?.parse().ok())
+            .filter_map(|n| segment_start(n))
             .collect();
         out.sort_unstable();
         Ok(out)
@@ -266,7 +303,7 @@ impl Feed {
         let names = self.state.list_names(&dir, None).await?;
         let starts: Vec<(i64, &String)> = names
             .iter()
-            .filter_map(|n| Some((n.strip_suffix(".jsonl")?.parse().ok()?, n)))
+            .filter_map(|n| Some((segment_start(n)?, n)))
             .collect();
         // The segment holding `after + 1` starts at or before it: from the last such one on.
         let from = starts
@@ -275,9 +312,16 @@ impl Feed {
             .unwrap_or(0);
         let mut out = Vec::new();
         for (_, name) in &starts[from..] {
-            let Some(bytes) = self.state.get_raw(&format!("{dir}/{name}")).await? else {
+            let Some(mut bytes) = self.state.get_raw(&format!("{dir}/{name}")).await? else {
                 continue;
             };
+            if name.ends_with(".gz") {
+                let mut plain = Vec::new();
+                GzDecoder::new(&bytes[..])
+                    .read_to_end(&mut plain)
+                    .map_err(|e| OrdersError::Corrupt(format!("feed segment {dir}/{name}: {e}")))?;
+                bytes = plain.into();
+            }
             for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
                 let c: Change = serde_json::from_slice(line)
                     .map_err(|e| OrdersError::Corrupt(format!("feed segment {dir}/{name}: {e}")))?;
@@ -361,5 +405,30 @@ impl Feed {
     pub async fn remove_dead(&self, account: &str, sequence: i64) -> Result<(), OrdersError> {
         let rel = format!("dead/{}/{sequence:020}.json", seg(account));
         Ok(self.state.delete(&rel).await?)
+    }
+}
+
+/// The name suffix of the segments this version writes.
+const SEGMENT: &str = ".jsonl.gz";
+
+/// The first sequence a segment's object name carries (`<seq>.jsonl.gz`, or `<seq>.jsonl` as
+/// written before segments were compressed).
+fn segment_start(name: &str) -> Option<i64> {
+    let stem = name
+        .strip_suffix(SEGMENT)
+        .or_else(|| name.strip_suffix(".jsonl"))?;
+    stem.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::segment_start;
+
+    #[test]
+    fn segment_names_compressed_and_plain() {
+        assert_eq!(segment_start("00000000000000000042.jsonl.gz"), Some(42));
+        assert_eq!(segment_start("00000000000000000042.jsonl"), Some(42));
+        assert_eq!(segment_start("00000000000000000042.json"), None);
+        assert_eq!(segment_start(".00000000000000000042.jsonl.gz.tmp"), None);
     }
 }

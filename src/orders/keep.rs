@@ -82,6 +82,7 @@ impl Keeper<'_> {
             self.chunk(account, tz, &part, &mut sum).await?;
             self.feed.clear_dirty(account, &part).await?;
         }
+        self.feed.prune_facts(account).await?;
         Ok(sum)
     }
 

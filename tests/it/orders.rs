@@ -228,6 +228,23 @@ async fn status_is_kept_from_the_ledger_and_each_change_is_written_once() {
         .filter(|c| c.sequence > last_first && c.order_version > 1)
         .collect();
     assert!(later.len() > 10, "second changes: {}", later.len());
+    // The facts kept for repairs go once their segment is applied: only the newest segment's
+    // stay per account, while the feed keeps every segment.
+    let orders_state = wh.join("_state").join(PIPELINE).join("orders");
+    let count = |dir: std::path::PathBuf| std::fs::read_dir(dir).map_or(0, |d| d.count());
+    let mut accounts_seen = 0;
+    for account in std::fs::read_dir(orders_state.join("feed")).unwrap() {
+        let name = account.unwrap().file_name();
+        let segments = count(orders_state.join("feed").join(&name));
+        let facts = count(orders_state.join("facts").join(&name));
+        assert!(segments > 1, "{name:?}: {segments} segment(s)");
+        assert_eq!(
+            facts, 1,
+            "{name:?}: facts of {facts} of {segments} segments kept"
+        );
+        accounts_seen += 1;
+    }
+    assert!(accounts_seen > 0);
     let bad: Vec<String> = later
         .iter()
         .filter(|c| {
