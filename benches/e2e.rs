@@ -10,12 +10,16 @@
 //! shown after each point (the timers cost a few percent of CPU, so the main numbers are taken
 //! without). `MB_BENCH_BIN` runs another build of the binary (e.g. an older commit).
 
-use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
+#[path = "common/mod.rs"]
+mod common;
+
+use std::io::Read;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
 use chrono::{Days, NaiveDate};
+use common::{binary, start_sandbox};
 
 /// One benchmark point.
 struct Point {
@@ -79,12 +83,6 @@ struct Usage {
     ok: bool,
 }
 
-fn binary() -> PathBuf {
-    std::env::var_os("MB_BENCH_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_maribank-etl")))
-}
-
 /// Waits for `child` and returns its resource usage.
 fn wait_usage(child: &mut Child, started: Instant) -> Usage {
     let pid = child.id() as libc::pid_t;
@@ -101,34 +99,6 @@ fn wait_usage(child: &mut Child, started: Instant) -> Usage {
         max_rss_kib: ru.ru_maxrss as u64,
         ok: libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
     }
-}
-
-/// The sandbox child serving `p`'s data; returns it and its base URL.
-fn start_sandbox(p: &Point, from: NaiveDate, to: NaiveDate) -> (Child, String) {
-    let mut child = Command::new(binary())
-        .args(["sandbox", "--listen", "127.0.0.1:0", "--qps", "0"])
-        .args(["--accounts", &p.accounts.to_string()])
-        .args(["--txns-per-day", &p.per_day.to_string()])
-        .args(["--from", &from.to_string(), "--to", &to.to_string()])
-        .args(["--now", "2027-06-01T00:00:00Z"])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the release binary runs");
-    let mut out = BufReader::new(child.stdout.take().expect("piped"));
-    let mut base = None;
-    let mut line = String::new();
-    while base.is_none() && out.read_line(&mut line).unwrap_or(0) > 0 {
-        base = line
-            .trim()
-            .strip_prefix("MARIBANK_BASE_URL=")
-            .map(str::to_string);
-        line.clear();
-    }
-    // Keep reading its stdout so it never blocks on a full pipe.
-    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-    (child, base.expect("the sandbox prints its base URL"))
 }
 
 /// Sums "N rows written" over the run summary's stream lines.
@@ -159,7 +129,7 @@ fn dir_bytes(p: &Path) -> u64 {
 fn run_point(p: &Point) {
     let from = NaiveDate::from_ymd_opt(2026, 1, 1).expect("a date");
     let end = from + Days::new(p.days);
-    let (mut sandbox, base) = start_sandbox(p, from, end + Days::new(1));
+    let (mut sandbox, base) = start_sandbox(p.accounts, p.per_day, from, end + Days::new(1));
     let tmp = std::env::temp_dir().join(format!("mb-e2e-{}-{}", std::process::id(), p.name));
     let _ = std::fs::remove_dir_all(&tmp);
     let started = Instant::now();

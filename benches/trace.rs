@@ -8,14 +8,17 @@
 //! --bench trace` for a smaller warehouse. The sync is setup and not timed here (see the e2e
 //! bench). `MB_BENCH_BIN` runs another build of the binary.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use chrono::{Days, NaiveDate};
+use common::{binary, start_sandbox};
 use maribank_etl::load::{Destination, list_partitions, read_columns};
 use maribank_etl::registry::Stream;
 
@@ -23,39 +26,6 @@ const ACCOUNTS: u32 = 3;
 const DAYS: u64 = 30;
 /// Runs of `trace` per id.
 const RUNS: usize = 5;
-
-fn binary() -> PathBuf {
-    std::env::var_os("MB_BENCH_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_maribank-etl")))
-}
-
-/// The sandbox child; returns it and its base URL.
-fn start_sandbox(per_day: u32, from: NaiveDate, to: NaiveDate) -> (Child, String) {
-    let mut child = Command::new(binary())
-        .args(["sandbox", "--listen", "127.0.0.1:0", "--qps", "0"])
-        .args(["--accounts", &ACCOUNTS.to_string()])
-        .args(["--txns-per-day", &per_day.to_string()])
-        .args(["--from", &from.to_string(), "--to", &to.to_string()])
-        .args(["--now", "2027-06-01T00:00:00Z"])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the release binary runs");
-    let mut out = BufReader::new(child.stdout.take().expect("piped"));
-    let mut base = None;
-    let mut line = String::new();
-    while base.is_none() && out.read_line(&mut line).unwrap_or(0) > 0 {
-        base = line
-            .trim()
-            .strip_prefix("MARIBANK_BASE_URL=")
-            .map(str::to_string);
-        line.clear();
-    }
-    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-    (child, base.expect("the sandbox prints its base URL"))
-}
 
 /// Syncs every stream of `from..end` into `wh` with the raw archive on.
 fn sync(base: &str, wh: &Path, from: NaiveDate, end: NaiveDate) {
@@ -183,7 +153,7 @@ fn main() {
     let tmp = std::env::temp_dir().join(format!("mb-bench-trace-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     let wh = tmp.join("wh");
-    let (mut sandbox, base) = start_sandbox(per_day, from, end + Days::new(45));
+    let (mut sandbox, base) = start_sandbox(ACCOUNTS, per_day, from, end + Days::new(45));
     let t0 = Instant::now();
     sync(&base, &wh, from, end);
     let _ = sandbox.kill();
