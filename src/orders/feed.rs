@@ -250,26 +250,27 @@ impl Feed {
         Ok(self.state.get_json(&rel).await?.unwrap_or_default())
     }
 
-    /// Removes the facts of `account`'s segments that `order_status` fully reflects: a segment
-    /// followed by one starting at or below the `applied` mark (segments are applied in order,
-    /// so every change of the earlier one is applied). The facts serve only to repair a step
+    /// Removes the facts of `account`'s segments that `order_status` fully reflects. Every
+    /// segment gets its facts before it is committed, so the facts objects not yet removed are
+    /// consecutive segments: one followed by another starting at or below the `applied` mark is
+    /// applied whole (segments are applied in order). The facts serve only to repair a step
     /// that crashed between its commit and `order_status`; kept forever they would grow the
-    /// state by about the feed's own size. The newest segment's facts stay. Returns how many
-    /// were removed.
+    /// state by about the feed's own size. The newest segment's facts stay. Lists only the few
+    /// facts objects, never the whole feed. Returns how many were removed.
     pub async fn prune_facts(&self, account: &str) -> Result<u64, OrdersError> {
         let applied = self.applied(account).await?;
-        let starts = self.segment_starts(account).await?;
         let dir = format!("facts/{}", seg(account));
-        let kept: BTreeSet<i64> = self
+        let mut kept: Vec<i64> = self
             .state
             .list_names(&dir, None)
             .await?
             .iter()
             .filter_map(|n| n.strip_suffix(".json")?.parse().ok())
             .collect();
+        kept.sort_unstable();
         let mut removed = 0;
-        for w in starts.windows(2) {
-            if w[1] <= applied && kept.contains(&w[0]) {
+        for w in kept.windows(2) {
+            if w[1] <= applied {
                 self.state
                     .delete(&format!("{dir}/{:020}.json", w[0]))
                     .await?;
