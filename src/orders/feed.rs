@@ -209,11 +209,15 @@ impl Feed {
         let Some(first) = changes.first() else {
             return Ok(());
         };
-        let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
+        // Serialised first, compressed in one call: serde's many small writes straight into
+        // the encoder cost more than the compression itself.
+        let mut lines = Vec::with_capacity(changes.len() * 700);
         for c in changes {
-            serde_json::to_writer(&mut gz, c).expect("a change serialises");
-            gz.write_all(b"\n").expect("writing to memory");
+            serde_json::to_writer(&mut lines, c).expect("a change serialises");
+            lines.push(b'\n');
         }
+        let mut gz = GzEncoder::new(Vec::with_capacity(lines.len() / 8), Compression::fast());
+        gz.write_all(&lines).expect("writing to memory");
         let body = gz.finish().expect("writing to memory");
         let known = format!("accounts/{}.json", seg(account));
         self.state.create_json(&known, &account).await?;
@@ -234,10 +238,12 @@ impl Feed {
         &self,
         account: &str,
         first: i64,
-        facts: &std::collections::BTreeMap<String, super::facts::Facts>,
+        facts: &[(&str, &super::facts::Facts)],
     ) -> Result<(), OrdersError> {
         let rel = format!("facts/{}/{first:020}.json", seg(account));
-        Ok(self.state.put_json(&rel, facts).await?)
+        // A JSON object by order id (compact: it is read back only by a repair).
+        let body = serde_json::to_vec(&FactsByOrder(facts)).expect("facts serialise");
+        Ok(self.state.put_raw(&rel, body).await?)
     }
 
     /// The facts kept with the segment starting at `first`.
@@ -411,6 +417,15 @@ impl Feed {
 
 /// The name suffix of the segments this version writes.
 const SEGMENT: &str = ".jsonl.gz";
+
+/// Facts by order id, serialised as one JSON object.
+struct FactsByOrder<'a>(&'a [(&'a str, &'a super::facts::Facts)]);
+
+impl serde::Serialize for FactsByOrder<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+    }
+}
 
 /// The first sequence a segment's object name carries (`<seq>.jsonl.gz`, or `<seq>.jsonl` as
 /// written before segments were compressed).

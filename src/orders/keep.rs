@@ -133,14 +133,16 @@ impl Keeper<'_> {
         // partition by `write_days`, whose other orders stay).
         let days: BTreeSet<i32> = found.values().flatten().copied().collect();
         let mut rows = Vec::new();
+        let mut kept = Vec::new();
         let mut mine: BTreeMap<String, Vec<StatusRow>> = BTreeMap::new();
         for d in &days {
-            for r in store.read_day(*d).await? {
-                match latest.contains_key(r.external_order_id.as_str()) {
-                    true => mine.entry(r.external_order_id.clone()).or_default().push(r),
-                    false => rows.push(r),
-                }
+            let (picked, others) = store
+                .read_day_split(*d, |id| latest.contains_key(id))
+                .await?;
+            for r in picked {
+                mine.entry(r.external_order_id.clone()).or_default().push(r);
             }
+            kept.extend(others);
         }
         for c in latest.values() {
             let mut stored = mine.remove(&c.external_order_id).unwrap_or_default();
@@ -165,7 +167,7 @@ impl Keeper<'_> {
             }
             rows.push(row);
         }
-        store.write_days(&days, rows, &self.lineage).await?;
+        store.write_days(&days, rows, kept, &self.lineage).await?;
         self.feed.set_applied(account, last).await?;
         Ok(tail.len() as u64)
     }
@@ -231,7 +233,7 @@ impl Keeper<'_> {
             .collect();
         let found = store.locate(&wanted, self.lookback_days).await?;
         let days: BTreeSet<i32> = found.values().flatten().copied().collect();
-        let mut kept: Vec<StatusRow> = Vec::new();
+        let mut kept = Vec::new();
         let mut touched: BTreeMap<String, Touched> = fresh
             .orders
             .into_iter()
@@ -244,20 +246,23 @@ impl Keeper<'_> {
             })
             .collect();
         for d in &days {
-            for r in store.read_day(*d).await? {
-                match touched.get_mut(&r.external_order_id) {
-                    Some(t) => t.stored.push(r),
-                    None => kept.push(r),
+            let (picked, others) = store
+                .read_day_split(*d, |id| touched.contains_key(id))
+                .await?;
+            for r in picked {
+                if let Some(t) = touched.get_mut(&r.external_order_id) {
+                    t.stored.push(r);
                 }
             }
+            kept.extend(others);
         }
         sum.orders += touched.len() as u64;
         let (mut rows, pending) = self.recompute(account, touched);
-        let changes = self.commit(account, &pending, &rows).await?;
+        let changes = self.commit(account, pending, &rows).await?;
         apply_sequences(&mut rows, &changes);
-        let mut all = kept;
-        all.extend(rows);
-        sum.rows_written += store.write_days(&days, all, &self.lineage).await?;
+        sum.rows_written += store
+            .write_days(&days, rows, kept, &self.lineage)
+            .await?;
         if let Some(last) = changes.last() {
             self.write_changes(&changes).await?;
             self.feed.set_applied(account, last.sequence).await?;
@@ -342,36 +347,29 @@ impl Keeper<'_> {
     async fn commit(
         &self,
         account: &str,
-        pending: &[Change],
+        mut changes: Vec<Change>,
         rows: &[StatusRow],
     ) -> Result<Vec<Change>, OrdersError> {
-        if pending.is_empty() {
-            return Ok(vec![]);
+        if changes.is_empty() {
+            return Ok(changes);
         }
-        let first = self.feed.allocate(pending.len() as i64).await?;
-        let changed: BTreeSet<&str> = pending
+        let first = self.feed.allocate(changes.len() as i64).await?;
+        let changed: BTreeSet<&str> = changes
             .iter()
             .map(|c| c.external_order_id.as_str())
             .collect();
-        let facts: BTreeMap<String, Facts> = rows
+        let facts: Vec<(&str, &Facts)> = rows
             .iter()
             .filter(|r| changed.contains(r.external_order_id.as_str()))
-            .map(|r| (r.external_order_id.clone(), r.facts.clone()))
+            .map(|r| (r.external_order_id.as_str(), &r.facts))
             .collect();
         self.feed.put_facts(account, first, &facts).await?;
+        drop(changed);
         let pipeline = self.feed.pipeline();
-        let changes: Vec<Change> = pending
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                let sequence = first + i as i64;
-                Change {
-                    sequence,
-                    idempotency_key: Change::key(pipeline, sequence),
-                    ..c.clone()
-                }
-            })
-            .collect();
+        for (i, c) in changes.iter_mut().enumerate() {
+            c.sequence = first + i as i64;
+            c.idempotency_key = Change::key(pipeline, c.sequence);
+        }
         self.feed.commit(account, &changes).await?;
         Ok(changes)
     }

@@ -3,7 +3,11 @@
 //! writing back the ones that changed.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::Arc;
 
+use arrow::array::{AsArray, BooleanArray, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow::compute::{filter_record_batch, not};
+use arrow::datatypes::Date32Type;
 use object_store::path::Path;
 
 use super::OrdersError;
@@ -14,7 +18,7 @@ use crate::contract::paths::encode_segment;
 use crate::load::partition::date_text;
 use crate::load::reader::delete_file;
 use crate::load::{
-    Destination, PartitionKey, TableWriter, WriteMode, WriterConfig, list_partitions, read_columns,
+    Destination, LoadError, PartitionKey, TableWriter, WriteMode, WriterConfig, list_partitions, read_columns,
 };
 use crate::transform::Lineage;
 
@@ -133,33 +137,70 @@ impl<'a> AccountStatus<'a> {
         Ok(out)
     }
 
-    /// Writes `rows` (each into its `business_date`'s partition). `read` are the partitions
-    /// the caller read whole: they become exactly the rows given (a day left without rows
-    /// loses its file). A row landing in a partition the caller did not read is added to it:
-    /// that partition's other orders are read back and kept (only an older row of the same
-    /// order is dropped), so no order's row is ever lost by being written next to it.
-    /// Returns the rows written.
+    /// The rows of the partition of `day` split in two: those of the orders `mine` picks, as
+    /// rows, and the others as Arrow batches, to be written back as they are
+    /// ([`AccountStatus::write_days`]) without being decoded.
+    pub async fn read_day_split(
+        &self,
+        day: i32,
+        mine: impl Fn(&str) -> bool,
+    ) -> Result<(Vec<StatusRow>, Vec<RecordBatch>), OrdersError> {
+        let Some(path) = self.parts.get(&day) else {
+            return Ok((vec![], vec![]));
+        };
+        let Some(batches) = read_columns(self.dest, &ORDER_STATUS, path, &[]).await? else {
+            return Ok((vec![], vec![]));
+        };
+        let (mut rows, mut others) = (Vec::new(), Vec::new());
+        for b in &batches {
+            let ids = b
+                .column_by_name("external_order_id")
+                .ok_or_else(|| OrdersError::Corrupt(format!("{path}: no external_order_id")))?
+                .as_string::<i32>();
+            let picked: BooleanArray = ids.iter().map(|id| Some(id.is_some_and(&mine))).collect();
+            if picked.true_count() > 0 {
+                rows.extend(read_status(&filter_record_batch(b, &picked).map_err(LoadError::from)?)?);
+            }
+            if picked.false_count() > 0 {
+                let rest = not(&picked).and_then(|m| filter_record_batch(b, &m));
+                others.push(rest.map_err(LoadError::from)?);
+            }
+        }
+        Ok((rows, others))
+    }
+
+    /// Writes `rows` (each into its `business_date`'s partition) and `kept`, rows read back
+    /// untouched (each stays in its partition). `read` are the partitions the caller read
+    /// whole: they become exactly the rows given (a day left without rows loses its file). A
+    /// row landing in a partition the caller did not read is added to it: that partition's
+    /// other orders are read back and kept (only an older row of the same order is dropped),
+    /// so no order's row is ever lost by being written next to it. Every row written carries
+    /// `lineage`. Returns the rows written.
     pub async fn write_days(
         &mut self,
         read: &BTreeSet<i32>,
-        mut rows: Vec<StatusRow>,
+        rows: Vec<StatusRow>,
+        mut kept: Vec<RecordBatch>,
         lineage: &Lineage,
     ) -> Result<u64, OrdersError> {
-        let filled: BTreeSet<i32> = rows.iter().map(|r| r.business_date).collect();
+        let mut filled: BTreeSet<i32> = rows.iter().map(|r| r.business_date).collect();
+        for b in &kept {
+            let days = b
+                .column_by_name("business_date")
+                .ok_or_else(|| OrdersError::Corrupt("kept rows without business_date".into()))?
+                .as_primitive::<Date32Type>();
+            filled.extend(days.iter().flatten());
+        }
         let unread: Vec<i32> = filled
             .difference(read)
             .filter(|d| self.parts.contains_key(d))
             .copied()
             .collect();
         if !unread.is_empty() {
-            let ids: HashSet<String> = rows.iter().map(|r| r.external_order_id.clone()).collect();
+            let ids: HashSet<&str> = rows.iter().map(|r| r.external_order_id.as_str()).collect();
             for d in unread {
-                let others = self.read_day(d).await?;
-                rows.extend(
-                    others
-                        .into_iter()
-                        .filter(|r| !ids.contains(&r.external_order_id)),
-                );
+                let (_, others) = self.read_day_split(d, |id| ids.contains(id)).await?;
+                kept.extend(others);
             }
         }
         let mut writer = TableWriter::new(
@@ -170,6 +211,10 @@ impl<'a> AccountStatus<'a> {
         );
         for chunk in rows.chunks(8192) {
             writer.write(&status_batch(chunk, lineage)?)?;
+        }
+        drop(rows);
+        for b in kept {
+            writer.write(&restamp(b, lineage)?)?;
         }
         let summary = writer.finish().await?;
         for d in read.difference(&filled) {
@@ -189,6 +234,27 @@ impl<'a> AccountStatus<'a> {
         }
         Ok(summary.rows_written)
     }
+}
+
+/// `batch` with the lineage columns of `lineage` (a partition rewritten carries the run that
+/// wrote it on every row, untouched ones included).
+fn restamp(batch: RecordBatch, lineage: &Lineage) -> Result<RecordBatch, OrdersError> {
+    let n = batch.num_rows();
+    let schema = batch.schema();
+    let mut cols = batch.columns().to_vec();
+    for (i, f) in schema.fields().iter().enumerate() {
+        match f.name().as_str() {
+            "_run_id" => cols[i] = Arc::new(StringArray::from(vec![lineage.run_id.as_str(); n])),
+            "_extracted_at" => {
+                cols[i] = Arc::new(
+                    TimestampMicrosecondArray::from(vec![lineage.extracted_at_us; n])
+                        .with_timezone("UTC"),
+                )
+            }
+            _ => {}
+        }
+    }
+    Ok(RecordBatch::try_new(schema, cols).map_err(LoadError::from)?)
 }
 
 #[cfg(test)]
@@ -214,7 +280,7 @@ mod tests {
             empty_row("A", "O2", d1),
             empty_row("A", "O3", d2),
         ];
-        s.write_days(&BTreeSet::new(), rows, &lineage)
+        s.write_days(&BTreeSet::new(), rows, vec![], &lineage)
             .await
             .unwrap();
         // O4 lands in d1 unread; O3 (read from d2) moves to d1 too: d1 keeps O1 and O2, d2
@@ -224,7 +290,7 @@ mod tests {
         o3.business_date = d1;
         let read = BTreeSet::from([d2]);
         let n = s
-            .write_days(&read, vec![empty_row("A", "O4", d1), o3], &lineage)
+            .write_days(&read, vec![empty_row("A", "O4", d1), o3], vec![], &lineage)
             .await
             .unwrap();
         assert_eq!(n, 4);
@@ -239,7 +305,7 @@ mod tests {
         let mut s = s;
         let mut o1 = empty_row("A", "O1", d1);
         o1.version = 2;
-        s.write_days(&BTreeSet::new(), vec![o1], &lineage)
+        s.write_days(&BTreeSet::new(), vec![o1], vec![], &lineage)
             .await
             .unwrap();
         let s = AccountStatus::open(&dest, "A").await.unwrap();

@@ -161,8 +161,13 @@ impl StateStore {
 
     /// Writes a JSON object in one atomic put.
     pub async fn put_json<T: Serialize>(&self, rel: &str, value: &T) -> Result<(), StateError> {
-        let path = self.path(rel);
         let body = serde_json::to_vec_pretty(value).expect("state serialises");
+        self.put_raw(rel, body).await
+    }
+
+    /// Writes bytes in one atomic put.
+    pub async fn put_raw(&self, rel: &str, body: Vec<u8>) -> Result<(), StateError> {
+        let path = self.path(rel);
         self.store
             .put(&path, PutPayload::from(body))
             .await
