@@ -260,9 +260,7 @@ impl Keeper<'_> {
         let (mut rows, pending) = self.recompute(account, touched);
         let changes = self.commit(account, pending, &rows).await?;
         apply_sequences(&mut rows, &changes);
-        sum.rows_written += store
-            .write_days(&days, rows, kept, &self.lineage)
-            .await?;
+        sum.rows_written += store.write_days(&days, rows, kept, &self.lineage).await?;
         if let Some(last) = changes.last() {
             self.write_changes(&changes).await?;
             self.feed.set_applied(account, last.sequence).await?;

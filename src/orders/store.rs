@@ -18,7 +18,8 @@ use crate::contract::paths::encode_segment;
 use crate::load::partition::date_text;
 use crate::load::reader::delete_file;
 use crate::load::{
-    Destination, LoadError, PartitionKey, TableWriter, WriteMode, WriterConfig, list_partitions, read_columns,
+    Destination, LoadError, PartitionKey, TableWriter, WriteMode, WriterConfig, list_partitions,
+    read_columns,
 };
 use crate::transform::Lineage;
 
@@ -60,20 +61,24 @@ impl<'a> AccountStatus<'a> {
         })
     }
 
-    async fn ids(&self, day: i32) -> Result<Vec<String>, OrdersError> {
+    /// Calls `seen` with each order id stored in the partition of `day` (read as one column,
+    /// the ids borrowed from it).
+    async fn each_id(&self, day: i32, mut seen: impl FnMut(&str)) -> Result<(), OrdersError> {
         let Some(path) = self.parts.get(&day) else {
-            return Ok(vec![]);
+            return Ok(());
         };
         let cols = ["external_order_id"];
         let Some(batches) = read_columns(self.dest, &ORDER_STATUS, path, &cols).await? else {
-            return Ok(vec![]);
+            return Ok(());
         };
-        let mut out = Vec::new();
         for b in &batches {
-            let a = arrow::array::AsArray::as_string::<i32>(b.column(0));
-            out.extend(a.iter().flatten().map(str::to_string));
+            b.column(0)
+                .as_string::<i32>()
+                .iter()
+                .flatten()
+                .for_each(&mut seen);
         }
-        Ok(out)
+        Ok(())
     }
 
     /// The days whose partitions hold each wanted order: the partitions within `lookback`
@@ -96,28 +101,31 @@ impl<'a> AccountStatus<'a> {
             .range(lo - lookback..=hi + lookback)
             .map(|(d, _)| *d)
             .collect();
+        let keys: HashSet<&str> = wanted.keys().map(String::as_str).collect();
         for d in near.iter().rev() {
-            for id in self.ids(*d).await? {
-                if wanted.contains_key(&id) {
-                    found.entry(id).or_default().push(*d);
+            self.each_id(*d, |id| {
+                if keys.contains(id) {
+                    found.entry(id.to_string()).or_default().push(*d);
                 }
-            }
+            })
+            .await?;
         }
-        let mut far: BTreeSet<&String> = wanted
+        let mut far: HashSet<&str> = wanted
             .iter()
             .filter(|(id, w)| w.2 && !found.contains_key(*id))
-            .map(|(id, _)| id)
+            .map(|(id, _)| id.as_str())
             .collect();
         let older: Vec<i32> = self.parts.range(..lo - lookback).map(|(d, _)| *d).collect();
         for d in older.iter().rev() {
             if far.is_empty() {
                 break;
             }
-            for id in self.ids(*d).await? {
-                if far.remove(&id) {
-                    found.entry(id).or_default().push(*d);
+            self.each_id(*d, |id| {
+                if far.remove(id) {
+                    found.entry(id.to_string()).or_default().push(*d);
                 }
-            }
+            })
+            .await?;
         }
         Ok(found)
     }
@@ -159,7 +167,9 @@ impl<'a> AccountStatus<'a> {
                 .as_string::<i32>();
             let picked: BooleanArray = ids.iter().map(|id| Some(id.is_some_and(&mine))).collect();
             if picked.true_count() > 0 {
-                rows.extend(read_status(&filter_record_batch(b, &picked).map_err(LoadError::from)?)?);
+                rows.extend(read_status(
+                    &filter_record_batch(b, &picked).map_err(LoadError::from)?,
+                )?);
             }
             if picked.false_count() > 0 {
                 let rest = not(&picked).and_then(|m| filter_record_batch(b, &m));
