@@ -189,18 +189,18 @@ impl<'a> AccountStatus<'a> {
     pub async fn write_days(
         &mut self,
         read: &BTreeSet<i32>,
-        rows: Vec<StatusRow>,
+        mut rows: Vec<StatusRow>,
         mut kept: Vec<RecordBatch>,
         lineage: &Lineage,
     ) -> Result<u64, OrdersError> {
-        let mut filled: BTreeSet<i32> = rows.iter().map(|r| r.business_date).collect();
-        for b in &kept {
+        let day_of = |b: &RecordBatch| -> Result<Option<i32>, OrdersError> {
             let days = b
                 .column_by_name("business_date")
                 .ok_or_else(|| OrdersError::Corrupt("kept rows without business_date".into()))?
                 .as_primitive::<Date32Type>();
-            filled.extend(days.iter().flatten());
-        }
+            Ok(days.iter().flatten().next())
+        };
+        let mut filled: BTreeSet<i32> = rows.iter().map(|r| r.business_date).collect();
         let unread: Vec<i32> = filled
             .difference(read)
             .filter(|d| self.parts.contains_key(d))
@@ -213,19 +213,36 @@ impl<'a> AccountStatus<'a> {
                 kept.extend(others);
             }
         }
+        // Each kept batch is of one partition (read day by day).
+        let mut kept_by_day: BTreeMap<i32, Vec<RecordBatch>> = BTreeMap::new();
+        for b in kept {
+            if let Some(d) = day_of(&b)? {
+                kept_by_day.entry(d).or_default().push(b);
+            }
+        }
+        filled.extend(kept_by_day.keys());
         let mut writer = TableWriter::new(
             self.dest,
             &ORDER_STATUS,
             WriteMode::Replace,
             WriterConfig::default(),
         );
-        for chunk in rows.chunks(8192) {
-            writer.write(&status_batch(chunk, lineage)?)?;
+        // Partition by partition: each is given together and is spilled, if at all, as one run
+        // that is already its file (rows interleaved across days would spill every partition
+        // many times and merge the runs again).
+        rows.sort_by_key(|r| r.business_date);
+        let mut rest = rows.as_slice();
+        for d in &filled {
+            let n = rest.partition_point(|r| r.business_date == *d);
+            for chunk in rest[..n].chunks(8192) {
+                writer.write(&status_batch(chunk, lineage)?)?;
+            }
+            rest = &rest[n..];
+            for b in kept_by_day.remove(d).unwrap_or_default() {
+                writer.write(&restamp(b, lineage)?)?;
+            }
         }
         drop(rows);
-        for b in kept {
-            writer.write(&restamp(b, lineage)?)?;
-        }
         let summary = writer.finish().await?;
         for d in read.difference(&filled) {
             if let Some(p) = self.parts.remove(d) {
