@@ -84,7 +84,7 @@ pub async fn apply(
                 None => {}
             }
         }
-        store.write_days(&days, rows, vec![], lineage).await?;
+        store.write_days(&days, rows, lineage).await?;
     }
     Ok((annotated, missing))
 }

@@ -27,8 +27,8 @@ use crate::contract::business_day::{date_of, day_number};
 use crate::load::{Destination, TableWriter, WriteMode, WriterConfig};
 use crate::transform::Lineage;
 
-/// Pending days folded in at a time (memory holds about this many days of one account, plus
-/// the rows of the partitions its orders live in).
+/// Pending days folded in at a time (memory holds the orders of about this many days of one
+/// account, plus one stored partition at a time).
 pub const CHUNK_DAYS: usize = 7;
 
 /// Default `[orders] lookback_days`: how far around a touched day an order's row is looked
@@ -133,16 +133,11 @@ impl Keeper<'_> {
         // partition by `write_days`, whose other orders stay).
         let days: BTreeSet<i32> = found.values().flatten().copied().collect();
         let mut rows = Vec::new();
-        let mut kept = Vec::new();
         let mut mine: BTreeMap<String, Vec<StatusRow>> = BTreeMap::new();
         for d in &days {
-            let (picked, others) = store
-                .read_day_split(*d, |id| latest.contains_key(id))
-                .await?;
-            for r in picked {
+            for r in store.picked_rows(*d, |id| latest.contains_key(id)).await? {
                 mine.entry(r.external_order_id.clone()).or_default().push(r);
             }
-            kept.extend(others);
         }
         for c in latest.values() {
             let mut stored = mine.remove(&c.external_order_id).unwrap_or_default();
@@ -167,7 +162,7 @@ impl Keeper<'_> {
             }
             rows.push(row);
         }
-        store.write_days(&days, rows, kept, &self.lineage).await?;
+        store.write_days(&days, rows, &self.lineage).await?;
         self.feed.set_applied(account, last).await?;
         Ok(tail.len() as u64)
     }
@@ -233,7 +228,6 @@ impl Keeper<'_> {
             .collect();
         let found = store.locate(&wanted, self.lookback_days).await?;
         let days: BTreeSet<i32> = found.values().flatten().copied().collect();
-        let mut kept = Vec::new();
         let mut touched: BTreeMap<String, Touched> = fresh
             .orders
             .into_iter()
@@ -246,21 +240,17 @@ impl Keeper<'_> {
             })
             .collect();
         for d in &days {
-            let (picked, others) = store
-                .read_day_split(*d, |id| touched.contains_key(id))
-                .await?;
-            for r in picked {
+            for r in store.picked_rows(*d, |id| touched.contains_key(id)).await? {
                 if let Some(t) = touched.get_mut(&r.external_order_id) {
                     t.stored.push(r);
                 }
             }
-            kept.extend(others);
         }
         sum.orders += touched.len() as u64;
         let (mut rows, pending) = self.recompute(account, touched);
         let changes = self.commit(account, pending, &rows).await?;
         apply_sequences(&mut rows, &changes);
-        sum.rows_written += store.write_days(&days, rows, kept, &self.lineage).await?;
+        sum.rows_written += store.write_days(&days, rows, &self.lineage).await?;
         if let Some(last) = changes.last() {
             self.write_changes(&changes).await?;
             self.feed.set_applied(account, last.sequence).await?;

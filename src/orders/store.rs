@@ -6,8 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
 use arrow::array::{AsArray, BooleanArray, RecordBatch, StringArray, TimestampMicrosecondArray};
-use arrow::compute::{filter_record_batch, not};
-use arrow::datatypes::Date32Type;
+use arrow::compute::filter_record_batch;
 use object_store::path::Path;
 
 use super::OrdersError;
@@ -145,82 +144,75 @@ impl<'a> AccountStatus<'a> {
         Ok(out)
     }
 
-    /// The rows of the partition of `day` split in two: those of the orders `mine` picks, as
-    /// rows, and the others as Arrow batches, to be written back as they are
-    /// ([`AccountStatus::write_days`]) without being decoded.
-    pub async fn read_day_split(
+    /// The rows of the orders `mine` picks in the partition of `day`.
+    pub async fn picked_rows(
         &self,
         day: i32,
         mine: impl Fn(&str) -> bool,
-    ) -> Result<(Vec<StatusRow>, Vec<RecordBatch>), OrdersError> {
+    ) -> Result<Vec<StatusRow>, OrdersError> {
+        let mut rows = Vec::new();
+        for b in self.split_day(day, &mine, true).await? {
+            rows.extend(read_status(&b)?);
+        }
+        Ok(rows)
+    }
+
+    /// The rows of the partition of `day` whose orders `mine` does not pick, as Arrow batches
+    /// (written back as they are, never decoded into rows).
+    async fn other_rows(
+        &self,
+        day: i32,
+        mine: impl Fn(&str) -> bool,
+    ) -> Result<Vec<RecordBatch>, OrdersError> {
+        self.split_day(day, &mine, false).await
+    }
+
+    /// The batches of the partition of `day` filtered to the orders `mine` picks (`picked`)
+    /// or to the others.
+    async fn split_day(
+        &self,
+        day: i32,
+        mine: &impl Fn(&str) -> bool,
+        picked: bool,
+    ) -> Result<Vec<RecordBatch>, OrdersError> {
         let Some(path) = self.parts.get(&day) else {
-            return Ok((vec![], vec![]));
+            return Ok(vec![]);
         };
         let Some(batches) = read_columns(self.dest, &ORDER_STATUS, path, &[]).await? else {
-            return Ok((vec![], vec![]));
+            return Ok(vec![]);
         };
-        let (mut rows, mut others) = (Vec::new(), Vec::new());
+        let mut out = Vec::new();
         for b in &batches {
             let ids = b
                 .column_by_name("external_order_id")
                 .ok_or_else(|| OrdersError::Corrupt(format!("{path}: no external_order_id")))?
                 .as_string::<i32>();
-            let picked: BooleanArray = ids.iter().map(|id| Some(id.is_some_and(&mine))).collect();
-            if picked.true_count() > 0 {
-                rows.extend(read_status(
-                    &filter_record_batch(b, &picked).map_err(LoadError::from)?,
-                )?);
-            }
-            if picked.false_count() > 0 {
-                let rest = not(&picked).and_then(|m| filter_record_batch(b, &m));
-                others.push(rest.map_err(LoadError::from)?);
+            let mask: BooleanArray = ids
+                .iter()
+                .map(|id| Some(id.is_some_and(mine) == picked))
+                .collect();
+            if mask.true_count() > 0 {
+                out.push(filter_record_batch(b, &mask).map_err(LoadError::from)?);
             }
         }
-        Ok((rows, others))
+        Ok(out)
     }
 
-    /// Writes `rows` (each into its `business_date`'s partition) and `kept`, rows read back
-    /// untouched (each stays in its partition). `read` are the partitions the caller read
-    /// whole: they become exactly the rows given (a day left without rows loses its file). A
-    /// row landing in a partition the caller did not read is added to it: that partition's
-    /// other orders are read back and kept (only an older row of the same order is dropped),
-    /// so no order's row is ever lost by being written next to it. Every row written carries
-    /// `lineage`. Returns the rows written.
+    /// Writes `rows`, each into its `business_date`'s partition. Every partition written, and
+    /// every one in `read` (those the caller read its orders from), is rewritten as its stored
+    /// rows of other orders (read back now, one partition at a time, passed through as Arrow)
+    /// plus the rows given; a partition left without rows loses its file. So no order's row is
+    /// ever lost by being written next to it, and an order whose row moves to another day
+    /// leaves its old one. Every row written carries `lineage`. Returns the rows written.
     pub async fn write_days(
         &mut self,
         read: &BTreeSet<i32>,
         mut rows: Vec<StatusRow>,
-        mut kept: Vec<RecordBatch>,
         lineage: &Lineage,
     ) -> Result<u64, OrdersError> {
-        let day_of = |b: &RecordBatch| -> Result<Option<i32>, OrdersError> {
-            let days = b
-                .column_by_name("business_date")
-                .ok_or_else(|| OrdersError::Corrupt("kept rows without business_date".into()))?
-                .as_primitive::<Date32Type>();
-            Ok(days.iter().flatten().next())
-        };
         let mut filled: BTreeSet<i32> = rows.iter().map(|r| r.business_date).collect();
-        let unread: Vec<i32> = filled
-            .difference(read)
-            .filter(|d| self.parts.contains_key(d))
-            .copied()
-            .collect();
-        if !unread.is_empty() {
-            let ids: HashSet<&str> = rows.iter().map(|r| r.external_order_id.as_str()).collect();
-            for d in unread {
-                let (_, others) = self.read_day_split(d, |id| ids.contains(id)).await?;
-                kept.extend(others);
-            }
-        }
-        // Each kept batch is of one partition (read day by day).
-        let mut kept_by_day: BTreeMap<i32, Vec<RecordBatch>> = BTreeMap::new();
-        for b in kept {
-            if let Some(d) = day_of(&b)? {
-                kept_by_day.entry(d).or_default().push(b);
-            }
-        }
-        filled.extend(kept_by_day.keys());
+        let ids: HashSet<String> = rows.iter().map(|r| r.external_order_id.clone()).collect();
+        let days: BTreeSet<i32> = read.union(&filled).copied().collect();
         let mut writer = TableWriter::new(
             self.dest,
             &ORDER_STATUS,
@@ -228,17 +220,17 @@ impl<'a> AccountStatus<'a> {
             WriterConfig::default(),
         );
         // Partition by partition: each is given together and is spilled, if at all, as one run
-        // that is already its file (rows interleaved across days would spill every partition
-        // many times and merge the runs again).
+        // that is already its file, and only one partition's stored rows are held at a time.
         rows.sort_by_key(|r| r.business_date);
         let mut rest = rows.as_slice();
-        for d in &filled {
+        for d in &days {
             let n = rest.partition_point(|r| r.business_date == *d);
             for chunk in rest[..n].chunks(8192) {
                 writer.write(&status_batch(chunk, lineage)?)?;
             }
             rest = &rest[n..];
-            for b in kept_by_day.remove(d).unwrap_or_default() {
+            for b in self.other_rows(*d, |id| ids.contains(id)).await? {
+                filled.insert(*d);
                 writer.write(&restamp(b, lineage)?)?;
             }
         }
@@ -307,7 +299,7 @@ mod tests {
             empty_row("A", "O2", d1),
             empty_row("A", "O3", d2),
         ];
-        s.write_days(&BTreeSet::new(), rows, vec![], &lineage)
+        s.write_days(&BTreeSet::new(), rows, &lineage)
             .await
             .unwrap();
         // O4 lands in d1 unread; O3 (read from d2) moves to d1 too: d1 keeps O1 and O2, d2
@@ -317,7 +309,7 @@ mod tests {
         o3.business_date = d1;
         let read = BTreeSet::from([d2]);
         let n = s
-            .write_days(&read, vec![empty_row("A", "O4", d1), o3], vec![], &lineage)
+            .write_days(&read, vec![empty_row("A", "O4", d1), o3], &lineage)
             .await
             .unwrap();
         assert_eq!(n, 4);
@@ -332,7 +324,7 @@ mod tests {
         let mut s = s;
         let mut o1 = empty_row("A", "O1", d1);
         o1.version = 2;
-        s.write_days(&BTreeSet::new(), vec![o1], vec![], &lineage)
+        s.write_days(&BTreeSet::new(), vec![o1], &lineage)
             .await
             .unwrap();
         let s = AccountStatus::open(&dest, "A").await.unwrap();
