@@ -26,7 +26,7 @@ impl Runner {
         for a in accounts {
             let s = keeper.account(&a.id, a.tz).await?;
             if s.orders > 0 || s.repaired > 0 {
-                tracing::info!(account = %a.id, orders = s.orders, changes = s.changes, repaired = s.repaired, "order status kept");
+                tracing::info!(account = %a.id, orders = s.orders, changes = s.changes, rows_written = s.rows_written, repaired = s.repaired, "order status kept");
             }
         }
         Ok(())
