@@ -23,7 +23,7 @@ use thiserror::Error;
 pub use budget::MemoryBudget;
 pub use destination::{Destination, DestinationOptions, StoreKind};
 pub use partition::PartitionKey;
-pub use reader::{StoredPartition, list_partitions, read_columns, read_matching};
+pub use reader::{StoredPartition, file_rows, list_partitions, read_columns, read_matching};
 pub use spill::RowsObserver;
 pub use writer::{FILE_NAME, PartitionSummary, TableWriter, WriteMode, WriteSummary, WriterConfig};
 

@@ -173,6 +173,35 @@ fn folder_values(table: &TableDef, path: &Path) -> Vec<(String, Option<String>)>
         .collect()
 }
 
+/// The number of rows of one stored file, from its footer alone (the rows are not fetched);
+/// `None` when the file does not exist.
+pub async fn file_rows(dest: &Destination, path: &Path) -> Result<Option<u64>, LoadError> {
+    let size = match dest.store.head(path).await {
+        Ok(m) => m.size,
+        Err(object_store::Error::NotFound { .. }) => return Ok(None),
+        Err(e) => {
+            return Err(LoadError::Store {
+                path: path.to_string(),
+                source: e,
+            });
+        }
+    };
+    let reader = RangeReader {
+        store: dest.store.clone(),
+        path: path.clone(),
+        size,
+    };
+    let b = ParquetRecordBatchStreamBuilder::new(reader)
+        .await
+        .map_err(|e| LoadError::Parquet {
+            path: path.to_string(),
+            source: e,
+        })?;
+    Ok(Some(
+        u64::try_from(b.metadata().file_metadata().num_rows()).unwrap_or(0),
+    ))
+}
+
 /// Reads `columns` (all when empty) of the rows of one stored file of `table` whose text
 /// column `column` holds one of `keys`. Only the footer and the row groups whose statistics
 /// admit a key are fetched, so a file sorted by `column` costs about one row group per key.

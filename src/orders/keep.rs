@@ -2,12 +2,13 @@
 //! the status of the orders they touch, and every change is committed to the feed once.
 //!
 //! Per account (under its lease), a step first repairs what a crashed step left (changes
-//! committed to the feed but not yet in `order_status`), then takes the pending days in
-//! chunks of [`CHUNK_DAYS`]: reads their facts, finds the touched orders' rows (the partitions
-//! within `lookback_days` of their days, further back for orders whose payment it did not see),
-//! merges, derives, commits the changes as one feed segment, writes `order_status` and
-//! `order_status_changes`, and only then marks the chunk done. A crash anywhere repeats work,
-//! never a change: a repeated chunk finds the state it committed and changes nothing.
+//! committed to the feed but not yet in `order_status`), then takes the pending days in chunks
+//! of at most [`CHUNK_DAYS`] days and about [`CHUNK_TRANSACTIONS`] transactions: reads their
+//! facts, finds the touched orders' rows (the partitions within `lookback_days` of their days,
+//! further back for orders whose payment it did not see), merges, derives, commits the changes
+//! as one feed segment, writes `order_status` and `order_status_changes`, and only then marks
+//! the chunk done. A crash anywhere repeats work, never a change: a repeated chunk finds the
+//! state it committed and changes nothing.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -24,12 +25,19 @@ use super::status::{State, derive};
 use super::store::{AccountStatus, Wanted};
 use super::table::ORDER_STATUS_CHANGES;
 use crate::contract::business_day::{date_of, day_number};
-use crate::load::{Destination, TableWriter, WriteMode, WriterConfig};
+use crate::contract::paths::encode_segment;
+use crate::load::partition::date_text;
+use crate::load::{Destination, PartitionKey, TableWriter, WriteMode, WriterConfig, file_rows};
 use crate::transform::Lineage;
+use crate::transform::streams::transactions::TRANSACTIONS;
 
-/// Pending days folded in at a time (memory holds the orders of about this many days of one
-/// account, plus one stored partition at a time).
+/// Most pending days folded in at a time.
 pub const CHUNK_DAYS: usize = 7;
+
+/// Most `transactions` rows of the pending days folded in at a time (unless one day holds
+/// more): memory holds the orders of about this many transactions of one account, a few KiB
+/// each, plus one stored partition at a time.
+pub const CHUNK_TRANSACTIONS: u64 = 80_000;
 
 /// Default `[orders] lookback_days`: how far around a touched day an order's row is looked
 /// for before searching further back.
@@ -60,6 +68,8 @@ pub struct Keeper<'a> {
     pub now: DateTime<Utc>,
     /// See [`DEFAULT_LOOKBACK_DAYS`].
     pub lookback_days: i32,
+    /// See [`CHUNK_TRANSACTIONS`].
+    pub chunk_transactions: u64,
 }
 
 /// One touched order while a chunk is folded in.
@@ -77,13 +87,36 @@ impl Keeper<'_> {
         };
         let dirty = self.feed.dirty(account).await?;
         let days: Vec<i32> = dirty.days().into_iter().collect();
-        for chunk in days.chunks(CHUNK_DAYS) {
+        let mut rest = days.as_slice();
+        while !rest.is_empty() {
+            let n = self.chunk_len(account, rest).await?;
+            let (chunk, next) = rest.split_at(n);
+            rest = next;
             let part = dirty.within(chunk[0], chunk[chunk.len() - 1]);
             self.chunk(account, tz, &part, &mut sum).await?;
             self.feed.clear_dirty(account, &part).await?;
         }
         self.feed.prune_facts(account).await?;
         Ok(sum)
+    }
+
+    /// How many of the pending `days` the next chunk takes: up to [`CHUNK_DAYS`], while their
+    /// `transactions` partitions hold at most `chunk_transactions` rows together (counted from
+    /// the files' footers), and at least one day.
+    async fn chunk_len(&self, account: &str, days: &[i32]) -> Result<usize, OrdersError> {
+        let mut rows = 0;
+        for (i, d) in days.iter().take(CHUNK_DAYS).enumerate() {
+            let key = PartitionKey(vec![
+                format!("account_id={}", encode_segment(account)),
+                format!("created_date={}", date_text(*d)),
+            ]);
+            let path = TableWriter::partition_path(self.dest, &TRANSACTIONS, &key);
+            rows += file_rows(self.dest, &path).await?.unwrap_or(0);
+            if i > 0 && rows > self.chunk_transactions {
+                return Ok(i);
+            }
+        }
+        Ok(days.len().min(CHUNK_DAYS))
     }
 
     /// Writes the changes committed after the `applied` mark into `order_status` (state and

@@ -22,6 +22,7 @@ impl Runner {
             lineage: self.ctx.lineage.clone(),
             now: self.clock.now(),
             lookback_days: self.settings.orders.lookback_days as i32,
+            chunk_transactions: crate::orders::keep::CHUNK_TRANSACTIONS,
         };
         for a in accounts {
             let s = keeper.account(&a.id, a.tz).await?;

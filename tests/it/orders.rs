@@ -369,6 +369,80 @@ async fn a_step_killed_after_its_commit_is_finished_without_a_second_change() {
     sb.shutdown().await;
 }
 
+/// Days folded in a few at a time (a chunk bounded by its transactions, as a busy account's
+/// days are) end in the same statuses and amounts as a week at a time: only the number of
+/// intermediate changes differs, each order's still numbered 1, 2 … in order.
+#[tokio::test]
+async fn chunks_bounded_by_transactions_keep_the_same_statuses() {
+    use maribank_etl::orders::{Dirty, Keeper};
+    let sb = Sandbox::start(config()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let wh = dir.path().join("wh");
+    let (start, end) = ("2026-03-02T00:00:00Z", "2026-03-16T00:00:00Z");
+    sync(&sb, dir.path(), &wh, start, end, "").await;
+    let weekly = status_table(&wh);
+    let weekly_changes = all_changes(&feed(&wh)).await.len();
+    // The same ledger folded in again from scratch, at most 100 transactions (two days of an
+    // account here) at a time.
+    let small = dir.path().join("small");
+    for t in ["transactions", "settlements", "disputes"] {
+        if wh.join(t).exists() {
+            copy_dir(&wh.join(t), &small.join(t));
+        }
+    }
+    let dest = Destination::local(&small).unwrap();
+    let f = feed(&small);
+    let (d0, d1) = (
+        maribank_etl::contract::time::parse_date("2026-02-20").unwrap(),
+        maribank_etl::contract::time::parse_date("2026-03-20").unwrap(),
+    );
+    let mut dirty = Dirty::default();
+    for d in d0..=d1 {
+        dirty.transactions.insert(d);
+        dirty.settlements.insert(d);
+        dirty.disputes.insert(d);
+    }
+    let accounts = maribank_etl::sandbox::data::accounts(&config().world_params());
+    assert_eq!(accounts.len(), 3);
+    let keeper = Keeper {
+        dest: &dest,
+        feed: &f,
+        lineage: helpers::lineage("small"),
+        now: instant("2026-03-25T00:00:00Z"),
+        lookback_days: 45,
+        chunk_transactions: 100,
+    };
+    for a in &accounts {
+        f.mark_dirty(&a.id, &dirty).await.unwrap();
+        keeper.account(&a.id, a.tz).await.unwrap();
+    }
+    let small_table = status_table(&small);
+    let strip = |t: &BTreeMap<String, (String, i128, i64)>| -> BTreeMap<String, (String, i128)> {
+        t.iter()
+            .map(|(k, (s, o, _))| (k.clone(), (s.clone(), *o)))
+            .collect()
+    };
+    assert_eq!(strip(&small_table), strip(&weekly));
+    let changes = all_changes(&f).await;
+    assert!(
+        changes.len() > weekly_changes,
+        "{} changes in small chunks, {weekly_changes} a week at a time",
+        changes.len()
+    );
+    oms::assert_in_order(
+        &changes
+            .iter()
+            .map(|c| {
+                (
+                    format!("{}/{}", c.account_id, c.external_order_id),
+                    c.order_version,
+                )
+            })
+            .collect::<Vec<_>>(),
+    );
+    sb.shutdown().await;
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {

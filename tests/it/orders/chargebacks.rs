@@ -68,6 +68,7 @@ async fn a_chargeback_lost_then_won_is_two_changes() {
         lineage: helpers::lineage("t"),
         now: instant(now),
         lookback_days: 45,
+        chunk_transactions: maribank_etl::orders::keep::CHUNK_TRANSACTIONS,
     };
     let items = [
         txn(
