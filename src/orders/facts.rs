@@ -104,23 +104,119 @@ pub struct BatchFact {
     pub updated_us: i64,
 }
 
+/// Facts by id, sorted by id: a map of the one to few entries an order has, kept in one
+/// exactly sized vector (a `BTreeMap` allocates a node of eleven entries for the first one, and
+/// a step holds the facts of tens of thousands of orders at once). Serialised as a JSON object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdMap<V>(Vec<(String, V)>);
+
+impl<V> Default for IdMap<V> {
+    fn default() -> Self {
+        IdMap(Vec::new())
+    }
+}
+
+impl<V> IdMap<V> {
+    fn at(&self, id: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|(k, _)| k.as_str().cmp(id))
+    }
+
+    /// The entry of `id`.
+    pub fn get(&self, id: &str) -> Option<&V> {
+        self.at(id).ok().map(|i| &self.0[i].1)
+    }
+
+    /// The entry of `id`, to change.
+    pub fn get_mut(&mut self, id: &str) -> Option<&mut V> {
+        self.at(id).ok().map(|i| &mut self.0[i].1)
+    }
+
+    /// Puts `v` under `id` (replacing what was there).
+    pub fn insert(&mut self, id: String, v: V) {
+        match self.at(&id) {
+            Ok(i) => self.0[i].1 = v,
+            Err(i) => {
+                self.0.reserve_exact(1);
+                self.0.insert(i, (id, v));
+            }
+        }
+    }
+
+    /// Entries in id order.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &V)> + Clone {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+
+    /// Ids in order.
+    pub fn keys(&self) -> impl Iterator<Item = &String> + Clone {
+        self.0.iter().map(|(k, _)| k)
+    }
+
+    /// Entries in id order.
+    pub fn values(&self) -> impl Iterator<Item = &V> + Clone {
+        self.0.iter().map(|(_, v)| v)
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<V> std::ops::Index<&str> for IdMap<V> {
+    type Output = V;
+    fn index(&self, id: &str) -> &V {
+        self.get(id).expect("an id of the map")
+    }
+}
+
+impl<'a, V> IntoIterator for &'a IdMap<V> {
+    type Item = (&'a String, &'a V);
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (String, V)>,
+        fn(&'a (String, V)) -> (&'a String, &'a V),
+    >;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+}
+
+impl<V: Serialize> Serialize for IdMap<V> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+    }
+}
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for IdMap<V> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // Through a `BTreeMap`: sorted, and a repeated id keeps its last value.
+        let m = BTreeMap::<String, V>::deserialize(d)?;
+        Ok(IdMap(m.into_iter().collect()))
+    }
+}
+
 /// Everything known about one order.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Facts {
     /// Ledger entries by `transaction_id`.
     #[serde(default)]
-    pub txns: BTreeMap<String, TxnFact>,
+    pub txns: IdMap<TxnFact>,
     /// Disputes by `dispute_id`.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub disputes: BTreeMap<String, DisputeFact>,
+    #[serde(default, skip_serializing_if = "IdMap::is_empty")]
+    pub disputes: IdMap<DisputeFact>,
     /// Batches of its payments by `settlement_batch_id`.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub batches: BTreeMap<String, BatchFact>,
+    #[serde(default, skip_serializing_if = "IdMap::is_empty")]
+    pub batches: IdMap<BatchFact>,
 }
 
 /// Puts `new` into `map` unless the stored version is newer; whether anything changed.
 fn newest<V: PartialEq + Clone>(
-    map: &mut BTreeMap<String, V>,
+    map: &mut IdMap<V>,
     id: &str,
     new: &V,
     at: impl Fn(&V) -> i64,
