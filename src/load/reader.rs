@@ -173,9 +173,12 @@ fn folder_values(table: &TableDef, path: &Path) -> Vec<(String, Option<String>)>
         .collect()
 }
 
-/// The number of rows of one stored file, from its footer alone (the rows are not fetched);
-/// `None` when the file does not exist.
-pub async fn file_rows(dest: &Destination, path: &Path) -> Result<Option<u64>, LoadError> {
+/// An async reader of one stored file that fetches byte ranges (the footer first); `None` when
+/// the file does not exist.
+async fn open_ranges(
+    dest: &Destination,
+    path: &Path,
+) -> Result<Option<ParquetRecordBatchStreamBuilder<RangeReader>>, LoadError> {
     let size = match dest.store.head(path).await {
         Ok(m) => m.size,
         Err(object_store::Error::NotFound { .. }) => return Ok(None),
@@ -191,15 +194,21 @@ pub async fn file_rows(dest: &Destination, path: &Path) -> Result<Option<u64>, L
         path: path.clone(),
         size,
     };
-    let b = ParquetRecordBatchStreamBuilder::new(reader)
+    ParquetRecordBatchStreamBuilder::new(reader)
         .await
+        .map(Some)
         .map_err(|e| LoadError::Parquet {
             path: path.to_string(),
             source: e,
-        })?;
-    Ok(Some(
-        u64::try_from(b.metadata().file_metadata().num_rows()).unwrap_or(0),
-    ))
+        })
+}
+
+/// The number of rows of one stored file, from its footer alone (the rows are not fetched);
+/// `None` when the file does not exist.
+pub async fn file_rows(dest: &Destination, path: &Path) -> Result<Option<u64>, LoadError> {
+    Ok(open_ranges(dest, path)
+        .await?
+        .map(|b| u64::try_from(b.metadata().file_metadata().num_rows()).unwrap_or(0)))
 }
 
 /// Reads `columns` (all when empty) of the rows of one stored file of `table` whose text
@@ -215,27 +224,13 @@ pub async fn read_matching(
     keys: &BTreeSet<String>,
     columns: &[&str],
 ) -> Result<Option<Vec<RecordBatch>>, LoadError> {
-    let store_err = |e| LoadError::Store {
-        path: path.to_string(),
-        source: e,
-    };
-    let size = match dest.store.head(path).await {
-        Ok(m) => m.size,
-        Err(object_store::Error::NotFound { .. }) => return Ok(None),
-        Err(e) => return Err(store_err(e)),
+    let Some(b) = open_ranges(dest, path).await? else {
+        return Ok(None);
     };
     let pq = |e| LoadError::Parquet {
         path: path.to_string(),
         source: e,
     };
-    let reader = RangeReader {
-        store: dest.store.clone(),
-        path: path.clone(),
-        size,
-    };
-    let b = ParquetRecordBatchStreamBuilder::new(reader)
-        .await
-        .map_err(pq)?;
     let meta = b.metadata().clone();
     let at = meta
         .file_metadata()

@@ -175,17 +175,6 @@ impl<V> std::ops::Index<&str> for IdMap<V> {
     }
 }
 
-impl<'a, V> IntoIterator for &'a IdMap<V> {
-    type Item = (&'a String, &'a V);
-    type IntoIter = std::iter::Map<
-        std::slice::Iter<'a, (String, V)>,
-        fn(&'a (String, V)) -> (&'a String, &'a V),
-    >;
-    fn into_iter(self) -> Self::IntoIter {
-        self.0.iter().map(|(k, v)| (k, v))
-    }
-}
-
 impl<V: Serialize> Serialize for IdMap<V> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
@@ -234,17 +223,17 @@ impl Facts {
     /// Merges `other` in (newest version per id); the ids that were new or changed.
     pub fn merge(&mut self, other: &Facts) -> Causes {
         let mut c = Causes::default();
-        for (id, t) in &other.txns {
+        for (id, t) in other.txns.iter() {
             if newest(&mut self.txns, id, t, |t| t.updated_us) {
                 c.transaction_ids.push(id.clone());
             }
         }
-        for (id, d) in &other.disputes {
+        for (id, d) in other.disputes.iter() {
             if newest(&mut self.disputes, id, d, |d| d.updated_us) {
                 c.dispute_ids.push(id.clone());
             }
         }
-        for (id, b) in &other.batches {
+        for (id, b) in other.batches.iter() {
             if newest(&mut self.batches, id, b, |b| b.updated_us) {
                 c.settlement_batch_ids.push(id.clone());
             }

@@ -385,7 +385,6 @@ impl Keeper<'_> {
             .map(|r| (r.external_order_id.as_str(), &r.facts))
             .collect();
         self.feed.put_facts(account, first, &facts).await?;
-        drop(changed);
         let pipeline = self.feed.pipeline();
         for (i, c) in changes.iter_mut().enumerate() {
             c.sequence = first + i as i64;

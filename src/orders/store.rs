@@ -131,17 +131,7 @@ impl<'a> AccountStatus<'a> {
 
     /// Every row of the partition of `day` (none when it does not exist).
     pub async fn read_day(&self, day: i32) -> Result<Vec<StatusRow>, OrdersError> {
-        let Some(path) = self.parts.get(&day) else {
-            return Ok(vec![]);
-        };
-        let Some(batches) = read_columns(self.dest, &ORDER_STATUS, path, &[]).await? else {
-            return Ok(vec![]);
-        };
-        let mut out = Vec::new();
-        for b in &batches {
-            out.extend(read_status(b)?);
-        }
-        Ok(out)
+        self.picked_rows(day, |_| true).await
     }
 
     /// The rows of the orders `mine` picks in the partition of `day`.
@@ -191,8 +181,10 @@ impl<'a> AccountStatus<'a> {
                 .iter()
                 .map(|id| Some(id.is_some_and(mine) == picked))
                 .collect();
-            if mask.true_count() > 0 {
-                out.push(filter_record_batch(b, &mask).map_err(LoadError::from)?);
+            match mask.true_count() {
+                0 => {}
+                n if n == b.num_rows() => out.push(b.clone()),
+                _ => out.push(filter_record_batch(b, &mask).map_err(LoadError::from)?),
             }
         }
         Ok(out)
